@@ -1,0 +1,461 @@
+//! A read-only view of raw object JSON: finds pod templates in Pods, workloads and Lists,
+//! and reads the few fields decisions need. Everything else is skipped, never decoded into
+//! a model, never re-encoded: the engine answers with a JSON Patch against these bytes.
+
+use crate::facts::{NodeSelectorTerm, Scheduling, Toleration};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// An error in the object, located by JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pointer}: {message}")]
+pub struct ViewError {
+    pub pointer: String,
+    pub message: String,
+}
+
+fn parse<'a, T: Deserialize<'a>>(raw: &'a str, pointer: &str) -> Result<T, ViewError> {
+    let mut de = serde_json::Deserializer::from_str(raw);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let msg = inner.find(" at line ").map_or(inner.as_str(), |i| &inner[..i]).to_string();
+        let sub = if path == "." { String::new() } else { format!("/{}", path.replace('.', "/")) };
+        ViewError { pointer: format!("{pointer}{sub}"), message: msg }
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    metadata: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    spec: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    items: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct WithTemplate<'a> {
+    #[serde(borrow, default)]
+    template: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CronJobSpec<'a> {
+    #[serde(borrow, default)]
+    job_template: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct JobTemplate<'a> {
+    #[serde(borrow, default)]
+    spec: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct TemplateParts<'a> {
+    #[serde(borrow, default)]
+    metadata: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    spec: Option<&'a RawValue>,
+}
+
+/// The metadata fields the engine reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetaView {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub generate_name: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+impl MetaView {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.as_ref()?.get(key).map(String::as_str)
+    }
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PodOs {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SpecRaw<'a> {
+    #[serde(borrow, default)]
+    containers: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    init_containers: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    volumes: Option<Vec<&'a RawValue>>,
+    #[serde(default)]
+    restart_policy: Option<String>,
+    #[serde(default)]
+    node_name: Option<String>,
+    #[serde(default)]
+    node_selector: Option<BTreeMap<String, String>>,
+    #[serde(borrow, default)]
+    affinity: Option<&'a RawValue>,
+    #[serde(default)]
+    tolerations: Option<Vec<Toleration>>,
+    #[serde(default)]
+    os: Option<PodOs>,
+    #[serde(default)]
+    overhead: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MountView {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub mount_path: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct EnvName {
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ResourcesView {
+    #[serde(default)]
+    pub requests: Option<BTreeMap<String, Value>>,
+}
+
+/// The container fields the engine reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerView {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub volume_mounts: Option<Vec<MountView>>,
+    #[serde(default)]
+    pub env: Option<Vec<EnvName>>,
+    #[serde(default)]
+    pub restart_policy: Option<String>,
+    #[serde(default)]
+    pub resources: Option<ResourcesView>,
+}
+
+/// A container: what the engine reads of it, and its bytes.
+#[derive(Debug, Clone)]
+pub struct ContainerRef<'a> {
+    pub view: ContainerView,
+    pub raw: &'a RawValue,
+}
+
+impl ContainerRef<'_> {
+    /// The container as a JSON value (parsed on demand).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.raw.get()).unwrap_or(Value::Null)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VolumeRef<'a> {
+    pub name: String,
+    pub raw: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct VolumeName {
+    #[serde(default)]
+    name: String,
+}
+
+/// A pod spec as the engine sees it.
+#[derive(Debug, Clone, Default)]
+pub struct PodSpecView<'a> {
+    pub containers: Vec<ContainerRef<'a>>,
+    pub containers_present: bool,
+    pub init_containers: Vec<ContainerRef<'a>>,
+    pub init_containers_present: bool,
+    pub volumes: Vec<VolumeRef<'a>>,
+    pub volumes_present: bool,
+    pub restart_policy: Option<String>,
+    pub affinity: Option<Value>,
+    pub scheduling: Scheduling,
+    pub windows: bool,
+    pub overhead: BTreeMap<String, Value>,
+}
+
+/// One pod template found in an object.
+#[derive(Debug, Clone)]
+pub struct Template<'a> {
+    /// JSON pointer of the template's `metadata`, e.g. `/spec/template/metadata`.
+    pub meta_pointer: String,
+    /// JSON pointer of the pod spec, e.g. `/spec/template/spec`.
+    pub spec_pointer: String,
+    /// Kind of the object that holds the template (Pod, Deployment, ...).
+    pub kind: String,
+    /// Name of that object.
+    pub object_name: Option<String>,
+    /// Namespace of that object.
+    pub object_namespace: Option<String>,
+    pub meta_present: bool,
+    pub meta: MetaView,
+    pub spec: PodSpecView<'a>,
+}
+
+/// The kinds that carry a pod template, and where.
+fn template_route(kind: &str, api_version: &str) -> Option<&'static str> {
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    match (kind, group) {
+        ("Pod", "") => Some("pod"),
+        ("ReplicationController", "") => Some("template"),
+        ("Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet", "apps" | "extensions") => {
+            Some("template")
+        }
+        ("Job", "batch") => Some("template"),
+        ("CronJob", "batch") => Some("cronjob"),
+        _ => None,
+    }
+}
+
+/// Finds the pod templates in an object (recursing into `v1 List` items).
+/// Objects of other kinds yield none.
+pub fn templates<'a>(raw: &'a str) -> Result<Vec<Template<'a>>, ViewError> {
+    let mut out = Vec::new();
+    collect(raw, "", &mut out, 0)?;
+    Ok(out)
+}
+
+fn collect<'a>(raw: &'a str, prefix: &str, out: &mut Vec<Template<'a>>, depth: usize) -> Result<(), ViewError> {
+    let trimmed = raw.trim_start();
+    if !trimmed.starts_with('{') {
+        return Err(ViewError { pointer: if prefix.is_empty() { "/".into() } else { prefix.into() }, message: "expected a JSON object".into() });
+    }
+    let head: Head<'a> = parse(raw, prefix)?;
+    let kind = head.kind.as_deref().unwrap_or("");
+    let api_version = head.api_version.as_deref().unwrap_or("");
+    if kind.ends_with("List") && head.items.is_some() {
+        if depth > 4 {
+            return Err(ViewError { pointer: prefix.into(), message: "Lists nested too deeply".into() });
+        }
+        for (i, item) in head.items.into_iter().flatten().enumerate() {
+            collect(item.get(), &format!("{prefix}/items/{i}"), out, depth + 1)?;
+        }
+        return Ok(());
+    }
+    let Some(route) = template_route(kind, api_version) else {
+        return Ok(());
+    };
+    let object_meta: MetaView = match head.metadata {
+        Some(m) => parse(m.get(), &format!("{prefix}/metadata"))?,
+        None => MetaView::default(),
+    };
+    let (meta_raw, spec_raw, tpl_pointer) = match route {
+        "pod" => (head.metadata, head.spec, prefix.to_string()),
+        _ => {
+            let Some(spec) = head.spec else { return Ok(()) };
+            let (template, pointer) = if route == "cronjob" {
+                let cj: CronJobSpec = parse(spec.get(), &format!("{prefix}/spec"))?;
+                let Some(jt) = cj.job_template else { return Ok(()) };
+                let jt: JobTemplate = parse(jt.get(), &format!("{prefix}/spec/jobTemplate"))?;
+                let Some(js) = jt.spec else { return Ok(()) };
+                let wt: WithTemplate = parse(js.get(), &format!("{prefix}/spec/jobTemplate/spec"))?;
+                (wt.template, format!("{prefix}/spec/jobTemplate/spec/template"))
+            } else {
+                let wt: WithTemplate = parse(spec.get(), &format!("{prefix}/spec"))?;
+                (wt.template, format!("{prefix}/spec/template"))
+            };
+            let Some(template) = template else { return Ok(()) };
+            let parts: TemplateParts = parse(template.get(), &pointer)?;
+            (parts.metadata, parts.spec, pointer)
+        }
+    };
+    let meta_pointer = format!("{tpl_pointer}/metadata");
+    let spec_pointer = format!("{tpl_pointer}/spec");
+    let meta: MetaView = match (route, meta_raw) {
+        ("pod", _) => object_meta.clone(),
+        (_, Some(m)) => parse(m.get(), &meta_pointer)?,
+        (_, None) => MetaView::default(),
+    };
+    let Some(spec_raw) = spec_raw else {
+        return Ok(());
+    };
+    let spec = pod_spec(spec_raw.get(), &spec_pointer)?;
+    out.push(Template {
+        meta_pointer,
+        spec_pointer,
+        kind: kind.to_string(),
+        object_name: object_meta.name.clone().or_else(|| object_meta.generate_name.clone()),
+        object_namespace: object_meta.namespace.clone(),
+        meta_present: meta_raw.is_some(),
+        meta,
+        spec,
+    });
+    Ok(())
+}
+
+fn containers<'a>(list: Option<Vec<&'a RawValue>>, pointer: &str) -> Result<Vec<ContainerRef<'a>>, ViewError> {
+    list.into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, raw)| {
+            let view: ContainerView = parse(raw.get(), &format!("{pointer}/{i}"))?;
+            if view.name.is_empty() {
+                return Err(ViewError { pointer: format!("{pointer}/{i}/name"), message: "container has no name".into() });
+            }
+            Ok(ContainerRef { view, raw })
+        })
+        .collect()
+}
+
+fn pod_spec<'a>(raw: &'a str, pointer: &str) -> Result<PodSpecView<'a>, ViewError> {
+    let s: SpecRaw<'a> = parse(raw, pointer)?;
+    let containers_present = s.containers.is_some();
+    let init_containers_present = s.init_containers.is_some();
+    let volumes_present = s.volumes.is_some();
+    let containers_list = containers(s.containers, &format!("{pointer}/containers"))?;
+    let init_list = containers(s.init_containers, &format!("{pointer}/initContainers"))?;
+    let volumes = s
+        .volumes
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, raw)| {
+            let v: VolumeName = parse(raw.get(), &format!("{pointer}/volumes/{i}"))?;
+            Ok(VolumeRef { name: v.name, raw })
+        })
+        .collect::<Result<Vec<_>, ViewError>>()?;
+    let affinity: Option<Value> = match s.affinity {
+        Some(a) => Some(parse(a.get(), &format!("{pointer}/affinity"))?),
+        None => None,
+    };
+    let required_terms = match affinity
+        .as_ref()
+        .and_then(|a| a.pointer("/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms"))
+    {
+        Some(t) => serde_json::from_value::<Vec<NodeSelectorTerm>>(t.clone()).map_err(|e| ViewError {
+            pointer: format!("{pointer}/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms"),
+            message: e.to_string(),
+        })?,
+        None => Vec::new(),
+    };
+    let node_selector = s.node_selector.unwrap_or_default();
+    let windows = s.os.and_then(|o| o.name).is_some_and(|n| n == "windows")
+        || node_selector.get("kubernetes.io/os").is_some_and(|v| v == "windows");
+    Ok(PodSpecView {
+        containers: containers_list,
+        containers_present,
+        init_containers: init_list,
+        init_containers_present,
+        volumes,
+        volumes_present,
+        restart_policy: s.restart_policy,
+        affinity,
+        scheduling: Scheduling {
+            node_name: s.node_name.filter(|n| !n.is_empty()),
+            node_selector,
+            required_terms,
+            tolerations: s.tolerations.unwrap_or_default(),
+        },
+        windows,
+        overhead: s.overhead.unwrap_or_default(),
+    })
+}
+
+/// Escapes a key for use in a JSON pointer (RFC 6901).
+pub fn escape_pointer(key: &str) -> Cow<'_, str> {
+    if key.contains(['~', '/']) {
+        Cow::Owned(key.replace('~', "~0").replace('/', "~1"))
+    } else {
+        Cow::Borrowed(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_templates_in_every_workload_kind() {
+        let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"a":"b"}},"spec":{"containers":[{"name":"c"}]}}"#;
+        let t = templates(pod).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].spec_pointer, "/spec");
+        assert_eq!(t[0].meta_pointer, "/metadata");
+        assert_eq!(t[0].meta.label("a"), Some("b"));
+        for (kind, api, ptr) in [
+            ("Deployment", "apps/v1", "/spec/template/spec"),
+            ("StatefulSet", "apps/v1", "/spec/template/spec"),
+            ("DaemonSet", "apps/v1", "/spec/template/spec"),
+            ("ReplicaSet", "apps/v1", "/spec/template/spec"),
+            ("ReplicationController", "v1", "/spec/template/spec"),
+            ("Job", "batch/v1", "/spec/template/spec"),
+        ] {
+            let obj = format!(r#"{{"apiVersion":"{api}","kind":"{kind}","metadata":{{"name":"w"}},"spec":{{"template":{{"spec":{{"containers":[{{"name":"c"}}]}}}}}}}}"#);
+            let t = templates(&obj).unwrap();
+            assert_eq!(t[0].spec_pointer, ptr, "{kind}");
+            assert!(!t[0].meta_present);
+            assert_eq!(t[0].object_name.as_deref(), Some("w"));
+        }
+        let cj = r#"{"apiVersion":"batch/v1","kind":"CronJob","spec":{"jobTemplate":{"spec":{"template":{"metadata":{},"spec":{"containers":[{"name":"c"}]}}}}}}"#;
+        assert_eq!(templates(cj).unwrap()[0].spec_pointer, "/spec/jobTemplate/spec/template/spec");
+        let list = format!(r#"{{"apiVersion":"v1","kind":"List","items":[{pod},{{"apiVersion":"v1","kind":"ConfigMap"}},{pod}]}}"#);
+        let t = templates(&list).unwrap();
+        assert_eq!(t.iter().map(|t| t.spec_pointer.as_str()).collect::<Vec<_>>(), ["/items/0/spec", "/items/2/spec"]);
+    }
+
+    #[test]
+    fn other_kinds_and_groups_pass() {
+        assert!(templates(r#"{"apiVersion":"v1","kind":"ConfigMap","data":{}}"#).unwrap().is_empty());
+        assert!(templates(r#"{"apiVersion":"example.com/v1","kind":"Deployment","spec":{"template":{"spec":{}}}}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_pointer() {
+        let e = templates(r#"{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"name":"a"},{"name":"b","command":"sh"}]}}"#).unwrap_err();
+        assert_eq!(e.pointer, "/spec/containers/1/command");
+        let e = templates(r#"{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"image":"x"}]}}"#).unwrap_err();
+        assert_eq!(e.pointer, "/spec/containers/0/name");
+        assert!(templates("[1]").is_err());
+    }
+
+    #[test]
+    fn reads_scheduling() {
+        let pod = r#"{"apiVersion":"v1","kind":"Pod","spec":{"nodeSelector":{"kubernetes.io/os":"windows"},
+          "tolerations":[{"operator":"Exists"}],
+          "affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchFields":[{"key":"metadata.name","operator":"In","values":["n1"]}]}]}}},
+          "containers":[{"name":"c"}]}}"#;
+        let t = templates(pod).unwrap();
+        assert!(t[0].spec.windows);
+        assert_eq!(t[0].spec.scheduling.required_terms.len(), 1);
+        assert_eq!(t[0].spec.scheduling.tolerations.len(), 1);
+    }
+
+    #[test]
+    fn escapes_pointers() {
+        assert_eq!(escape_pointer("sidecar-kit.io/status"), "sidecar-kit.io~1status");
+        assert_eq!(escape_pointer("a~b"), "a~0b");
+    }
+}
