@@ -109,9 +109,14 @@ impl fmt::Display for Skip {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TemplateResult {
     /// Profiles applied. `changed` is false when the object already carried exactly this.
-    Injected { status: Status, changed: bool },
+    Injected {
+        status: Status,
+        changed: bool,
+    },
     /// An earlier injection was removed (uninject, or no profile applies any more).
-    Removed { previous: Status },
+    Removed {
+        previous: Status,
+    },
     Skipped(Skip),
 }
 
@@ -159,7 +164,12 @@ impl Outcome {
 }
 
 /// Plans the injection of `profiles` into every pod template of `object` (raw JSON).
-pub fn inject(object: &str, profiles: &ProfileSet, facts: &dyn Facts, opts: &Options) -> Result<Outcome, ViewError> {
+pub fn inject(
+    object: &str,
+    profiles: &ProfileSet,
+    facts: &dyn Facts,
+    opts: &Options,
+) -> Result<Outcome, ViewError> {
     let mut out = Outcome::default();
     for t in templates(object)? {
         let (o, ops) = plan_template(&t, Some(profiles), facts, opts);
@@ -245,14 +255,27 @@ fn strings(v: &[&str]) -> Vec<Value> {
 
 /// `[shim, app, --tombstones, DIR, --name, NAME, --] + cmd`
 fn wrap_app(name: &str, cmd: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = [SHIM_BIN, "app", "--tombstones", TOMBSTONES, "--name", name, "--"].iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = [
+        SHIM_BIN,
+        "app",
+        "--tombstones",
+        TOMBSTONES,
+        "--name",
+        name,
+        "--",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     v.extend(cmd.iter().cloned());
     v
 }
 
 /// Undoes [`wrap_app`]; `None` when the command is not wrapped.
 fn unwrap_app(cmd: &[String]) -> Option<Vec<String>> {
-    if cmd.first().map(String::as_str) != Some(SHIM_BIN) || cmd.get(1).map(String::as_str) != Some("app") {
+    if cmd.first().map(String::as_str) != Some(SHIM_BIN)
+        || cmd.get(1).map(String::as_str) != Some("app")
+    {
         return None;
     }
     let sep = cmd.iter().position(|s| s == "--")?;
@@ -263,23 +286,37 @@ fn unwrap_app(cmd: &[String]) -> Option<Vec<String>> {
 /// API server) are fine; quantities compare by value.
 pub fn covers(have: &Value, want: &Value) -> bool {
     match (have, want) {
-        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, wv)| h.get(k).is_some_and(|hv| covers(hv, wv))),
-        (Value::Array(h), Value::Array(w)) => h.len() == w.len() && h.iter().zip(w).all(|(a, b)| covers(a, b)),
+        (Value::Object(h), Value::Object(w)) => w
+            .iter()
+            .all(|(k, wv)| h.get(k).is_some_and(|hv| covers(hv, wv))),
+        (Value::Array(h), Value::Array(w)) => {
+            h.len() == w.len() && h.iter().zip(w).all(|(a, b)| covers(a, b))
+        }
         (Value::String(h), Value::String(w)) => {
-            h == w || matches!((parse_quantity(h), parse_quantity(w)), (Some(a), Some(b)) if (a - b).abs() <= f64::EPSILON * a.abs().max(1.0))
+            h == w
+                || matches!((parse_quantity(h), parse_quantity(w)), (Some(a), Some(b)) if (a - b).abs() <= f64::EPSILON * a.abs().max(1.0))
         }
-        (Value::Number(h), Value::String(w)) | (Value::String(w), Value::Number(h)) => {
-            h.as_f64().zip(parse_quantity(w)).is_some_and(|(a, b)| a == b)
-        }
+        (Value::Number(h), Value::String(w)) | (Value::String(w), Value::Number(h)) => h
+            .as_f64()
+            .zip(parse_quantity(w))
+            .is_some_and(|(a, b)| a == b),
         (h, w) => h == w,
     }
 }
 
 /// Turns a readiness probe of the legacy copy into `sidecar-shim ready` around the original
 /// check, so that a dormant copy never holds the pod unready.
-fn ready_probe(orig: &Map<String, Value>, container: &Map<String, Value>, state: &str, warnings: &mut Vec<String>) -> Value {
+fn ready_probe(
+    orig: &Map<String, Value>,
+    container: &Map<String, Value>,
+    state: &str,
+    warnings: &mut Vec<String>,
+) -> Value {
     let name = container.get("name").and_then(Value::as_str).unwrap_or("");
-    let mut cmd: Vec<String> = [SHIM_BIN, "ready", "--state", state].iter().map(|s| s.to_string()).collect();
+    let mut cmd: Vec<String> = [SHIM_BIN, "ready", "--state", state]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     if let Some(t) = orig.get("timeoutSeconds").and_then(Value::as_u64) {
         cmd.extend(["--timeout".to_string(), t.to_string()]);
     }
@@ -287,13 +324,29 @@ fn ready_probe(orig: &Map<String, Value>, container: &Map<String, Value>, state:
         match p? {
             Value::Number(n) => n.as_u64(),
             Value::String(s) => s.parse().ok().or_else(|| {
-                container.get("ports")?.as_array()?.iter().find(|x| x.get("name").and_then(Value::as_str) == Some(s))?.get("containerPort")?.as_u64()
+                container
+                    .get("ports")?
+                    .as_array()?
+                    .iter()
+                    .find(|x| x.get("name").and_then(Value::as_str) == Some(s))?
+                    .get("containerPort")?
+                    .as_u64()
             }),
             _ => None,
         }
     };
-    let host_of = |h: &Map<String, Value>| h.get("host").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("127.0.0.1").to_string();
-    if let Some(exec) = orig.get("exec").and_then(|e| e.get("command")).and_then(Value::as_array) {
+    let host_of = |h: &Map<String, Value>| {
+        h.get("host")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("127.0.0.1")
+            .to_string()
+    };
+    if let Some(exec) = orig
+        .get("exec")
+        .and_then(|e| e.get("command"))
+        .and_then(Value::as_array)
+    {
         cmd.push("--".into());
         cmd.extend(exec.iter().filter_map(|s| s.as_str().map(str::to_string)));
     } else if let Some(h) = orig.get("httpGet").and_then(Value::as_object) {
@@ -341,13 +394,38 @@ enum JobSafe {
     Api(Vec<String>),
 }
 
-fn legacy_shim_command(name: &str, restart_policy: &str, job: &JobSafe, cmd: &[String]) -> Vec<String> {
+fn legacy_shim_command(
+    name: &str,
+    restart_policy: &str,
+    job: &JobSafe,
+    cmd: &[String],
+) -> Vec<String> {
     let state = state_dir(name);
-    let mut v: Vec<String> = [SHIM_BIN, "legacy", "--state", &state, "--pod-restart-policy", restart_policy].iter().map(|s| s.to_string()).collect();
+    let mut v: Vec<String> = [
+        SHIM_BIN,
+        "legacy",
+        "--state",
+        &state,
+        "--pod-restart-policy",
+        restart_policy,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     match job {
         JobSafe::None => {}
-        JobSafe::Tombstones(apps) => v.extend(["--tombstones".into(), TOMBSTONES.into(), "--wait-for".into(), apps.join(",")]),
-        JobSafe::Api(apps) => v.extend(["--job-completion".into(), "api".into(), "--wait-for".into(), apps.join(",")]),
+        JobSafe::Tombstones(apps) => v.extend([
+            "--tombstones".into(),
+            TOMBSTONES.into(),
+            "--wait-for".into(),
+            apps.join(","),
+        ]),
+        JobSafe::Api(apps) => v.extend([
+            "--job-completion".into(),
+            "api".into(),
+            "--wait-for".into(),
+            apps.join(","),
+        ]),
     }
     v.push("--".into());
     v.extend(cmd.iter().cloned());
@@ -355,7 +433,10 @@ fn legacy_shim_command(name: &str, restart_policy: &str, job: &JobSafe, cmd: &[S
 }
 
 fn set_command(c: &mut Map<String, Value>, cmd: Vec<String>) {
-    c.insert("command".into(), Value::Array(cmd.into_iter().map(Value::String).collect()));
+    c.insert(
+        "command".into(),
+        Value::Array(cmd.into_iter().map(Value::String).collect()),
+    );
 }
 
 fn with_default_security(c: &mut Map<String, Value>) {
@@ -365,8 +446,15 @@ fn with_default_security(c: &mut Map<String, Value>) {
 }
 
 fn pod_downward_env(c: &mut Map<String, Value>) {
-    for (n, f) in [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")] {
-        push_to(c, "env", json!({"name": n, "valueFrom": {"fieldRef": {"fieldPath": f}}}));
+    for (n, f) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        push_to(
+            c,
+            "env",
+            json!({"name": n, "valueFrom": {"fieldRef": {"fieldPath": f}}}),
+        );
     }
 }
 
@@ -389,7 +477,9 @@ fn shim_volume() -> Value {
 fn affinity_expr(mode: Mode) -> Option<Value> {
     match mode {
         Mode::Affinity => Some(json!({"key": NODE_LABEL, "operator": "In", "values": ["true"]})),
-        Mode::Universal => Some(json!({"key": NODE_LABEL, "operator": "NotIn", "values": ["rejected"]})),
+        Mode::Universal => {
+            Some(json!({"key": NODE_LABEL, "operator": "NotIn", "values": ["rejected"]}))
+        }
         _ => None,
     }
 }
@@ -409,8 +499,17 @@ fn resolve_mode(
     let lease = facts.labeler_lease_fresh();
     let lease_gate = |mode: Mode, why: String| -> (Mode, String) {
         if matches!(mode, Mode::Affinity | Mode::Universal) && lease != Some(true) {
-            let state = if lease == Some(false) { "not fresh" } else { "unknown" };
-            (Mode::Legacy, format!("{why}; fallback {mode} needs the node labels of label-nodes, whose Lease is {state}: legacy"))
+            let state = if lease == Some(false) {
+                "not fresh"
+            } else {
+                "unknown"
+            };
+            (
+                Mode::Legacy,
+                format!(
+                    "{why}; fallback {mode} needs the node labels of label-nodes, whose Lease is {state}: legacy"
+                ),
+            )
         } else {
             (mode, format!("{why}: fallback {mode}"))
         }
@@ -420,22 +519,45 @@ fn resolve_mode(
             (Mode::Legacy, format!("auto: {}: legacy", kept.reason()))
         } else {
             match facts.availability() {
-                Availability::Absent => (fallback, format!("auto: no cluster facts (pass --facts FILE from `sidecar-kit doctor cluster -o facts`): profile fallback {fallback}")),
-                Availability::Unsynced(why) => lease_gate(fallback, format!("auto: cluster facts unavailable ({why})")),
+                Availability::Absent => (
+                    fallback,
+                    format!(
+                        "auto: no cluster facts (pass --facts FILE from `sidecar-kit doctor cluster -o facts`): profile fallback {fallback}"
+                    ),
+                ),
+                Availability::Unsynced(why) => {
+                    lease_gate(fallback, format!("auto: cluster facts unavailable ({why})"))
+                }
                 Availability::Known => {
                     let c = facts.candidates(&t.spec.scheduling);
                     let total = c.total();
                     if total == 0 {
-                        (Mode::Legacy, "auto: no known node matches the pod's scheduling constraints: legacy".to_string())
+                        (
+                            Mode::Legacy,
+                            "auto: no known node matches the pod's scheduling constraints: legacy"
+                                .to_string(),
+                        )
                     } else if c.capable == total {
                         if c.capable_1_28 > 0 {
                             warnings.push(format!("{} candidate nodes are 1.28 kubelets with the gate on: sidecars start in order, but their termination order differs from 1.29+", c.capable_1_28));
                         }
-                        (Mode::Native, format!("auto: all {total} candidate nodes are capable: native"))
+                        (
+                            Mode::Native,
+                            format!("auto: all {total} candidate nodes are capable: native"),
+                        )
                     } else if c.capable == 0 {
-                        (Mode::Legacy, format!("auto: no candidate node is capable ({}): legacy", c.describe()))
+                        (
+                            Mode::Legacy,
+                            format!(
+                                "auto: no candidate node is capable ({}): legacy",
+                                c.describe()
+                            ),
+                        )
                     } else {
-                        lease_gate(fallback, format!("auto: candidate nodes are mixed ({})", c.describe()))
+                        lease_gate(
+                            fallback,
+                            format!("auto: candidate nodes are mixed ({})", c.describe()),
+                        )
                     }
                 }
             }
@@ -450,11 +572,18 @@ fn resolve_mode(
         let c = facts.candidates(&t.spec.scheduling);
         let not_capable = c.total() - c.capable;
         if mode == Mode::Native && not_capable > 0 {
-            warnings.push(format!("mode native: {not_capable} of {} candidate nodes cannot run native sidecars ({})", c.total(), c.describe()));
+            warnings.push(format!(
+                "mode native: {not_capable} of {} candidate nodes cannot run native sidecars ({})",
+                c.total(),
+                c.describe()
+            ));
         }
     }
     if kept.is_no() && matches!(mode, Mode::Native | Mode::Affinity) {
-        warnings.push(format!("{mode} is impossible: {}; using legacy", kept.reason()));
+        warnings.push(format!(
+            "{mode} is impossible: {}; using legacy",
+            kept.reason()
+        ));
         reason = format!("{reason}; {mode} impossible ({}): legacy", kept.reason());
         mode = Mode::Legacy;
     }
@@ -466,18 +595,29 @@ fn resolve_mode(
     let mut probe = false;
     if mode == Mode::Universal {
         match kept {
-            FieldKept::No(r) => reason = format!("{reason}; without startup probe and restartPolicy ({r})"),
+            FieldKept::No(r) => {
+                reason = format!("{reason}; without startup probe and restartPolicy ({r})")
+            }
             FieldKept::Yes(_) => probe = true,
             FieldKept::Unknown(r) => {
                 probe = true;
-                reason = format!("{reason}; startup probe added ({r}: assumed to keep restartPolicy)");
+                reason =
+                    format!("{reason}; startup probe added ({r}: assumed to keep restartPolicy)");
             }
         }
     }
     (mode, reason, probe)
 }
 
-fn skip(t: &Template<'_>, ns: Option<String>, code: SkipCode, message: String, warnings: Vec<String>, considered: Vec<Considered>, facts: Vec<String>) -> (TemplateOutcome, Vec<PatchOp>) {
+fn skip(
+    t: &Template<'_>,
+    ns: Option<String>,
+    code: SkipCode,
+    message: String,
+    warnings: Vec<String>,
+    considered: Vec<Considered>,
+    facts: Vec<String>,
+) -> (TemplateOutcome, Vec<PatchOp>) {
     (
         TemplateOutcome {
             spec_pointer: t.spec_pointer.clone(),
@@ -494,8 +634,17 @@ fn skip(t: &Template<'_>, ns: Option<String>, code: SkipCode, message: String, w
     )
 }
 
-fn plan_template(t: &Template<'_>, profiles: Option<&ProfileSet>, facts: &dyn Facts, opts: &Options) -> (TemplateOutcome, Vec<PatchOp>) {
-    let ns = opts.namespace.clone().or_else(|| t.object_namespace.clone()).or_else(|| t.meta.namespace.clone());
+fn plan_template(
+    t: &Template<'_>,
+    profiles: Option<&ProfileSet>,
+    facts: &dyn Facts,
+    opts: &Options,
+) -> (TemplateOutcome, Vec<PatchOp>) {
+    let ns = opts
+        .namespace
+        .clone()
+        .or_else(|| t.object_namespace.clone())
+        .or_else(|| t.meta.namespace.clone());
     let mut warnings = Vec::new();
     let mut considered = Vec::new();
     let mut fact_lines = Vec::new();
@@ -503,31 +652,93 @@ fn plan_template(t: &Template<'_>, profiles: Option<&ProfileSet>, facts: &dyn Fa
         None => None,
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
-            return skip(t, ns, SkipCode::BadStatus, format!("annotation {STATUS_ANNOTATION} cannot be read ({e}); remove it (and what it describes) to inject again"), warnings, considered, fact_lines);
+            return skip(
+                t,
+                ns,
+                SkipCode::BadStatus,
+                format!(
+                    "annotation {STATUS_ANNOTATION} cannot be read ({e}); remove it (and what it describes) to inject again"
+                ),
+                warnings,
+                considered,
+                fact_lines,
+            );
         }
     };
     let Some(profiles) = profiles else {
         // uninject
         return match prev {
-            Some(p) => finish(t, ns, prev_added(&p), Some(p), Vec::new(), Additions::default(), warnings, considered, fact_lines, opts),
-            None => skip(t, ns, SkipCode::NoProfileMatched, "nothing was injected by sidecar-kit".into(), warnings, considered, fact_lines),
+            Some(p) => finish(
+                t,
+                ns,
+                prev_added(&p),
+                Some(p),
+                Vec::new(),
+                Additions::default(),
+                warnings,
+                considered,
+                fact_lines,
+                opts,
+            ),
+            None => skip(
+                t,
+                ns,
+                SkipCode::NoProfileMatched,
+                "nothing was injected by sidecar-kit".into(),
+                warnings,
+                considered,
+                fact_lines,
+            ),
         };
     };
 
     // Opt-outs and exclusions.
-    if let Some(n) = ns.as_deref().filter(|n| opts.excluded_namespaces.iter().any(|x| x == n)) {
-        return skip(t, ns.clone(), SkipCode::ExcludedNamespace, format!("namespace {n} is excluded from injection"), warnings, considered, fact_lines);
+    if let Some(n) = ns
+        .as_deref()
+        .filter(|n| opts.excluded_namespaces.iter().any(|x| x == n))
+    {
+        return skip(
+            t,
+            ns.clone(),
+            SkipCode::ExcludedNamespace,
+            format!("namespace {n} is excluded from injection"),
+            warnings,
+            considered,
+            fact_lines,
+        );
     }
-    for (what, v) in [("label", t.meta.label(INJECT_KEY)), ("annotation", t.meta.annotation(INJECT_KEY))] {
+    for (what, v) in [
+        ("label", t.meta.label(INJECT_KEY)),
+        ("annotation", t.meta.annotation(INJECT_KEY)),
+    ] {
         if v == Some("disabled") {
-            return skip(t, ns, SkipCode::OptedOut, format!("pod {what} {INJECT_KEY}=disabled"), warnings, considered, fact_lines);
+            return skip(
+                t,
+                ns,
+                SkipCode::OptedOut,
+                format!("pod {what} {INJECT_KEY}=disabled"),
+                warnings,
+                considered,
+                fact_lines,
+            );
         }
     }
     let ns_labels = ns.as_deref().and_then(|n| facts.namespace_labels(n));
     if let Some(l) = &ns_labels
         && l.get(INJECT_KEY).map(String::as_str) == Some("disabled")
     {
-        return skip(t, ns.clone(), SkipCode::NamespaceOptedOut, format!("namespace {} is labelled {INJECT_KEY}=disabled", ns.as_deref().unwrap_or("")), warnings, considered, fact_lines);
+        return skip(
+            t,
+            ns.clone(),
+            SkipCode::NamespaceOptedOut,
+            format!(
+                "namespace {} is labelled {INJECT_KEY}=disabled",
+                ns.as_deref().unwrap_or("")
+            ),
+            warnings,
+            considered,
+            fact_lines,
+        );
     }
 
     // Profile selection.
@@ -541,13 +752,32 @@ fn plan_template(t: &Template<'_>, profiles: Option<&ProfileSet>, facts: &dyn Fa
                     }
                 }
                 None => {
-                    return skip(t, ns, SkipCode::UnknownProfile, format!("annotation {PROFILES_ANNOTATION} names profile {name:?}, which is not loaded"), warnings, considered, fact_lines);
+                    return skip(
+                        t,
+                        ns,
+                        SkipCode::UnknownProfile,
+                        format!(
+                            "annotation {PROFILES_ANNOTATION} names profile {name:?}, which is not loaded"
+                        ),
+                        warnings,
+                        considered,
+                        fact_lines,
+                    );
                 }
             }
         }
-        chosen_profiles.sort_by(|a, b| b.spec.priority.cmp(&a.spec.priority).then_with(|| a.name.cmp(&b.name)));
+        chosen_profiles.sort_by(|a, b| {
+            b.spec
+                .priority
+                .cmp(&a.spec.priority)
+                .then_with(|| a.name.cmp(&b.name))
+        });
         if opts.explain {
-            considered.extend(chosen_profiles.iter().map(|p| Considered { profile: p.name.clone(), matched: true, why: format!("named by annotation {PROFILES_ANNOTATION}") }));
+            considered.extend(chosen_profiles.iter().map(|p| Considered {
+                profile: p.name.clone(),
+                matched: true,
+                why: format!("named by annotation {PROFILES_ANNOTATION}"),
+            }));
         }
     } else {
         let labels = t.meta.labels.clone().unwrap_or_default();
@@ -569,10 +799,17 @@ fn plan_template(t: &Template<'_>, profiles: Option<&ProfileSet>, facts: &dyn Fa
                 let why = match (sel_ok, ns_ok) {
                     (true, Some(true)) => "selector matches".to_string(),
                     (true, None) => "selector matches; namespaceSelector not evaluated".to_string(),
-                    (true, Some(false)) => format!("namespaceSelector does not match namespace {}", ns.as_deref().unwrap_or("")),
+                    (true, Some(false)) => format!(
+                        "namespaceSelector does not match namespace {}",
+                        ns.as_deref().unwrap_or("")
+                    ),
                     (false, _) => "selector does not match the pod's labels".to_string(),
                 };
-                considered.push(Considered { profile: p.name.clone(), matched, why });
+                considered.push(Considered {
+                    profile: p.name.clone(),
+                    matched,
+                    why,
+                });
             }
         }
     }
@@ -581,20 +818,50 @@ fn plan_template(t: &Template<'_>, profiles: Option<&ProfileSet>, facts: &dyn Fa
     let (api_version, gate) = facts.api_server();
     let kept = api_server_keeps_field(api_version.as_ref(), gate);
     if opts.explain {
-        fact_lines.push(format!("API server: {} (restartPolicy {})", kept.reason(), match kept { FieldKept::Yes(_) => "kept", FieldKept::No(_) => "dropped", FieldKept::Unknown(_) => "unknown" }));
+        fact_lines.push(format!(
+            "API server: {} (restartPolicy {})",
+            kept.reason(),
+            match kept {
+                FieldKept::Yes(_) => "kept",
+                FieldKept::No(_) => "dropped",
+                FieldKept::Unknown(_) => "unknown",
+            }
+        ));
         fact_lines.push(match facts.availability() {
-            Availability::Known => format!("candidate nodes: {}", facts.candidates(&t.spec.scheduling).describe()),
-            Availability::Absent => "no cluster facts: auto uses each profile's fallback".to_string(),
+            Availability::Known => format!(
+                "candidate nodes: {}",
+                facts.candidates(&t.spec.scheduling).describe()
+            ),
+            Availability::Absent => {
+                "no cluster facts: auto uses each profile's fallback".to_string()
+            }
             Availability::Unsynced(w) => format!("cluster facts unavailable: {w}"),
         });
-        fact_lines.push(format!("labeler lease: {}", match facts.labeler_lease_fresh() { Some(true) => "fresh", Some(false) => "stale", None => "unknown" }));
+        fact_lines.push(format!(
+            "labeler lease: {}",
+            match facts.labeler_lease_fresh() {
+                Some(true) => "fresh",
+                Some(false) => "stale",
+                None => "unknown",
+            }
+        ));
     }
     let annotation_mode = match t.meta.annotation(MODE_ANNOTATION) {
         None => None,
         Some(s) => match Mode::parse(s.trim()) {
             Some(m) => Some(m),
             None => {
-                return skip(t, ns, SkipCode::BadAnnotation, format!("annotation {MODE_ANNOTATION}={s:?} is not a mode; use native, legacy, affinity, universal or auto"), warnings, considered, fact_lines);
+                return skip(
+                    t,
+                    ns,
+                    SkipCode::BadAnnotation,
+                    format!(
+                        "annotation {MODE_ANNOTATION}={s:?} is not a mode; use native, legacy, affinity, universal or auto"
+                    ),
+                    warnings,
+                    considered,
+                    fact_lines,
+                );
             }
         },
     };
@@ -605,20 +872,48 @@ fn plan_template(t: &Template<'_>, profiles: Option<&ProfileSet>, facts: &dyn Fa
             (None, Some(m)) => (m, format!("annotation {MODE_ANNOTATION}")),
             (None, None) => (p.spec.mode, format!("profile {} spec.mode", p.name)),
         };
-        let (mode, reason, probe) = resolve_mode(requested, &source, p, &kept, facts, t, &mut warnings);
+        let (mode, reason, probe) =
+            resolve_mode(requested, &source, p, &kept, facts, t, &mut warnings);
         if mode == Mode::Universal
             && let Some(c) = p.spec.containers.iter().find(|c| c.command.is_none())
         {
-            return skip(t, ns, SkipCode::ProfileUnfitForMode, format!("profile {} cannot be injected in universal mode: container {:?} has no command to wrap; give its command in the profile", p.name, c.name), warnings, considered, fact_lines);
+            return skip(
+                t,
+                ns,
+                SkipCode::ProfileUnfitForMode,
+                format!(
+                    "profile {} cannot be injected in universal mode: container {:?} has no command to wrap; give its command in the profile",
+                    p.name, c.name
+                ),
+                warnings,
+                considered,
+                fact_lines,
+            );
         }
-        chosen.push(Chosen { profile: p.clone(), mode, reason, probe });
+        chosen.push(Chosen {
+            profile: p.clone(),
+            mode,
+            reason,
+            probe,
+        });
     }
 
     // Profiles must not collide in one pod.
     for (i, a) in chosen.iter().enumerate() {
         for b in &chosen[i + 1..] {
             if let Some((what, name)) = first_conflict(&a.profile, &b.profile) {
-                return skip(t, ns, SkipCode::ProfileConflict, format!("profiles {} and {} both add {what} {name:?} to this pod", a.profile.name, b.profile.name), warnings, considered, fact_lines);
+                return skip(
+                    t,
+                    ns,
+                    SkipCode::ProfileConflict,
+                    format!(
+                        "profiles {} and {} both add {what} {name:?} to this pod",
+                        a.profile.name, b.profile.name
+                    ),
+                    warnings,
+                    considered,
+                    fact_lines,
+                );
             }
         }
     }
@@ -627,18 +922,44 @@ fn plan_template(t: &Template<'_>, profiles: Option<&ProfileSet>, facts: &dyn Fa
     if chosen.is_empty() {
         return match prev {
             Some(p) => {
-                warnings.push("no profile applies any more: the earlier injection is removed".into());
-                finish(t, ns, prev_added, Some(p), Vec::new(), Additions::default(), warnings, considered, fact_lines, opts)
+                warnings
+                    .push("no profile applies any more: the earlier injection is removed".into());
+                finish(
+                    t,
+                    ns,
+                    prev_added,
+                    Some(p),
+                    Vec::new(),
+                    Additions::default(),
+                    warnings,
+                    considered,
+                    fact_lines,
+                    opts,
+                )
             }
             None => {
-                let msg = if profiles.is_empty() { "no profiles are loaded".to_string() } else { "no profile selects this pod".to_string() };
-                skip(t, ns, SkipCode::NoProfileMatched, msg, warnings, considered, fact_lines)
+                let msg = if profiles.is_empty() {
+                    "no profiles are loaded".to_string()
+                } else {
+                    "no profile selects this pod".to_string()
+                };
+                skip(
+                    t,
+                    ns,
+                    SkipCode::NoProfileMatched,
+                    msg,
+                    warnings,
+                    considered,
+                    fact_lines,
+                )
             }
         };
     }
 
     match build_additions(t, &chosen, &prev_added, &mut warnings) {
-        Ok((adds, records)) => finish(t, ns, prev_added, prev, records, adds, warnings, considered, fact_lines, opts),
+        Ok((adds, records)) => finish(
+            t, ns, prev_added, prev, records, adds, warnings, considered, fact_lines, opts,
+        ),
         Err((code, msg)) => skip(t, ns, code, msg, warnings, considered, fact_lines),
     }
 }
@@ -662,26 +983,50 @@ fn app_containers<'t, 'a>(t: &'t Template<'a>, prev: &Added) -> Vec<AppContainer
             {
                 base_command = Some(un);
             }
-            AppContainer { index, c, base_command }
+            AppContainer {
+                index,
+                c,
+                base_command,
+            }
         })
         .collect()
 }
 
 type Planned = (Additions, Vec<Injection>);
 
-fn build_additions(t: &Template<'_>, chosen: &[Chosen], prev: &Added, warnings: &mut Vec<String>) -> Result<Planned, (SkipCode, String)> {
+fn build_additions(
+    t: &Template<'_>,
+    chosen: &[Chosen],
+    prev: &Added,
+    warnings: &mut Vec<String>,
+) -> Result<Planned, (SkipCode, String)> {
     let apps = app_containers(t, prev);
-    let restart_policy = t.spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+    let restart_policy = t
+        .spec
+        .restart_policy
+        .clone()
+        .unwrap_or_else(|| "Always".into());
     let job_pod = restart_policy != "Always";
     let base_names: BTreeSet<&str> = t
         .spec
         .init_containers
         .iter()
         .filter(|c| !prev.init_containers.contains(&c.view.name))
-        .chain(t.spec.containers.iter().filter(|c| !prev.containers.contains(&c.view.name)))
+        .chain(
+            t.spec
+                .containers
+                .iter()
+                .filter(|c| !prev.containers.contains(&c.view.name)),
+        )
         .map(|c| c.view.name.as_str())
         .collect();
-    let base_volumes: BTreeSet<&str> = t.spec.volumes.iter().filter(|v| !prev.volumes.contains(&v.name)).map(|v| v.name.as_str()).collect();
+    let base_volumes: BTreeSet<&str> = t
+        .spec
+        .volumes
+        .iter()
+        .filter(|v| !prev.volumes.contains(&v.name))
+        .map(|v| v.name.as_str())
+        .collect();
 
     let mut adds = Additions::default();
     let mut records = Vec::new();
@@ -710,13 +1055,15 @@ fn build_additions(t: &Template<'_>, chosen: &[Chosen], prev: &Added, warnings: 
                 let names: Vec<String> = apps.iter().map(|a| a.c.view.name.clone()).collect();
                 match p.spec.job_completion {
                     JobCompletion::Api => JobSafe::Api(names),
-                    JobCompletion::Tombstone => match apps.iter().find(|a| a.base_command.is_none()) {
-                        Some(a) => {
-                            warnings.push(format!("profile {}: Job-safe wiring skipped: app container {:?} has no explicit command, so it cannot be wrapped to record its exit (the webhook cannot read image entrypoints); give it a command, or use jobCompletion: api", p.name, a.c.view.name));
-                            JobSafe::None
+                    JobCompletion::Tombstone => {
+                        match apps.iter().find(|a| a.base_command.is_none()) {
+                            Some(a) => {
+                                warnings.push(format!("profile {}: Job-safe wiring skipped: app container {:?} has no explicit command, so it cannot be wrapped to record its exit (the webhook cannot read image entrypoints); give it a command, or use jobCompletion: api", p.name, a.c.view.name));
+                                JobSafe::None
+                            }
+                            None => JobSafe::Tombstones(names),
                         }
-                        None => JobSafe::Tombstones(names),
-                    },
+                    }
                 }
             }
         } else {
@@ -736,7 +1083,10 @@ fn build_additions(t: &Template<'_>, chosen: &[Chosen], prev: &Added, warnings: 
                 Mode::Legacy | Mode::Auto => {
                     let mut v = c.raw.clone();
                     if !matches!(job, JobSafe::None) {
-                        set_command(&mut v, legacy_shim_command(&c.name, &restart_policy, &job, &cmd));
+                        set_command(
+                            &mut v,
+                            legacy_shim_command(&c.name, &restart_policy, &job, &cmd),
+                        );
                         push_to(&mut v, "volumeMounts", shim_mount());
                         with_default_security(&mut v);
                         if matches!(job, JobSafe::Api(_)) {
@@ -749,7 +1099,10 @@ fn build_additions(t: &Template<'_>, chosen: &[Chosen], prev: &Added, warnings: 
                 Mode::Universal => {
                     let state = state_dir(&c.name);
                     let mut native = c.raw.clone();
-                    let mut n_cmd: Vec<String> = [SHIM_BIN, "native", "--state", &state, "--"].iter().map(|s| s.to_string()).collect();
+                    let mut n_cmd: Vec<String> = [SHIM_BIN, "native", "--state", &state, "--"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
                     n_cmd.extend(cmd.iter().cloned());
                     set_command(&mut native, n_cmd);
                     push_to(&mut native, "volumeMounts", shim_mount());
@@ -765,7 +1118,12 @@ fn build_additions(t: &Template<'_>, chosen: &[Chosen], prev: &Added, warnings: 
                             "failureThreshold": 60
                         }));
                     } else {
-                        for k in ["startupProbe", "livenessProbe", "readinessProbe", "lifecycle"] {
+                        for k in [
+                            "startupProbe",
+                            "livenessProbe",
+                            "readinessProbe",
+                            "lifecycle",
+                        ] {
                             if native.remove(k).is_some() {
                                 warnings.push(format!("{}: {k} removed from the native copy: the API server drops restartPolicy, and a plain init container may not have it", c.name));
                             }
@@ -778,7 +1136,10 @@ fn build_additions(t: &Template<'_>, chosen: &[Chosen], prev: &Added, warnings: 
                     let legacy_name = format!("{}{LEGACY_SUFFIX}", c.name);
                     let mut legacy = c.raw.clone();
                     legacy.insert("name".into(), json!(legacy_name));
-                    set_command(&mut legacy, legacy_shim_command(&c.name, &restart_policy, &job, &cmd));
+                    set_command(
+                        &mut legacy,
+                        legacy_shim_command(&c.name, &restart_policy, &job, &cmd),
+                    );
                     legacy.remove("livenessProbe");
                     legacy.remove("startupProbe");
                     if let Some(Value::Array(ports)) = legacy.get_mut("ports") {
@@ -795,7 +1156,8 @@ fn build_additions(t: &Template<'_>, chosen: &[Chosen], prev: &Added, warnings: 
                     if matches!(job, JobSafe::Api(_)) {
                         pod_downward_env(&mut legacy);
                     }
-                    adds.containers.push((legacy_name.clone(), Value::Object(legacy)));
+                    adds.containers
+                        .push((legacy_name.clone(), Value::Object(legacy)));
                     added.containers.push(legacy_name);
                 }
             }
@@ -805,23 +1167,60 @@ fn build_additions(t: &Template<'_>, chosen: &[Chosen], prev: &Added, warnings: 
             added.volumes.push(v.name.clone());
         }
         for a in &apps {
-            let mounts: BTreeSet<&str> = a.c.view.volume_mounts.iter().flatten().filter(|m| !prev.app_mounts.iter().any(|x| x.container == a.c.view.name && x.name == m.mount_path)).map(|m| m.mount_path.as_str()).collect();
+            let mounts: BTreeSet<&str> =
+                a.c.view
+                    .volume_mounts
+                    .iter()
+                    .flatten()
+                    .filter(|m| {
+                        !prev
+                            .app_mounts
+                            .iter()
+                            .any(|x| x.container == a.c.view.name && x.name == m.mount_path)
+                    })
+                    .map(|m| m.mount_path.as_str())
+                    .collect();
             for m in &p.spec.app_volume_mounts {
                 if mounts.contains(m.mount_path.as_str()) {
-                    warnings.push(format!("app container {}: already mounts {}; the profile's mount is not added", a.c.view.name, m.mount_path));
+                    warnings.push(format!(
+                        "app container {}: already mounts {}; the profile's mount is not added",
+                        a.c.view.name, m.mount_path
+                    ));
                     continue;
                 }
-                adds.app_mounts.push((a.index, m.mount_path.clone(), m.raw.clone()));
-                added.app_mounts.push(AppItem { container: a.c.view.name.clone(), name: m.mount_path.clone() });
+                adds.app_mounts
+                    .push((a.index, m.mount_path.clone(), m.raw.clone()));
+                added.app_mounts.push(AppItem {
+                    container: a.c.view.name.clone(),
+                    name: m.mount_path.clone(),
+                });
             }
-            let env: BTreeSet<&str> = a.c.view.env.iter().flatten().filter(|e| !prev.app_env.iter().any(|x| x.container == a.c.view.name && x.name == e.name)).map(|e| e.name.as_str()).collect();
+            let env: BTreeSet<&str> =
+                a.c.view
+                    .env
+                    .iter()
+                    .flatten()
+                    .filter(|e| {
+                        !prev
+                            .app_env
+                            .iter()
+                            .any(|x| x.container == a.c.view.name && x.name == e.name)
+                    })
+                    .map(|e| e.name.as_str())
+                    .collect();
             for e in &p.spec.app_env {
                 if env.contains(e.name.as_str()) {
-                    warnings.push(format!("app container {}: already sets {}; its own value is kept", a.c.view.name, e.name));
+                    warnings.push(format!(
+                        "app container {}: already sets {}; its own value is kept",
+                        a.c.view.name, e.name
+                    ));
                     continue;
                 }
                 adds.app_env.push((a.index, e.name.clone(), e.raw.clone()));
-                added.app_env.push(AppItem { container: a.c.view.name.clone(), name: e.name.clone() });
+                added.app_env.push(AppItem {
+                    container: a.c.view.name.clone(),
+                    name: e.name.clone(),
+                });
             }
         }
         if let Some(expr) = affinity_expr(ch.mode) {
@@ -840,17 +1239,34 @@ fn build_additions(t: &Template<'_>, chosen: &[Chosen], prev: &Added, warnings: 
             wrapped_apps = true;
             for a in &apps {
                 if let Some(cmd) = &a.base_command {
-                    adds.app_commands.insert(a.index, wrap_app(&a.c.view.name, cmd));
+                    adds.app_commands
+                        .insert(a.index, wrap_app(&a.c.view.name, cmd));
                     added.app_commands.push(a.c.view.name.clone());
-                    if !a.c.view.volume_mounts.iter().flatten().any(|m| m.mount_path == SHIM_MOUNT && !prev.app_mounts.iter().any(|x| x.container == a.c.view.name && x.name == SHIM_MOUNT)) {
-                        adds.app_mounts.push((a.index, SHIM_MOUNT.to_string(), shim_mount()));
-                        added.app_mounts.push(AppItem { container: a.c.view.name.clone(), name: SHIM_MOUNT.to_string() });
+                    if !a.c.view.volume_mounts.iter().flatten().any(|m| {
+                        m.mount_path == SHIM_MOUNT
+                            && !prev
+                                .app_mounts
+                                .iter()
+                                .any(|x| x.container == a.c.view.name && x.name == SHIM_MOUNT)
+                    }) {
+                        adds.app_mounts
+                            .push((a.index, SHIM_MOUNT.to_string(), shim_mount()));
+                        added.app_mounts.push(AppItem {
+                            container: a.c.view.name.clone(),
+                            name: SHIM_MOUNT.to_string(),
+                        });
                     }
                 }
             }
         }
         adds.init_blocks.push((p.spec.position.clone(), block));
-        records.push(Injection { profile: p.name.clone(), hash: p.hash.clone(), mode: ch.mode, reason: ch.reason.clone(), added });
+        records.push(Injection {
+            profile: p.name.clone(),
+            hash: p.hash.clone(),
+            mode: ch.mode,
+            reason: ch.reason.clone(),
+            added,
+        });
     }
 
     if let (Some(ri), Some(image)) = (shim_needed_by, first_image) {
@@ -873,29 +1289,62 @@ fn build_additions(t: &Template<'_>, chosen: &[Chosen], prev: &Added, warnings: 
     }
     for n in new_names {
         if base_names.contains(n) {
-            return Err((SkipCode::PodConflict, format!("the pod already has a container named {n:?} that sidecar-kit did not inject; rename it, or remove it from the profile")));
+            return Err((
+                SkipCode::PodConflict,
+                format!(
+                    "the pod already has a container named {n:?} that sidecar-kit did not inject; rename it, or remove it from the profile"
+                ),
+            ));
         }
     }
     for (n, _) in &adds.volumes {
         if base_volumes.contains(n.as_str()) {
-            return Err((SkipCode::PodConflict, format!("the pod already has a volume named {n:?} that sidecar-kit did not inject; rename one of them")));
+            return Err((
+                SkipCode::PodConflict,
+                format!(
+                    "the pod already has a volume named {n:?} that sidecar-kit did not inject; rename one of them"
+                ),
+            ));
         }
     }
     // Every mount of an added container must have its volume.
-    let all_volumes: BTreeSet<&str> = base_volumes.iter().copied().chain(adds.volumes.iter().map(|(n, _)| n.as_str())).collect();
-    let added_values = adds.init_blocks.iter().flat_map(|(_, b)| b.iter()).chain(adds.containers.iter());
+    let all_volumes: BTreeSet<&str> = base_volumes
+        .iter()
+        .copied()
+        .chain(adds.volumes.iter().map(|(n, _)| n.as_str()))
+        .collect();
+    let added_values = adds
+        .init_blocks
+        .iter()
+        .flat_map(|(_, b)| b.iter())
+        .chain(adds.containers.iter());
     for (name, v) in added_values {
-        for m in v.get("volumeMounts").and_then(Value::as_array).into_iter().flatten() {
+        for m in v
+            .get("volumeMounts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let vol = m.get("name").and_then(Value::as_str).unwrap_or("");
             if !all_volumes.contains(vol) {
-                return Err((SkipCode::MissingVolume, format!("container {name:?} mounts volume {vol:?}, which neither its profile nor the pod defines; add it to the profile's volumes")));
+                return Err((
+                    SkipCode::MissingVolume,
+                    format!(
+                        "container {name:?} mounts volume {vol:?}, which neither its profile nor the pod defines; add it to the profile's volumes"
+                    ),
+                ));
             }
         }
     }
     for (_, path, m) in &adds.app_mounts {
         let vol = m.get("name").and_then(Value::as_str).unwrap_or("");
         if !all_volumes.contains(vol) {
-            return Err((SkipCode::MissingVolume, format!("appContainers mount {path:?} uses volume {vol:?}, which neither the profile nor the pod defines; add it to the profile's volumes")));
+            return Err((
+                SkipCode::MissingVolume,
+                format!(
+                    "appContainers mount {path:?} uses volume {vol:?}, which neither the profile nor the pod defines; add it to the profile's volumes"
+                ),
+            ));
         }
     }
     if let Some(first) = apps.first() {
@@ -905,7 +1354,11 @@ fn build_additions(t: &Template<'_>, chosen: &[Chosen], prev: &Added, warnings: 
 }
 
 /// Places the init blocks among the base init containers (see `Position`).
-fn place_init(base: &[(usize, String)], adds: &Additions, warnings: &mut Vec<String>) -> Vec<(String, Result<usize, Value>)> {
+fn place_init(
+    base: &[(usize, String)],
+    adds: &Additions,
+    warnings: &mut Vec<String>,
+) -> Vec<(String, Result<usize, Value>)> {
     #[derive(Clone, PartialEq)]
     enum Anchor {
         Existing,
@@ -914,19 +1367,36 @@ fn place_init(base: &[(usize, String)], adds: &Additions, warnings: &mut Vec<Str
         Before(String),
         After(String),
     }
-    let mut work: Vec<(String, Result<usize, Value>, Anchor)> = base.iter().map(|(i, n)| (n.clone(), Ok(*i), Anchor::Existing)).collect();
+    let mut work: Vec<(String, Result<usize, Value>, Anchor)> = base
+        .iter()
+        .map(|(i, n)| (n.clone(), Ok(*i), Anchor::Existing))
+        .collect();
     for (pos, block) in &adds.init_blocks {
-        let find = |work: &Vec<(String, Result<usize, Value>, Anchor)>, n: &str| work.iter().position(|(x, _, _)| x == n);
+        let find = |work: &Vec<(String, Result<usize, Value>, Anchor)>, n: &str| {
+            work.iter().position(|(x, _, _)| x == n)
+        };
         let (mut at, anchor) = match pos {
-            Position::First => (work.iter().rposition(|(_, _, a)| *a == Anchor::First).map_or(0, |i| i + 1), Anchor::First),
+            Position::First => (
+                work.iter()
+                    .rposition(|(_, _, a)| *a == Anchor::First)
+                    .map_or(0, |i| i + 1),
+                Anchor::First,
+            ),
             Position::Last => (work.len(), Anchor::Last),
-            Position::Before(n) => match find(&work, n) {
-                Some(i) => (i, Anchor::Before(n.clone())),
-                None => {
-                    warnings.push(format!("position before {n:?}: the pod has no init container {n:?}; placed first"));
-                    (work.iter().rposition(|(_, _, a)| *a == Anchor::First).map_or(0, |i| i + 1), Anchor::First)
+            Position::Before(n) => {
+                match find(&work, n) {
+                    Some(i) => (i, Anchor::Before(n.clone())),
+                    None => {
+                        warnings.push(format!("position before {n:?}: the pod has no init container {n:?}; placed first"));
+                        (
+                            work.iter()
+                                .rposition(|(_, _, a)| *a == Anchor::First)
+                                .map_or(0, |i| i + 1),
+                            Anchor::First,
+                        )
+                    }
                 }
-            },
+            }
             Position::After(n) => match find(&work, n) {
                 Some(i) => {
                     let a = Anchor::After(n.clone());
@@ -937,7 +1407,9 @@ fn place_init(base: &[(usize, String)], adds: &Additions, warnings: &mut Vec<Str
                     (j, a)
                 }
                 None => {
-                    warnings.push(format!("position after {n:?}: the pod has no init container {n:?}; placed last"));
+                    warnings.push(format!(
+                        "position after {n:?}: the pod has no init container {n:?}; placed last"
+                    ));
                     (work.len(), Anchor::Last)
                 }
             },
@@ -948,8 +1420,19 @@ fn place_init(base: &[(usize, String)], adds: &Additions, warnings: &mut Vec<Str
         }
     }
     if let Some(install) = &adds.install {
-        let at = adds.native_first.as_ref().and_then(|n| work.iter().position(|(x, _, _)| x == n)).unwrap_or(0);
-        work.insert(at, (INSTALL_CONTAINER.to_string(), Err(install.clone()), Anchor::First));
+        let at = adds
+            .native_first
+            .as_ref()
+            .and_then(|n| work.iter().position(|(x, _, _)| x == n))
+            .unwrap_or(0);
+        work.insert(
+            at,
+            (
+                INSTALL_CONTAINER.to_string(),
+                Err(install.clone()),
+                Anchor::First,
+            ),
+        );
     }
     work.into_iter().map(|(n, v, _)| (n, v)).collect()
 }
@@ -971,7 +1454,9 @@ fn affinity_without_ours(cur: Option<&Value>, prev: &Added) -> Option<Value> {
     if !prev.affinity {
         return Some(a);
     }
-    if let Some(Value::Array(terms)) = a.pointer_mut(&format!("/nodeAffinity/{REQUIRED}/nodeSelectorTerms")) {
+    if let Some(Value::Array(terms)) =
+        a.pointer_mut(&format!("/nodeAffinity/{REQUIRED}/nodeSelectorTerms"))
+    {
         for term in terms.iter_mut().filter_map(Value::as_object_mut) {
             if let Some(Value::Array(exprs)) = term.get_mut("matchExpressions") {
                 exprs.retain(|e| e.get("key").and_then(Value::as_str) != Some(NODE_LABEL));
@@ -989,7 +1474,11 @@ fn affinity_without_ours(cur: Option<&Value>, prev: &Added) -> Option<Value> {
             }
         } else if a.pointer(rel).is_some_and(hollow)
             && let Some((parent, key)) = rel.rsplit_once('/')
-            && let Some(Value::Object(m)) = if parent.is_empty() { Some(&mut a) } else { a.pointer_mut(parent) }
+            && let Some(Value::Object(m)) = if parent.is_empty() {
+                Some(&mut a)
+            } else {
+                a.pointer_mut(parent)
+            }
         {
             m.remove(key);
         }
@@ -1003,23 +1492,33 @@ fn affinity_with(base: Option<Value>, exprs: &[Value]) -> (Value, Option<String>
     let term = || json!({"matchExpressions": exprs});
     let required = || json!({"nodeSelectorTerms": [term()]});
     let Some(mut a) = base else {
-        return (json!({"nodeAffinity": {REQUIRED: required()}}), Some("/affinity".into()));
+        return (
+            json!({"nodeAffinity": {REQUIRED: required()}}),
+            Some("/affinity".into()),
+        );
     };
     let Some(obj) = a.as_object_mut() else {
-        return (json!({"nodeAffinity": {REQUIRED: required()}}), Some("/affinity".into()));
+        return (
+            json!({"nodeAffinity": {REQUIRED: required()}}),
+            Some("/affinity".into()),
+        );
     };
     let na = obj.entry("nodeAffinity").or_insert(Value::Null);
     if !na.is_object() {
         *na = json!({REQUIRED: required()});
         return (a, Some("/affinity/nodeAffinity".into()));
     }
-    let Some(na_obj) = na.as_object_mut() else { return (a, None) };
+    let Some(na_obj) = na.as_object_mut() else {
+        return (a, None);
+    };
     let req = na_obj.entry(REQUIRED).or_insert(Value::Null);
     if !req.is_object() {
         *req = required();
         return (a, Some(format!("/affinity/nodeAffinity/{REQUIRED}")));
     }
-    let Some(req_obj) = req.as_object_mut() else { return (a, None) };
+    let Some(req_obj) = req.as_object_mut() else {
+        return (a, None);
+    };
     match req_obj.get_mut("nodeSelectorTerms") {
         Some(Value::Array(terms)) if !terms.is_empty() => {
             for t in terms.iter_mut().filter_map(Value::as_object_mut) {
@@ -1052,14 +1551,45 @@ fn finish(
     let removing = records.is_empty();
 
     // Final lists.
-    let base_init: Vec<(usize, String)> = t.spec.init_containers.iter().enumerate().filter(|(_, c)| !prev_added.init_containers.contains(&c.view.name)).map(|(i, c)| (i, c.view.name.clone())).collect();
+    let base_init: Vec<(usize, String)> = t
+        .spec
+        .init_containers
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !prev_added.init_containers.contains(&c.view.name))
+        .map(|(i, c)| (i, c.view.name.clone()))
+        .collect();
     let init_target = place_init(&base_init, &adds, &mut warnings);
-    let mut containers_target: Vec<(String, Result<usize, Value>)> = t.spec.containers.iter().enumerate().filter(|(_, c)| !prev_added.containers.contains(&c.view.name)).map(|(i, c)| (c.view.name.clone(), Ok(i))).collect();
-    containers_target.extend(adds.containers.iter().map(|(n, v)| (n.clone(), Err(v.clone()))));
-    let mut volumes_target: Vec<(String, Result<usize, Value>)> = t.spec.volumes.iter().enumerate().filter(|(_, v)| !prev_added.volumes.contains(&v.name)).map(|(i, v)| (v.name.clone(), Ok(i))).collect();
-    volumes_target.extend(adds.volumes.iter().map(|(n, v)| (n.clone(), Err(v.clone()))));
+    let mut containers_target: Vec<(String, Result<usize, Value>)> = t
+        .spec
+        .containers
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !prev_added.containers.contains(&c.view.name))
+        .map(|(i, c)| (c.view.name.clone(), Ok(i)))
+        .collect();
+    containers_target.extend(
+        adds.containers
+            .iter()
+            .map(|(n, v)| (n.clone(), Err(v.clone()))),
+    );
+    let mut volumes_target: Vec<(String, Result<usize, Value>)> = t
+        .spec
+        .volumes
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !prev_added.volumes.contains(&v.name))
+        .map(|(i, v)| (v.name.clone(), Ok(i)))
+        .collect();
+    volumes_target.extend(
+        adds.volumes
+            .iter()
+            .map(|(n, v)| (n.clone(), Err(v.clone()))),
+    );
     let base_aff = affinity_without_ours(t.spec.affinity.as_ref(), &prev_added);
-    let (aff_target, aff_created) = if adds.affinity.is_empty() { (base_aff.clone(), None) } else {
+    let (aff_target, aff_created) = if adds.affinity.is_empty() {
+        (base_aff.clone(), None)
+    } else {
         let (a, c) = affinity_with(base_aff.clone(), &adds.affinity);
         (Some(a), c)
     };
@@ -1068,29 +1598,74 @@ fn finish(
     {
         r.added.affinity_created = Some(c);
     }
-    let default_container_set = t.meta.annotation(DEFAULT_CONTAINER_ANNOTATION).is_some() && !prev_added.default_container;
-    let default_container = if default_container_set || removing { None } else { adds.default_container.clone() };
+    let default_container_set =
+        t.meta.annotation(DEFAULT_CONTAINER_ANNOTATION).is_some() && !prev_added.default_container;
+    let default_container = if default_container_set || removing {
+        None
+    } else {
+        adds.default_container.clone()
+    };
     if let (Some(_), Some(r)) = (&default_container, records.first_mut()) {
         r.added.default_container = true;
     }
-    let status = (!removing).then(|| Status { v: 1, injections: records });
+    let status = (!removing).then(|| Status {
+        v: 1,
+        injections: records,
+    });
 
     // Is the object already exactly this?
     let unchanged = match (&prev, &status) {
-        (Some(p), Some(s)) if p == s => satisfied(t, &adds, &init_target, &aff_target, &default_container, &mut warnings),
+        (Some(p), Some(s)) if p == s => satisfied(
+            t,
+            &adds,
+            &init_target,
+            &aff_target,
+            &default_container,
+            &mut warnings,
+        ),
         _ => false,
     };
 
     let resources = opts.resources.then(|| {
-        let before = requests_of(t, &t.spec.init_containers.iter().map(|c| (c.value(), c.view.restart_policy.as_deref() == Some("Always"))).collect::<Vec<_>>(), &t.spec.containers.iter().map(ContainerRef::value).collect::<Vec<_>>());
-        let resolve = |list: &[(String, Result<usize, Value>)], cur: &[ContainerRef<'_>]| -> Vec<Value> {
-            list.iter().map(|(_, v)| match v { Ok(i) => cur[*i].value(), Err(v) => v.clone() }).collect()
-        };
-        let init_after: Vec<(Value, bool)> = resolve(&init_target, &t.spec.init_containers).into_iter().map(|v| {
-            let sidecar = v.get("restartPolicy").and_then(Value::as_str) == Some("Always");
-            (v, sidecar)
-        }).collect();
-        let after = requests_of(t, &init_after, &resolve(&containers_target, &t.spec.containers));
+        let before = requests_of(
+            t,
+            &t.spec
+                .init_containers
+                .iter()
+                .map(|c| {
+                    (
+                        c.value(),
+                        c.view.restart_policy.as_deref() == Some("Always"),
+                    )
+                })
+                .collect::<Vec<_>>(),
+            &t.spec
+                .containers
+                .iter()
+                .map(ContainerRef::value)
+                .collect::<Vec<_>>(),
+        );
+        let resolve =
+            |list: &[(String, Result<usize, Value>)], cur: &[ContainerRef<'_>]| -> Vec<Value> {
+                list.iter()
+                    .map(|(_, v)| match v {
+                        Ok(i) => cur[*i].value(),
+                        Err(v) => v.clone(),
+                    })
+                    .collect()
+            };
+        let init_after: Vec<(Value, bool)> = resolve(&init_target, &t.spec.init_containers)
+            .into_iter()
+            .map(|v| {
+                let sidecar = v.get("restartPolicy").and_then(Value::as_str) == Some("Always");
+                (v, sidecar)
+            })
+            .collect();
+        let after = requests_of(
+            t,
+            &init_after,
+            &resolve(&containers_target, &t.spec.containers),
+        );
         ResourceChange { before, after }
     });
 
@@ -1104,31 +1679,108 @@ fn finish(
             let name = &c.view.name;
             let cp = format!("{sp}/containers/{ci}");
             let mounts = c.view.volume_mounts.as_deref().unwrap_or(&[]);
-            let mut target: Vec<Result<usize, Value>> = mounts.iter().enumerate().filter(|(_, m)| !prev_added.app_mounts.iter().any(|x| &x.container == name && x.name == m.mount_path)).map(|(i, _)| Ok(i)).collect();
-            target.extend(adds.app_mounts.iter().filter(|(i, _, _)| *i == ci).map(|(_, _, v)| Err(v.clone())));
-            edit_list(&mut ops, &format!("{cp}/volumeMounts"), c.view.volume_mounts.is_some(), mounts.len(), target);
+            let mut target: Vec<Result<usize, Value>> = mounts
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| {
+                    !prev_added
+                        .app_mounts
+                        .iter()
+                        .any(|x| &x.container == name && x.name == m.mount_path)
+                })
+                .map(|(i, _)| Ok(i))
+                .collect();
+            target.extend(
+                adds.app_mounts
+                    .iter()
+                    .filter(|(i, _, _)| *i == ci)
+                    .map(|(_, _, v)| Err(v.clone())),
+            );
+            edit_list(
+                &mut ops,
+                &format!("{cp}/volumeMounts"),
+                c.view.volume_mounts.is_some(),
+                mounts.len(),
+                target,
+            );
             let env = c.view.env.as_deref().unwrap_or(&[]);
-            let mut target: Vec<Result<usize, Value>> = env.iter().enumerate().filter(|(_, e)| !prev_added.app_env.iter().any(|x| &x.container == name && x.name == e.name)).map(|(i, _)| Ok(i)).collect();
-            target.extend(adds.app_env.iter().filter(|(i, _, _)| *i == ci).map(|(_, _, v)| Err(v.clone())));
-            edit_list(&mut ops, &format!("{cp}/env"), c.view.env.is_some(), env.len(), target);
-            let base_cmd = if prev_added.app_commands.contains(name) { c.view.command.as_deref().and_then(unwrap_app) } else { None };
+            let mut target: Vec<Result<usize, Value>> = env
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    !prev_added
+                        .app_env
+                        .iter()
+                        .any(|x| &x.container == name && x.name == e.name)
+                })
+                .map(|(i, _)| Ok(i))
+                .collect();
+            target.extend(
+                adds.app_env
+                    .iter()
+                    .filter(|(i, _, _)| *i == ci)
+                    .map(|(_, _, v)| Err(v.clone())),
+            );
+            edit_list(
+                &mut ops,
+                &format!("{cp}/env"),
+                c.view.env.is_some(),
+                env.len(),
+                target,
+            );
+            let base_cmd = if prev_added.app_commands.contains(name) {
+                c.view.command.as_deref().and_then(unwrap_app)
+            } else {
+                None
+            };
             let want = adds.app_commands.get(&ci).cloned().or(base_cmd);
             if let Some(want) = want
                 && c.view.command.as_ref() != Some(&want)
             {
-                ops.push(PatchOp::Replace { path: format!("{cp}/command"), value: json!(want) });
+                ops.push(PatchOp::Replace {
+                    path: format!("{cp}/command"),
+                    value: json!(want),
+                });
             }
         }
         // 2. Lists.
-        let as_edit = |l: Vec<(String, Result<usize, Value>)>| l.into_iter().map(|(_, v)| v).collect::<Vec<_>>();
-        edit_list(&mut ops, &format!("{sp}/containers"), t.spec.containers_present, t.spec.containers.len(), as_edit(containers_target));
-        edit_list(&mut ops, &format!("{sp}/initContainers"), t.spec.init_containers_present, t.spec.init_containers.len(), as_edit(init_target));
-        edit_list(&mut ops, &format!("{sp}/volumes"), t.spec.volumes_present, t.spec.volumes.len(), as_edit(volumes_target));
+        let as_edit = |l: Vec<(String, Result<usize, Value>)>| {
+            l.into_iter().map(|(_, v)| v).collect::<Vec<_>>()
+        };
+        edit_list(
+            &mut ops,
+            &format!("{sp}/containers"),
+            t.spec.containers_present,
+            t.spec.containers.len(),
+            as_edit(containers_target),
+        );
+        edit_list(
+            &mut ops,
+            &format!("{sp}/initContainers"),
+            t.spec.init_containers_present,
+            t.spec.init_containers.len(),
+            as_edit(init_target),
+        );
+        edit_list(
+            &mut ops,
+            &format!("{sp}/volumes"),
+            t.spec.volumes_present,
+            t.spec.volumes.len(),
+            as_edit(volumes_target),
+        );
         // 3. Affinity, replaced as one small object so that unknown fields in it survive.
         match (&t.spec.affinity, aff_target) {
-            (Some(cur), Some(new)) if *cur != new => ops.push(PatchOp::Replace { path: format!("{sp}/affinity"), value: new }),
-            (Some(_), None) => ops.push(PatchOp::Remove { path: format!("{sp}/affinity") }),
-            (None, Some(new)) => ops.push(PatchOp::Add { path: format!("{sp}/affinity"), value: new }),
+            (Some(cur), Some(new)) if *cur != new => ops.push(PatchOp::Replace {
+                path: format!("{sp}/affinity"),
+                value: new,
+            }),
+            (Some(_), None) => ops.push(PatchOp::Remove {
+                path: format!("{sp}/affinity"),
+            }),
+            (None, Some(new)) => ops.push(PatchOp::Add {
+                path: format!("{sp}/affinity"),
+                value: new,
+            }),
             _ => {}
         }
         // 4. Annotations.
@@ -1141,11 +1793,29 @@ fn finish(
     }
 
     let result = match status {
-        Some(status) => TemplateResult::Injected { status, changed: !ops.is_empty() },
-        None => TemplateResult::Removed { previous: prev.unwrap_or(Status { v: 1, injections: vec![] }) },
+        Some(status) => TemplateResult::Injected {
+            status,
+            changed: !ops.is_empty(),
+        },
+        None => TemplateResult::Removed {
+            previous: prev.unwrap_or(Status {
+                v: 1,
+                injections: vec![],
+            }),
+        },
     };
     (
-        TemplateOutcome { spec_pointer: sp.clone(), kind: t.kind.clone(), name: t.object_name.clone(), namespace: ns, result, warnings, considered, facts, resources },
+        TemplateOutcome {
+            spec_pointer: sp.clone(),
+            kind: t.kind.clone(),
+            name: t.object_name.clone(),
+            namespace: ns,
+            result,
+            warnings,
+            considered,
+            facts,
+            resources,
+        },
         ops,
     )
 }
@@ -1157,21 +1827,33 @@ fn annotation_ops(ops: &mut Vec<PatchOp>, t: &Template<'_>, set: &[(&str, Option
             for (k, v) in set {
                 let path = format!("{mp}/annotations/{}", escape_pointer(k));
                 match v {
-                    Some(v) if cur.get(*k) != Some(v) => ops.push(PatchOp::Add { path, value: json!(v) }),
+                    Some(v) if cur.get(*k) != Some(v) => ops.push(PatchOp::Add {
+                        path,
+                        value: json!(v),
+                    }),
                     None if cur.contains_key(*k) => ops.push(PatchOp::Remove { path }),
                     _ => {}
                 }
             }
         }
         None => {
-            let map: Map<String, Value> = set.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), json!(v)))).collect();
+            let map: Map<String, Value> = set
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), json!(v))))
+                .collect();
             if map.is_empty() {
                 return;
             }
             if t.meta_present {
-                ops.push(PatchOp::Add { path: format!("{mp}/annotations"), value: Value::Object(map) });
+                ops.push(PatchOp::Add {
+                    path: format!("{mp}/annotations"),
+                    value: Value::Object(map),
+                });
             } else {
-                ops.push(PatchOp::Add { path: mp.clone(), value: json!({"annotations": map}) });
+                ops.push(PatchOp::Add {
+                    path: mp.clone(),
+                    value: json!({"annotations": map}),
+                });
             }
         }
     }
@@ -1179,10 +1861,24 @@ fn annotation_ops(ops: &mut Vec<PatchOp>, t: &Template<'_>, set: &[(&str, Option
 
 /// Whether the object already carries every planned addition (position aside: another
 /// webhook may have moved them, and fighting over order helps nobody).
-fn satisfied(t: &Template<'_>, adds: &Additions, init_target: &[(String, Result<usize, Value>)], aff: &Option<Value>, default_container: &Option<String>, warnings: &mut Vec<String>) -> bool {
+fn satisfied(
+    t: &Template<'_>,
+    adds: &Additions,
+    init_target: &[(String, Result<usize, Value>)],
+    aff: &Option<Value>,
+    default_container: &Option<String>,
+    warnings: &mut Vec<String>,
+) -> bool {
     let mut ok = true;
-    let find = |list: &[ContainerRef<'_>], n: &str| list.iter().find(|c| c.view.name == n).map(ContainerRef::value);
-    for (name, v) in init_target.iter().filter_map(|(n, v)| v.as_ref().err().map(|v| (n, v))) {
+    let find = |list: &[ContainerRef<'_>], n: &str| {
+        list.iter()
+            .find(|c| c.view.name == n)
+            .map(ContainerRef::value)
+    };
+    for (name, v) in init_target
+        .iter()
+        .filter_map(|(n, v)| v.as_ref().err().map(|v| (n, v)))
+    {
         match find(&t.spec.init_containers, name) {
             Some(have) if covers(&have, v) => {}
             Some(have) => {
@@ -1190,49 +1886,94 @@ fn satisfied(t: &Template<'_>, adds: &Additions, init_target: &[(String, Result<
                 if v.get("restartPolicy").is_some() && have.get("restartPolicy").is_none() {
                     warnings.push(format!("init container {name}: restartPolicy: Always was removed after sidecar-kit injected it (a later mutating webhook that re-serialises pods?); put back"));
                 } else {
-                    warnings.push(format!("init container {name} was changed after injection; put back"));
+                    warnings.push(format!(
+                        "init container {name} was changed after injection; put back"
+                    ));
                 }
             }
             None => {
                 ok = false;
-                warnings.push(format!("init container {name} was removed after injection; put back"));
+                warnings.push(format!(
+                    "init container {name} was removed after injection; put back"
+                ));
             }
         }
     }
     for (name, v) in &adds.containers {
         if !find(&t.spec.containers, name).is_some_and(|have| covers(&have, v)) {
             ok = false;
-            warnings.push(format!("container {name} was changed or removed after injection; put back"));
+            warnings.push(format!(
+                "container {name} was changed or removed after injection; put back"
+            ));
         }
     }
     for (name, v) in &adds.volumes {
-        let have = t.spec.volumes.iter().find(|x| &x.name == name).and_then(|x| serde_json::from_str::<Value>(x.raw.get()).ok());
+        let have = t
+            .spec
+            .volumes
+            .iter()
+            .find(|x| &x.name == name)
+            .and_then(|x| serde_json::from_str::<Value>(x.raw.get()).ok());
         if !have.is_some_and(|h| covers(&h, v)) {
             ok = false;
         }
     }
     for (ci, path, v) in &adds.app_mounts {
         let c = &t.spec.containers[*ci];
-        let present = c.value().get("volumeMounts").and_then(Value::as_array).is_some_and(|ms| ms.iter().any(|m| m.get("mountPath").and_then(Value::as_str) == Some(path) && covers(m, v)));
+        let present = c
+            .value()
+            .get("volumeMounts")
+            .and_then(Value::as_array)
+            .is_some_and(|ms| {
+                ms.iter().any(|m| {
+                    m.get("mountPath").and_then(Value::as_str) == Some(path) && covers(m, v)
+                })
+            });
         ok &= present;
     }
     for (ci, name, v) in &adds.app_env {
         let c = &t.spec.containers[*ci];
-        let present = c.value().get("env").and_then(Value::as_array).is_some_and(|es| es.iter().any(|e| e.get("name").and_then(Value::as_str) == Some(name) && covers(e, v)));
+        let present = c
+            .value()
+            .get("env")
+            .and_then(Value::as_array)
+            .is_some_and(|es| {
+                es.iter()
+                    .any(|e| e.get("name").and_then(Value::as_str) == Some(name) && covers(e, v))
+            });
         ok &= present;
     }
     for (ci, cmd) in &adds.app_commands {
         ok &= t.spec.containers[*ci].view.command.as_ref() == Some(cmd);
     }
     if !adds.affinity.is_empty() {
-        let terms = aff.as_ref().and_then(|a| a.pointer(&format!("/nodeAffinity/{REQUIRED}/nodeSelectorTerms"))).and_then(Value::as_array);
-        let cur_terms = t.spec.affinity.as_ref().and_then(|a| a.pointer(&format!("/nodeAffinity/{REQUIRED}/nodeSelectorTerms"))).and_then(Value::as_array);
+        let terms = aff
+            .as_ref()
+            .and_then(|a| a.pointer(&format!("/nodeAffinity/{REQUIRED}/nodeSelectorTerms")))
+            .and_then(Value::as_array);
+        let cur_terms = t
+            .spec
+            .affinity
+            .as_ref()
+            .and_then(|a| a.pointer(&format!("/nodeAffinity/{REQUIRED}/nodeSelectorTerms")))
+            .and_then(Value::as_array);
         let has_all = |terms: Option<&Vec<Value>>| {
-            terms.is_some_and(|ts| !ts.is_empty() && ts.iter().all(|t| adds.affinity.iter().all(|e| t.get("matchExpressions").and_then(Value::as_array).is_some_and(|es| es.iter().any(|x| covers(x, e))))))
+            terms.is_some_and(|ts| {
+                !ts.is_empty()
+                    && ts.iter().all(|t| {
+                        adds.affinity.iter().all(|e| {
+                            t.get("matchExpressions")
+                                .and_then(Value::as_array)
+                                .is_some_and(|es| es.iter().any(|x| covers(x, e)))
+                        })
+                    })
+            })
         };
         if !has_all(cur_terms) || terms.map(Vec::len) != cur_terms.map(Vec::len) {
             ok = false;
-            warnings.push("the node affinity sidecar-kit added was changed after injection; put back".into());
+            warnings.push(
+                "the node affinity sidecar-kit added was changed after injection; put back".into(),
+            );
         }
     }
     if let Some(d) = default_container {
@@ -1242,7 +1983,13 @@ fn satisfied(t: &Template<'_>, adds: &Additions, init_target: &[(String, Result<
 }
 
 fn requests_of(t: &Template<'_>, init: &[(Value, bool)], regular: &[Value]) -> Requests {
-    let init: Vec<InitEntry> = init.iter().map(|(v, sidecar)| InitEntry { requests: Requests::of_container(v), sidecar: *sidecar }).collect();
+    let init: Vec<InitEntry> = init
+        .iter()
+        .map(|(v, sidecar)| InitEntry {
+            requests: Requests::of_container(v),
+            sidecar: *sidecar,
+        })
+        .collect();
     let regular: Vec<Requests> = regular.iter().map(Requests::of_container).collect();
     effective(&init, &regular, &t.spec.overhead)
 }

@@ -66,7 +66,9 @@ impl NodeFacts {
         classify_node(&self.kubelet_version, self.sidecar_containers).0
     }
     pub fn is_windows(&self) -> bool {
-        self.labels.get("kubernetes.io/os").is_some_and(|v| v == "windows")
+        self.labels
+            .get("kubernetes.io/os")
+            .is_some_and(|v| v == "windows")
     }
 }
 
@@ -157,7 +159,11 @@ impl CandidateSummary {
             let more = if n > names.len() { ", ..." } else { "" };
             parts.push(format!("{n} {class} ({}{more})", names.join(", ")));
         }
-        if parts.is_empty() { "no candidate nodes".into() } else { parts.join(", ") }
+        if parts.is_empty() {
+            "no candidate nodes".into()
+        } else {
+            parts.join(", ")
+        }
     }
 }
 
@@ -189,13 +195,21 @@ impl StaticFacts {
     }
 
     pub fn new(facts: ClusterFacts) -> StaticFacts {
-        let api_version = facts.api_server.version.as_deref().and_then(KubeVersion::parse);
+        let api_version = facts
+            .api_server
+            .version
+            .as_deref()
+            .and_then(KubeVersion::parse);
         let namespaces = facts
             .namespaces
             .iter()
             .map(|n| (n.name.clone(), Arc::new(n.labels.clone())))
             .collect();
-        StaticFacts { facts: Some(facts), api_version, namespaces }
+        StaticFacts {
+            facts: Some(facts),
+            api_version,
+            namespaces,
+        }
     }
 
     pub fn facts(&self) -> Option<&ClusterFacts> {
@@ -205,10 +219,18 @@ impl StaticFacts {
 
 impl Facts for StaticFacts {
     fn availability(&self) -> Availability {
-        if self.facts.is_some() { Availability::Known } else { Availability::Absent }
+        if self.facts.is_some() {
+            Availability::Known
+        } else {
+            Availability::Absent
+        }
     }
     fn api_server(&self) -> (Option<KubeVersion>, GateState) {
-        let gate = self.facts.as_ref().map(|f| f.api_server.sidecar_containers).unwrap_or_default();
+        let gate = self
+            .facts
+            .as_ref()
+            .map(|f| f.api_server.sidecar_containers)
+            .unwrap_or_default();
         (self.api_version.clone(), gate)
     }
     fn labeler_lease_fresh(&self) -> Option<bool> {
@@ -280,12 +302,17 @@ impl NodeSelectorRequirement {
             "Exists" => value.is_some(),
             "DoesNotExist" => value.is_none(),
             "Gt" | "Lt" => {
-                let (Some(v), Some(bound)) =
-                    (value.and_then(int), self.values.first().and_then(|b| int(b)))
-                else {
+                let (Some(v), Some(bound)) = (
+                    value.and_then(int),
+                    self.values.first().and_then(|b| int(b)),
+                ) else {
                     return false;
                 };
-                if self.operator == "Gt" { v > bound } else { v < bound }
+                if self.operator == "Gt" {
+                    v > bound
+                } else {
+                    v < bound
+                }
             }
             _ => false,
         }
@@ -318,7 +345,10 @@ impl Toleration {
         let key = self.key.as_deref().unwrap_or("");
         match self.operator.as_deref().unwrap_or("Equal") {
             "Exists" => key.is_empty() || key == taint.key,
-            _ => key == taint.key && self.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+            _ => {
+                key == taint.key
+                    && self.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+            }
         }
     }
 }
@@ -330,7 +360,11 @@ impl Scheduling {
             // A pod bound by name skips the scheduler: taints and selectors do not filter it.
             return *name == node.name;
         }
-        if !self.node_selector.iter().all(|(k, v)| node.labels.get(k) == Some(v)) {
+        if !self
+            .node_selector
+            .iter()
+            .all(|(k, v)| node.labels.get(k) == Some(v))
+        {
             return false;
         }
         if !self.required_terms.is_empty() && !self.required_terms.iter().any(|t| t.matches(node)) {
@@ -341,7 +375,10 @@ impl Scheduling {
             value: None,
             effect: "NoSchedule".into(),
         };
-        let taints = node.taints.iter().chain(node.unschedulable.then_some(&unschedulable));
+        let taints = node
+            .taints
+            .iter()
+            .chain(node.unschedulable.then_some(&unschedulable));
         for taint in taints {
             if (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
                 && !self.tolerations.iter().any(|t| t.tolerates(taint))
@@ -354,12 +391,17 @@ impl Scheduling {
 
     /// Whether the pod asks for Windows nodes.
     pub fn wants_windows(&self) -> bool {
-        self.node_selector.get("kubernetes.io/os").is_some_and(|v| v == "windows")
+        self.node_selector
+            .get("kubernetes.io/os")
+            .is_some_and(|v| v == "windows")
     }
 }
 
 /// Whether a namespace selector matches, given the namespace's labels when known.
-pub fn namespace_matches(selector: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> Option<bool> {
+pub fn namespace_matches(
+    selector: &LabelSelector,
+    labels: Option<&BTreeMap<String, String>>,
+) -> Option<bool> {
     labels.map(|l| selector.matches(l))
 }
 
@@ -368,7 +410,11 @@ mod tests {
     use super::*;
 
     fn node(name: &str, version: &str) -> NodeFacts {
-        NodeFacts { name: name.into(), kubelet_version: version.into(), ..Default::default() }
+        NodeFacts {
+            name: name.into(),
+            kubelet_version: version.into(),
+            ..Default::default()
+        }
     }
 
     fn term(json: &str) -> NodeSelectorTerm {
@@ -378,8 +424,15 @@ mod tests {
     #[test]
     fn node_name_binds_and_bypasses_taints() {
         let mut n = node("n1", "v1.30.0");
-        n.taints.push(Taint { key: "dedicated".into(), value: None, effect: "NoSchedule".into() });
-        let s = Scheduling { node_name: Some("n1".into()), ..Default::default() };
+        n.taints.push(Taint {
+            key: "dedicated".into(),
+            value: None,
+            effect: "NoSchedule".into(),
+        });
+        let s = Scheduling {
+            node_name: Some("n1".into()),
+            ..Default::default()
+        };
         assert!(s.admits(&n));
         assert!(!s.admits(&node("n2", "v1.30.0")));
         assert!(!Scheduling::default().admits(&n));
@@ -393,42 +446,84 @@ mod tests {
         let mut s = Scheduling::default();
         s.node_selector.insert("pool".into(), "gpu".into());
         assert!(s.admits(&n));
-        s.required_terms = vec![term(r#"{"matchExpressions":[{"key":"cores","operator":"Gt","values":["8"]}]}"#)];
+        s.required_terms = vec![term(
+            r#"{"matchExpressions":[{"key":"cores","operator":"Gt","values":["8"]}]}"#,
+        )];
         assert!(s.admits(&n));
-        s.required_terms = vec![term(r#"{"matchExpressions":[{"key":"cores","operator":"Lt","values":["8"]}]}"#)];
+        s.required_terms = vec![term(
+            r#"{"matchExpressions":[{"key":"cores","operator":"Lt","values":["8"]}]}"#,
+        )];
         assert!(!s.admits(&n));
         // Terms are ORed.
-        s.required_terms.push(term(r#"{"matchFields":[{"key":"metadata.name","operator":"In","values":["n1"]}]}"#));
+        s.required_terms.push(term(
+            r#"{"matchFields":[{"key":"metadata.name","operator":"In","values":["n1"]}]}"#,
+        ));
         assert!(s.admits(&n));
         // An empty term matches nothing.
         s.required_terms = vec![NodeSelectorTerm::default()];
         assert!(!s.admits(&n));
-        s.required_terms = vec![term(r#"{"matchExpressions":[{"key":"zone","operator":"DoesNotExist"}]}"#)];
+        s.required_terms = vec![term(
+            r#"{"matchExpressions":[{"key":"zone","operator":"DoesNotExist"}]}"#,
+        )];
         assert!(s.admits(&n));
     }
 
     #[test]
     fn taints_and_tolerations() {
         let mut n = node("n1", "v1.30.0");
-        n.taints.push(Taint { key: "dedicated".into(), value: Some("db".into()), effect: "NoSchedule".into() });
-        n.taints.push(Taint { key: "soft".into(), value: None, effect: "PreferNoSchedule".into() });
+        n.taints.push(Taint {
+            key: "dedicated".into(),
+            value: Some("db".into()),
+            effect: "NoSchedule".into(),
+        });
+        n.taints.push(Taint {
+            key: "soft".into(),
+            value: None,
+            effect: "PreferNoSchedule".into(),
+        });
         let mut s = Scheduling::default();
         assert!(!s.admits(&n));
-        s.tolerations.push(Toleration { key: Some("dedicated".into()), value: Some("web".into()), ..Default::default() });
+        s.tolerations.push(Toleration {
+            key: Some("dedicated".into()),
+            value: Some("web".into()),
+            ..Default::default()
+        });
         assert!(!s.admits(&n));
-        s.tolerations.push(Toleration { key: Some("dedicated".into()), operator: Some("Exists".into()), ..Default::default() });
+        s.tolerations.push(Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Exists".into()),
+            ..Default::default()
+        });
         assert!(s.admits(&n));
-        let everything = Toleration { operator: Some("Exists".into()), ..Default::default() };
+        let everything = Toleration {
+            operator: Some("Exists".into()),
+            ..Default::default()
+        };
         let mut cordoned = node("n2", "v1.30.0");
         cordoned.unschedulable = true;
         assert!(!Scheduling::default().admits(&cordoned));
-        assert!(Scheduling { tolerations: vec![everything], ..Default::default() }.admits(&cordoned));
+        assert!(
+            Scheduling {
+                tolerations: vec![everything],
+                ..Default::default()
+            }
+            .admits(&cordoned)
+        );
     }
 
     #[test]
     fn static_facts_count_candidates() {
-        let mut facts = ClusterFacts { api_version: FACTS_API_VERSION.into(), kind: FACTS_KIND.into(), ..Default::default() };
-        facts.nodes = vec![node("a", "v1.30.1"), node("b", "v1.28.3"), node("c", "v1.27.0"), node("d", "bogus")];
+        let mut facts = ClusterFacts {
+            api_version: FACTS_API_VERSION.into(),
+            kind: FACTS_KIND.into(),
+            ..Default::default()
+        };
+        facts.nodes = vec![
+            node("a", "v1.30.1"),
+            node("b", "v1.28.3"),
+            node("c", "v1.27.0"),
+            node("d", "bogus"),
+        ];
         let f = StaticFacts::new(facts);
         let c = f.candidates(&Scheduling::default());
         assert_eq!((c.capable, c.rejecting, c.unaware, c.unknown), (1, 1, 1, 1));

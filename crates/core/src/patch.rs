@@ -14,7 +14,9 @@ pub enum PatchOp {
 impl PatchOp {
     pub fn path(&self) -> &str {
         match self {
-            PatchOp::Add { path, .. } | PatchOp::Remove { path } | PatchOp::Replace { path, .. } => path,
+            PatchOp::Add { path, .. }
+            | PatchOp::Remove { path }
+            | PatchOp::Replace { path, .. } => path,
         }
     }
 }
@@ -28,30 +30,52 @@ pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
 /// removes the flagged items (highest index first), then adds the new ones at their final
 /// positions (lowest first). `target` is the final list: `Ok(i)` is current item `i`,
 /// `Err(v)` a new value. `present` says whether the field exists at all.
-pub fn edit_list(ops: &mut Vec<PatchOp>, pointer: &str, present: bool, current_len: usize, target: Vec<Result<usize, Value>>) {
-    let kept: Vec<usize> = target.iter().filter_map(|t| t.as_ref().ok().copied()).collect();
+pub fn edit_list(
+    ops: &mut Vec<PatchOp>,
+    pointer: &str,
+    present: bool,
+    current_len: usize,
+    target: Vec<Result<usize, Value>>,
+) {
+    let kept: Vec<usize> = target
+        .iter()
+        .filter_map(|t| t.as_ref().ok().copied())
+        .collect();
     let removed: Vec<usize> = (0..current_len).filter(|i| !kept.contains(i)).collect();
     if target.is_empty() {
         if present && current_len > 0 {
-            ops.push(PatchOp::Remove { path: pointer.to_string() });
+            ops.push(PatchOp::Remove {
+                path: pointer.to_string(),
+            });
         }
         return;
     }
     if kept.is_empty() && (!present || current_len == removed.len()) {
         let values: Vec<Value> = target.into_iter().filter_map(Result::err).collect();
         if present {
-            ops.push(PatchOp::Replace { path: pointer.to_string(), value: Value::Array(values) });
+            ops.push(PatchOp::Replace {
+                path: pointer.to_string(),
+                value: Value::Array(values),
+            });
         } else {
-            ops.push(PatchOp::Add { path: pointer.to_string(), value: Value::Array(values) });
+            ops.push(PatchOp::Add {
+                path: pointer.to_string(),
+                value: Value::Array(values),
+            });
         }
         return;
     }
     for i in removed.iter().rev() {
-        ops.push(PatchOp::Remove { path: format!("{pointer}/{i}") });
+        ops.push(PatchOp::Remove {
+            path: format!("{pointer}/{i}"),
+        });
     }
     for (pos, t) in target.into_iter().enumerate() {
         if let Err(v) = t {
-            ops.push(PatchOp::Add { path: format!("{pointer}/{pos}"), value: v });
+            ops.push(PatchOp::Add {
+                path: format!("{pointer}/{pos}"),
+                value: v,
+            });
         }
     }
 }
@@ -72,7 +96,13 @@ mod tests {
     fn edits_keep_order_and_positions() {
         let doc = json!({"l": ["a", "X", "b", "Y"]});
         let mut ops = Vec::new();
-        edit_list(&mut ops, "/l", true, 4, vec![Err(json!("N")), Ok(0), Ok(2), Err(json!("M"))]);
+        edit_list(
+            &mut ops,
+            "/l",
+            true,
+            4,
+            vec![Err(json!("N")), Ok(0), Ok(2), Err(json!("M"))],
+        );
         assert_eq!(apply(&doc, &ops), json!({"l": ["N", "a", "b", "M"]}));
     }
 
@@ -94,7 +124,16 @@ mod tests {
 
     #[test]
     fn wire_format() {
-        let ops = [PatchOp::Add { path: "/a".into(), value: json!(1) }, PatchOp::Remove { path: "/b".into() }];
-        assert_eq!(String::from_utf8(to_json(&ops)).unwrap(), r#"[{"op":"add","path":"/a","value":1},{"op":"remove","path":"/b"}]"#);
+        let ops = [
+            PatchOp::Add {
+                path: "/a".into(),
+                value: json!(1),
+            },
+            PatchOp::Remove { path: "/b".into() },
+        ];
+        assert_eq!(
+            String::from_utf8(to_json(&ops)).unwrap(),
+            r#"[{"op":"add","path":"/a","value":1},{"op":"remove","path":"/b"}]"#
+        );
     }
 }

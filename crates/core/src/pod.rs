@@ -22,9 +22,19 @@ fn parse<'a, T: Deserialize<'a>>(raw: &'a str, pointer: &str) -> Result<T, ViewE
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        let msg = inner.find(" at line ").map_or(inner.as_str(), |i| &inner[..i]).to_string();
-        let sub = if path == "." { String::new() } else { format!("/{}", path.replace('.', "/")) };
-        ViewError { pointer: format!("{pointer}{sub}"), message: msg }
+        let msg = inner
+            .find(" at line ")
+            .map_or(inner.as_str(), |i| &inner[..i])
+            .to_string();
+        let sub = if path == "." {
+            String::new()
+        } else {
+            format!("/{}", path.replace('.', "/"))
+        };
+        ViewError {
+            pointer: format!("{pointer}{sub}"),
+            message: msg,
+        }
     })
 }
 
@@ -248,17 +258,32 @@ pub fn templates<'a>(raw: &'a str) -> Result<Vec<Template<'a>>, ViewError> {
     Ok(out)
 }
 
-fn collect<'a>(raw: &'a str, prefix: &str, out: &mut Vec<Template<'a>>, depth: usize) -> Result<(), ViewError> {
+fn collect<'a>(
+    raw: &'a str,
+    prefix: &str,
+    out: &mut Vec<Template<'a>>,
+    depth: usize,
+) -> Result<(), ViewError> {
     let trimmed = raw.trim_start();
     if !trimmed.starts_with('{') {
-        return Err(ViewError { pointer: if prefix.is_empty() { "/".into() } else { prefix.into() }, message: "expected a JSON object".into() });
+        return Err(ViewError {
+            pointer: if prefix.is_empty() {
+                "/".into()
+            } else {
+                prefix.into()
+            },
+            message: "expected a JSON object".into(),
+        });
     }
     let head: Head<'a> = parse(raw, prefix)?;
     let kind = head.kind.as_deref().unwrap_or("");
     let api_version = head.api_version.as_deref().unwrap_or("");
     if kind.ends_with("List") && head.items.is_some() {
         if depth > 4 {
-            return Err(ViewError { pointer: prefix.into(), message: "Lists nested too deeply".into() });
+            return Err(ViewError {
+                pointer: prefix.into(),
+                message: "Lists nested too deeply".into(),
+            });
         }
         for (i, item) in head.items.into_iter().flatten().enumerate() {
             collect(item.get(), &format!("{prefix}/items/{i}"), out, depth + 1)?;
@@ -278,16 +303,23 @@ fn collect<'a>(raw: &'a str, prefix: &str, out: &mut Vec<Template<'a>>, depth: u
             let Some(spec) = head.spec else { return Ok(()) };
             let (template, pointer) = if route == "cronjob" {
                 let cj: CronJobSpec = parse(spec.get(), &format!("{prefix}/spec"))?;
-                let Some(jt) = cj.job_template else { return Ok(()) };
+                let Some(jt) = cj.job_template else {
+                    return Ok(());
+                };
                 let jt: JobTemplate = parse(jt.get(), &format!("{prefix}/spec/jobTemplate"))?;
                 let Some(js) = jt.spec else { return Ok(()) };
                 let wt: WithTemplate = parse(js.get(), &format!("{prefix}/spec/jobTemplate/spec"))?;
-                (wt.template, format!("{prefix}/spec/jobTemplate/spec/template"))
+                (
+                    wt.template,
+                    format!("{prefix}/spec/jobTemplate/spec/template"),
+                )
             } else {
                 let wt: WithTemplate = parse(spec.get(), &format!("{prefix}/spec"))?;
                 (wt.template, format!("{prefix}/spec/template"))
             };
-            let Some(template) = template else { return Ok(()) };
+            let Some(template) = template else {
+                return Ok(());
+            };
             let parts: TemplateParts = parse(template.get(), &pointer)?;
             (parts.metadata, parts.spec, pointer)
         }
@@ -307,7 +339,10 @@ fn collect<'a>(raw: &'a str, prefix: &str, out: &mut Vec<Template<'a>>, depth: u
         meta_pointer,
         spec_pointer,
         kind: kind.to_string(),
-        object_name: object_meta.name.clone().or_else(|| object_meta.generate_name.clone()),
+        object_name: object_meta
+            .name
+            .clone()
+            .or_else(|| object_meta.generate_name.clone()),
         object_namespace: object_meta.namespace.clone(),
         meta_present: meta_raw.is_some(),
         meta,
@@ -316,14 +351,20 @@ fn collect<'a>(raw: &'a str, prefix: &str, out: &mut Vec<Template<'a>>, depth: u
     Ok(())
 }
 
-fn containers<'a>(list: Option<Vec<&'a RawValue>>, pointer: &str) -> Result<Vec<ContainerRef<'a>>, ViewError> {
+fn containers<'a>(
+    list: Option<Vec<&'a RawValue>>,
+    pointer: &str,
+) -> Result<Vec<ContainerRef<'a>>, ViewError> {
     list.into_iter()
         .flatten()
         .enumerate()
         .map(|(i, raw)| {
             let view: ContainerView = parse(raw.get(), &format!("{pointer}/{i}"))?;
             if view.name.is_empty() {
-                return Err(ViewError { pointer: format!("{pointer}/{i}/name"), message: "container has no name".into() });
+                return Err(ViewError {
+                    pointer: format!("{pointer}/{i}/name"),
+                    message: "container has no name".into(),
+                });
             }
             Ok(ContainerRef { view, raw })
         })
@@ -363,7 +404,9 @@ fn pod_spec<'a>(raw: &'a str, pointer: &str) -> Result<PodSpecView<'a>, ViewErro
     };
     let node_selector = s.node_selector.unwrap_or_default();
     let windows = s.os.and_then(|o| o.name).is_some_and(|n| n == "windows")
-        || node_selector.get("kubernetes.io/os").is_some_and(|v| v == "windows");
+        || node_selector
+            .get("kubernetes.io/os")
+            .is_some_and(|v| v == "windows");
     Ok(PodSpecView {
         containers: containers_list,
         containers_present,
@@ -413,22 +456,38 @@ mod tests {
             ("ReplicationController", "v1", "/spec/template/spec"),
             ("Job", "batch/v1", "/spec/template/spec"),
         ] {
-            let obj = format!(r#"{{"apiVersion":"{api}","kind":"{kind}","metadata":{{"name":"w"}},"spec":{{"template":{{"spec":{{"containers":[{{"name":"c"}}]}}}}}}}}"#);
+            let obj = format!(
+                r#"{{"apiVersion":"{api}","kind":"{kind}","metadata":{{"name":"w"}},"spec":{{"template":{{"spec":{{"containers":[{{"name":"c"}}]}}}}}}}}"#
+            );
             let t = templates(&obj).unwrap();
             assert_eq!(t[0].spec_pointer, ptr, "{kind}");
             assert!(!t[0].meta_present);
             assert_eq!(t[0].object_name.as_deref(), Some("w"));
         }
         let cj = r#"{"apiVersion":"batch/v1","kind":"CronJob","spec":{"jobTemplate":{"spec":{"template":{"metadata":{},"spec":{"containers":[{"name":"c"}]}}}}}}"#;
-        assert_eq!(templates(cj).unwrap()[0].spec_pointer, "/spec/jobTemplate/spec/template/spec");
-        let list = format!(r#"{{"apiVersion":"v1","kind":"List","items":[{pod},{{"apiVersion":"v1","kind":"ConfigMap"}},{pod}]}}"#);
+        assert_eq!(
+            templates(cj).unwrap()[0].spec_pointer,
+            "/spec/jobTemplate/spec/template/spec"
+        );
+        let list = format!(
+            r#"{{"apiVersion":"v1","kind":"List","items":[{pod},{{"apiVersion":"v1","kind":"ConfigMap"}},{pod}]}}"#
+        );
         let t = templates(&list).unwrap();
-        assert_eq!(t.iter().map(|t| t.spec_pointer.as_str()).collect::<Vec<_>>(), ["/items/0/spec", "/items/2/spec"]);
+        assert_eq!(
+            t.iter()
+                .map(|t| t.spec_pointer.as_str())
+                .collect::<Vec<_>>(),
+            ["/items/0/spec", "/items/2/spec"]
+        );
     }
 
     #[test]
     fn other_kinds_and_groups_pass() {
-        assert!(templates(r#"{"apiVersion":"v1","kind":"ConfigMap","data":{}}"#).unwrap().is_empty());
+        assert!(
+            templates(r#"{"apiVersion":"v1","kind":"ConfigMap","data":{}}"#)
+                .unwrap()
+                .is_empty()
+        );
         assert!(templates(r#"{"apiVersion":"example.com/v1","kind":"Deployment","spec":{"template":{"spec":{}}}}"#).unwrap().is_empty());
     }
 
@@ -436,7 +495,9 @@ mod tests {
     fn errors_name_the_pointer() {
         let e = templates(r#"{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"name":"a"},{"name":"b","command":"sh"}]}}"#).unwrap_err();
         assert_eq!(e.pointer, "/spec/containers/1/command");
-        let e = templates(r#"{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"image":"x"}]}}"#).unwrap_err();
+        let e =
+            templates(r#"{"apiVersion":"v1","kind":"Pod","spec":{"containers":[{"image":"x"}]}}"#)
+                .unwrap_err();
         assert_eq!(e.pointer, "/spec/containers/0/name");
         assert!(templates("[1]").is_err());
     }
@@ -455,7 +516,10 @@ mod tests {
 
     #[test]
     fn escapes_pointers() {
-        assert_eq!(escape_pointer("sidecar-kit.io/status"), "sidecar-kit.io~1status");
+        assert_eq!(
+            escape_pointer("sidecar-kit.io/status"),
+            "sidecar-kit.io~1status"
+        );
         assert_eq!(escape_pointer("a~b"), "a~0b");
     }
 }

@@ -17,8 +17,10 @@ pub const INSTALL_CONTAINER: &str = "sidecar-kit-install";
 pub const LEGACY_SUFFIX: &str = "-legacy";
 /// The release image that carries `sidecar-shim`, used when neither the profile nor the
 /// command line names one.
-pub const RELEASE_SHIM_IMAGE: &str =
-    concat!("ghcr.io/sidecar-kit/sidecar-kit:v", env!("CARGO_PKG_VERSION"));
+pub const RELEASE_SHIM_IMAGE: &str = concat!(
+    "ghcr.io/sidecar-kit/sidecar-kit:v",
+    env!("CARGO_PKG_VERSION")
+);
 
 /// Injection mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -33,7 +35,13 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [Mode::Native, Mode::Legacy, Mode::Affinity, Mode::Universal, Mode::Auto];
+    pub const ALL: [Mode; 5] = [
+        Mode::Native,
+        Mode::Legacy,
+        Mode::Affinity,
+        Mode::Universal,
+        Mode::Auto,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -170,7 +178,11 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(field: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into(), fix: fix.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+            fix: fix.into(),
+        }
     }
 }
 
@@ -248,7 +260,8 @@ struct RawShim {
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -275,7 +288,11 @@ fn serde_error_to_field(e: serde_path_to_error::Error<serde_json::Error>) -> Fie
     } else {
         "give the field the type the SidecarProfile schema expects"
     };
-    let field = if path == "." || path.is_empty() { "(document)".to_string() } else { path };
+    let field = if path == "." || path.is_empty() {
+        "(document)".to_string()
+    } else {
+        path
+    };
     FieldError::new(field, msg, fix)
 }
 
@@ -300,20 +317,35 @@ impl Profile {
             ));
         }
         if raw.kind != KIND {
-            errs.push(FieldError::new("kind", format!("is {:?}", raw.kind), format!("set kind: {KIND}")));
+            errs.push(FieldError::new(
+                "kind",
+                format!("is {:?}", raw.kind),
+                format!("set kind: {KIND}"),
+            ));
         }
         let name = raw.metadata.name.unwrap_or_default();
         if !is_dns_subdomain(&name) {
             errs.push(FieldError::new(
                 "metadata.name",
-                if name.is_empty() { "is missing".to_string() } else { format!("{name:?} is not a DNS subdomain") },
+                if name.is_empty() {
+                    "is missing".to_string()
+                } else {
+                    format!("{name:?} is not a DNS subdomain")
+                },
                 "give the profile a lowercase name of letters, digits, '-' and '.'",
             ));
         }
         let spec_json = doc.get("spec").cloned().unwrap_or(Value::Null);
         let spec = validate_spec(raw.spec, &mut errs);
         if errs.is_empty() {
-            Ok(Profile { name, origin: origin.to_string(), spec, spec_json, hash: String::new(), shim_image: String::new() })
+            Ok(Profile {
+                name,
+                origin: origin.to_string(),
+                spec,
+                spec_json,
+                hash: String::new(),
+                shim_image: String::new(),
+            })
         } else {
             Err(errs)
         }
@@ -330,7 +362,10 @@ impl Profile {
 }
 
 fn str_list(v: &Value) -> Option<Vec<String>> {
-    v.as_array()?.iter().map(|x| x.as_str().map(str::to_string)).collect()
+    v.as_array()?
+        .iter()
+        .map(|x| x.as_str().map(str::to_string))
+        .collect()
 }
 
 fn validate_container(
@@ -340,14 +375,22 @@ fn validate_container(
     errs: &mut Vec<FieldError>,
 ) -> Option<ContainerSpec> {
     let Some(obj) = v.as_object() else {
-        errs.push(FieldError::new(field, "is not a Container object", "write a Kubernetes Container"));
+        errs.push(FieldError::new(
+            field,
+            "is not a Container object",
+            "write a Kubernetes Container",
+        ));
         return None;
     };
     let name = obj.get("name").and_then(Value::as_str).unwrap_or("");
     if !is_dns_label(name) {
         errs.push(FieldError::new(
             format!("{field}.name"),
-            if name.is_empty() { "is missing".into() } else { format!("{name:?} is not a DNS-1123 label") },
+            if name.is_empty() {
+                "is missing".into()
+            } else {
+                format!("{name:?} is not a DNS-1123 label")
+            },
             "name the container with at most 63 lowercase letters, digits and '-'",
         ));
     } else if name.len() + LEGACY_SUFFIX.len() > 63 && !regular_init {
@@ -366,7 +409,11 @@ fn validate_container(
     }
     match obj.get("image") {
         Some(Value::String(s)) if !s.trim().is_empty() => {}
-        _ => errs.push(FieldError::new(format!("{field}.image"), "is missing", "give the container image")),
+        _ => errs.push(FieldError::new(
+            format!("{field}.image"),
+            "is missing",
+            "give the container image",
+        )),
     }
     let mut command = None;
     for key in ["command", "args"] {
@@ -374,12 +421,20 @@ fn validate_container(
             match str_list(c) {
                 Some(list) if key == "command" => {
                     if list.is_empty() {
-                        errs.push(FieldError::new(format!("{field}.command"), "is empty", "give the command, or remove the field"));
+                        errs.push(FieldError::new(
+                            format!("{field}.command"),
+                            "is empty",
+                            "give the command, or remove the field",
+                        ));
                     }
                     command = Some(list)
                 }
                 Some(_) => {}
-                None => errs.push(FieldError::new(format!("{field}.{key}"), "is not a list of strings", "write it as a list of strings")),
+                None => errs.push(FieldError::new(
+                    format!("{field}.{key}"),
+                    "is not a list of strings",
+                    "write it as a list of strings",
+                )),
             }
         }
     }
@@ -391,7 +446,12 @@ fn validate_container(
         ));
     }
     if regular_init {
-        for key in ["lifecycle", "livenessProbe", "readinessProbe", "startupProbe"] {
+        for key in [
+            "lifecycle",
+            "livenessProbe",
+            "readinessProbe",
+            "startupProbe",
+        ] {
             if obj.contains_key(key) {
                 errs.push(FieldError::new(
                     format!("{field}.{key}"),
@@ -405,8 +465,13 @@ fn validate_container(
         match mounts.as_array() {
             Some(list) => {
                 for (i, m) in list.iter().enumerate() {
-                    let ok = m.get("name").and_then(Value::as_str).is_some_and(|s| !s.is_empty())
-                        && m.get("mountPath").and_then(Value::as_str).is_some_and(|s| s.starts_with('/'));
+                    let ok = m
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty())
+                        && m.get("mountPath")
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| s.starts_with('/'));
                     if !ok {
                         errs.push(FieldError::new(
                             format!("{field}.volumeMounts[{i}]"),
@@ -416,19 +481,35 @@ fn validate_container(
                     }
                 }
             }
-            None => errs.push(FieldError::new(format!("{field}.volumeMounts"), "is not a list", "write a list of VolumeMounts")),
+            None => errs.push(FieldError::new(
+                format!("{field}.volumeMounts"),
+                "is not a list",
+                "write a list of VolumeMounts",
+            )),
         }
     }
     if let Some(env) = obj.get("env") {
         match env.as_array() {
             Some(list) => {
                 for (i, e) in list.iter().enumerate() {
-                    if !e.get("name").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
-                        errs.push(FieldError::new(format!("{field}.env[{i}].name"), "is missing", "name the variable"));
+                    if !e
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty())
+                    {
+                        errs.push(FieldError::new(
+                            format!("{field}.env[{i}].name"),
+                            "is missing",
+                            "name the variable",
+                        ));
                     }
                 }
             }
-            None => errs.push(FieldError::new(format!("{field}.env"), "is not a list", "write a list of EnvVars")),
+            None => errs.push(FieldError::new(
+                format!("{field}.env"),
+                "is not a list",
+                "write a list of EnvVars",
+            )),
         }
     }
     if let Some(ports) = obj.get("ports") {
@@ -443,14 +524,25 @@ fn validate_container(
             }
         }
     }
-    Some(ContainerSpec { name: name.to_string(), command, raw: obj.clone() })
+    Some(ContainerSpec {
+        name: name.to_string(),
+        command,
+        raw: obj.clone(),
+    })
 }
 
 fn named(v: &Value, field: &str, what: &str, errs: &mut Vec<FieldError>) -> Option<Named> {
     match v.get("name").and_then(Value::as_str) {
-        Some(n) if !n.is_empty() => Some(Named { name: n.to_string(), raw: v.clone() }),
+        Some(n) if !n.is_empty() => Some(Named {
+            name: n.to_string(),
+            raw: v.clone(),
+        }),
         _ => {
-            errs.push(FieldError::new(format!("{field}.name"), "is missing", format!("name the {what}")));
+            errs.push(FieldError::new(
+                format!("{field}.name"),
+                "is missing",
+                format!("name the {what}"),
+            ));
             None
         }
     }
@@ -462,28 +554,47 @@ fn validate_spec(raw: RawSpec, errs: &mut Vec<FieldError>) -> ProfileSpec {
         Some(Value::String(s)) if s == "first" => Position::First,
         Some(Value::String(s)) if s == "last" => Position::Last,
         Some(Value::Object(m)) if m.len() == 1 => {
-            let (k, v) = m.iter().next().map(|(k, v)| (k.as_str(), v.as_str())).unwrap_or(("", None));
+            let (k, v) = m
+                .iter()
+                .next()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .unwrap_or(("", None));
             match (k, v) {
                 ("before", Some(n)) if !n.is_empty() => Position::Before(n.to_string()),
                 ("after", Some(n)) if !n.is_empty() => Position::After(n.to_string()),
                 _ => {
-                    errs.push(FieldError::new("spec.position", format!("{:?} is not a position", raw.position), "use first, last, {before: NAME} or {after: NAME}"));
+                    errs.push(FieldError::new(
+                        "spec.position",
+                        format!("{:?} is not a position", raw.position),
+                        "use first, last, {before: NAME} or {after: NAME}",
+                    ));
                     Position::First
                 }
             }
         }
         Some(other) => {
-            errs.push(FieldError::new("spec.position", format!("{other} is not a position"), "use first, last, {before: NAME} or {after: NAME}"));
+            errs.push(FieldError::new(
+                "spec.position",
+                format!("{other} is not a position"),
+                "use first, last, {before: NAME} or {after: NAME}",
+            ));
             Position::First
         }
     };
-    for (field, sel) in [("spec.selector", &raw.selector), ("spec.namespaceSelector", &raw.namespace_selector)] {
+    for (field, sel) in [
+        ("spec.selector", &raw.selector),
+        ("spec.namespaceSelector", &raw.namespace_selector),
+    ] {
         if let Some(Err((f, m, fix))) = sel.as_ref().map(LabelSelector::validate) {
             errs.push(FieldError::new(format!("{field}.{f}"), m, fix));
         }
     }
     if raw.containers.is_empty() {
-        errs.push(FieldError::new("spec.containers", "is empty", "list at least one sidecar container"));
+        errs.push(FieldError::new(
+            "spec.containers",
+            "is empty",
+            "list at least one sidecar container",
+        ));
     }
     let containers: Vec<ContainerSpec> = raw
         .containers
@@ -495,7 +606,9 @@ fn validate_spec(raw: RawSpec, errs: &mut Vec<FieldError>) -> ProfileSpec {
         .init_containers
         .iter()
         .enumerate()
-        .filter_map(|(i, c)| validate_container(c, &format!("spec.initContainers[{i}]"), true, errs))
+        .filter_map(|(i, c)| {
+            validate_container(c, &format!("spec.initContainers[{i}]"), true, errs)
+        })
         .collect();
     let mode = raw.mode.unwrap_or_default();
     let fallback = raw.fallback.unwrap_or_default();
@@ -515,16 +628,29 @@ fn validate_spec(raw: RawSpec, errs: &mut Vec<FieldError>) -> ProfileSpec {
         .iter()
         .enumerate()
         .map(|(i, c)| (format!("spec.containers[{i}].name"), c.name.clone()))
-        .chain(init_containers.iter().enumerate().map(|(i, c)| (format!("spec.initContainers[{i}].name"), c.name.clone())))
+        .chain(
+            init_containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("spec.initContainers[{i}].name"), c.name.clone())),
+        )
     {
         if let Some(first) = seen.insert(name.clone(), field.clone()) {
-            errs.push(FieldError::new(field, format!("{name:?} is also the name of {first}"), "give every container a unique name"));
+            errs.push(FieldError::new(
+                field,
+                format!("{name:?} is also the name of {first}"),
+                "give every container a unique name",
+            ));
         }
     }
     for c in &containers {
         let legacy = format!("{}{LEGACY_SUFFIX}", c.name);
         if let Some(other) = seen.get(&legacy) {
-            errs.push(FieldError::new(other.clone(), format!("{legacy:?} is the name of the legacy copy of {:?}", c.name), "rename the container"));
+            errs.push(FieldError::new(
+                other.clone(),
+                format!("{legacy:?} is the name of the legacy copy of {:?}", c.name),
+                "rename the container",
+            ));
         }
     }
     let mut volumes = Vec::new();
@@ -533,16 +659,31 @@ fn validate_spec(raw: RawSpec, errs: &mut Vec<FieldError>) -> ProfileSpec {
         let field = format!("spec.volumes[{i}]");
         if let Some(n) = named(v, &field, "volume", errs) {
             if n.name == SHIM_VOLUME {
-                errs.push(FieldError::new(format!("{field}.name"), "\"sidecar-kit\" is reserved for the shim's volume", "choose another name"));
+                errs.push(FieldError::new(
+                    format!("{field}.name"),
+                    "\"sidecar-kit\" is reserved for the shim's volume",
+                    "choose another name",
+                ));
             } else if !is_dns_label(&n.name) {
-                errs.push(FieldError::new(format!("{field}.name"), format!("{:?} is not a DNS-1123 label", n.name), "use lowercase letters, digits and '-'"));
+                errs.push(FieldError::new(
+                    format!("{field}.name"),
+                    format!("{:?} is not a DNS-1123 label", n.name),
+                    "use lowercase letters, digits and '-'",
+                ));
             } else if !vol_names.insert(n.name.clone()) {
-                errs.push(FieldError::new(format!("{field}.name"), format!("volume {:?} is listed twice", n.name), "remove the duplicate"));
+                errs.push(FieldError::new(
+                    format!("{field}.name"),
+                    format!("volume {:?} is listed twice", n.name),
+                    "remove the duplicate",
+                ));
             }
             volumes.push(n);
         }
     }
-    let app = raw.app_containers.unwrap_or(RawApp { volume_mounts: vec![], env: vec![] });
+    let app = raw.app_containers.unwrap_or(RawApp {
+        volume_mounts: vec![],
+        env: vec![],
+    });
     let mut app_volume_mounts = Vec::new();
     let mut paths = BTreeSet::new();
     for (i, m) in app.volume_mounts.iter().enumerate() {
@@ -550,13 +691,25 @@ fn validate_spec(raw: RawSpec, errs: &mut Vec<FieldError>) -> ProfileSpec {
         let name = m.get("name").and_then(Value::as_str).unwrap_or("");
         let path = m.get("mountPath").and_then(Value::as_str).unwrap_or("");
         if name.is_empty() || !path.starts_with('/') {
-            errs.push(FieldError::new(field, "needs a name and an absolute mountPath", "give both"));
+            errs.push(FieldError::new(
+                field,
+                "needs a name and an absolute mountPath",
+                "give both",
+            ));
             continue;
         }
         if !paths.insert(path.to_string()) {
-            errs.push(FieldError::new(format!("{field}.mountPath"), format!("{path:?} is mounted twice"), "remove the duplicate"));
+            errs.push(FieldError::new(
+                format!("{field}.mountPath"),
+                format!("{path:?} is mounted twice"),
+                "remove the duplicate",
+            ));
         }
-        app_volume_mounts.push(MountSpec { name: name.to_string(), mount_path: path.to_string(), raw: m.clone() });
+        app_volume_mounts.push(MountSpec {
+            name: name.to_string(),
+            mount_path: path.to_string(),
+            raw: m.clone(),
+        });
     }
     let mut app_env = Vec::new();
     let mut env_names = BTreeSet::new();
@@ -564,14 +717,22 @@ fn validate_spec(raw: RawSpec, errs: &mut Vec<FieldError>) -> ProfileSpec {
         let field = format!("spec.appContainers.env[{i}]");
         if let Some(n) = named(e, &field, "variable", errs) {
             if !env_names.insert(n.name.clone()) {
-                errs.push(FieldError::new(format!("{field}.name"), format!("{:?} is set twice", n.name), "remove the duplicate"));
+                errs.push(FieldError::new(
+                    format!("{field}.name"),
+                    format!("{:?} is set twice", n.name),
+                    "remove the duplicate",
+                ));
             }
             app_env.push(n);
         }
     }
     let shim_image = match raw.shim {
         Some(s) if s.image.trim().is_empty() => {
-            errs.push(FieldError::new("spec.shim.image", "is empty", "name the image that carries sidecar-shim, or remove spec.shim"));
+            errs.push(FieldError::new(
+                "spec.shim.image",
+                "is empty",
+                "name the image that carries sidecar-shim, or remove spec.shim",
+            ));
             None
         }
         Some(s) => Some(s.image),
@@ -650,10 +811,18 @@ impl fmt::Display for SetError {
 
 /// What a profile adds that another profile must not add to the same pod.
 pub(crate) fn additions(p: &Profile) -> Vec<(&'static str, String)> {
-    let mut out: Vec<(&'static str, String)> = p.added_container_names().map(|n| ("container", n)).collect();
+    let mut out: Vec<(&'static str, String)> = p
+        .added_container_names()
+        .map(|n| ("container", n))
+        .collect();
     out.extend(p.spec.volumes.iter().map(|v| ("volume", v.name.clone())));
     out.extend(p.spec.app_env.iter().map(|e| ("env var", e.name.clone())));
-    out.extend(p.spec.app_volume_mounts.iter().map(|m| ("mountPath", m.mount_path.clone())));
+    out.extend(
+        p.spec
+            .app_volume_mounts
+            .iter()
+            .map(|m| ("mountPath", m.mount_path.clone())),
+    );
     out
 }
 
@@ -671,19 +840,36 @@ pub struct ProfileSet {
 
 impl ProfileSet {
     /// Resolves shim images and hashes, and checks names and conflicts across profiles.
-    pub fn new(mut profiles: Vec<Profile>, default_shim_image: Option<&str>) -> Result<ProfileSet, Vec<SetError>> {
+    pub fn new(
+        mut profiles: Vec<Profile>,
+        default_shim_image: Option<&str>,
+    ) -> Result<ProfileSet, Vec<SetError>> {
         let mut errs = Vec::new();
-        let default_image = default_shim_image.filter(|s| !s.is_empty()).unwrap_or(RELEASE_SHIM_IMAGE);
+        let default_image = default_shim_image
+            .filter(|s| !s.is_empty())
+            .unwrap_or(RELEASE_SHIM_IMAGE);
         for p in &mut profiles {
-            p.shim_image = p.spec.shim_image.clone().unwrap_or_else(|| default_image.to_string());
+            p.shim_image = p
+                .spec
+                .shim_image
+                .clone()
+                .unwrap_or_else(|| default_image.to_string());
             p.hash = content_hash(&p.spec_json, &p.shim_image);
         }
-        profiles.sort_by(|a, b| b.spec.priority.cmp(&a.spec.priority).then_with(|| a.name.cmp(&b.name)));
+        profiles.sort_by(|a, b| {
+            b.spec
+                .priority
+                .cmp(&a.spec.priority)
+                .then_with(|| a.name.cmp(&b.name))
+        });
         for (i, a) in profiles.iter().enumerate() {
             for b in &profiles[i + 1..] {
                 if a.name == b.name {
                     errs.push(SetError {
-                        message: format!("profile {:?} is defined twice: in {} and in {}", a.name, a.origin, b.origin),
+                        message: format!(
+                            "profile {:?} is defined twice: in {} and in {}",
+                            a.name, a.origin, b.origin
+                        ),
                         fix: "keep one definition, or rename one of them".into(),
                     });
                     continue;
@@ -708,7 +894,9 @@ impl ProfileSet {
             }
         }
         if errs.is_empty() {
-            Ok(ProfileSet { profiles: profiles.into_iter().map(Arc::new).collect() })
+            Ok(ProfileSet {
+                profiles: profiles.into_iter().map(Arc::new).collect(),
+            })
         } else {
             Err(errs)
         }

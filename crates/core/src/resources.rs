@@ -32,7 +32,11 @@ pub fn parse_quantity(s: &str) -> Option<f64> {
     ];
     for (suffix, mult) in suffixes {
         if let Some(num) = s.strip_suffix(suffix) {
-            return num.parse::<f64>().ok().filter(|n| n.is_finite()).map(|n| n * mult);
+            return num
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .map(|n| n * mult);
         }
     }
     let num = s.strip_suffix('E').map(|n| (n, 1e18));
@@ -76,26 +80,44 @@ impl Requests {
     }
 
     fn add(self, o: Requests) -> Requests {
-        Requests { cpu: self.cpu + o.cpu, memory: self.memory + o.memory }
+        Requests {
+            cpu: self.cpu + o.cpu,
+            memory: self.memory + o.memory,
+        }
     }
 
     fn max(self, o: Requests) -> Requests {
-        Requests { cpu: self.cpu.max(o.cpu), memory: self.memory.max(o.memory) }
+        Requests {
+            cpu: self.cpu.max(o.cpu),
+            memory: self.memory.max(o.memory),
+        }
     }
 
     /// "250m CPU, 192Mi memory".
     pub fn describe(&self) -> String {
-        format!("{} CPU, {} memory", format_cpu(self.cpu), format_bytes(self.memory))
+        format!(
+            "{} CPU, {} memory",
+            format_cpu(self.cpu),
+            format_bytes(self.memory)
+        )
     }
 }
 
 pub fn format_cpu(cores: f64) -> String {
     let milli = (cores * 1000.0).round();
-    if milli % 1000.0 == 0.0 { format!("{}", milli / 1000.0) } else { format!("{milli}m") }
+    if milli % 1000.0 == 0.0 {
+        format!("{}", milli / 1000.0)
+    } else {
+        format!("{milli}m")
+    }
 }
 
 pub fn format_bytes(b: f64) -> String {
-    for (unit, m) in [("Gi", 1024f64.powi(3)), ("Mi", 1024f64.powi(2)), ("Ki", 1024f64)] {
+    for (unit, m) in [
+        ("Gi", 1024f64.powi(3)),
+        ("Mi", 1024f64.powi(2)),
+        ("Ki", 1024f64),
+    ] {
         if b >= m && (b / m).fract() == 0.0 {
             return format!("{}{unit}", b / m);
         }
@@ -113,7 +135,11 @@ pub struct InitEntry {
 }
 
 /// Effective pod requests.
-pub fn effective(init: &[InitEntry], regular: &[Requests], overhead: &BTreeMap<String, Value>) -> Requests {
+pub fn effective(
+    init: &[InitEntry],
+    regular: &[Requests],
+    overhead: &BTreeMap<String, Value>,
+) -> Requests {
     let mut sidecars = Requests::default();
     let mut init_eff = Requests::default();
     for e in init {
@@ -124,7 +150,9 @@ pub fn effective(init: &[InitEntry], regular: &[Requests], overhead: &BTreeMap<S
         }
     }
     let running = regular.iter().fold(sidecars, |acc, r| acc.add(*r));
-    init_eff.max(running).add(Requests::from_map(Some(overhead.iter())))
+    init_eff
+        .max(running)
+        .add(Requests::from_map(Some(overhead.iter())))
 }
 
 #[cfg(test)]
@@ -148,15 +176,27 @@ mod tests {
         let r = |cpu: f64, mem: f64| Requests { cpu, memory: mem };
         // sidecar 100m, then a regular init of 1 CPU, app 500m.
         let init = [
-            InitEntry { requests: r(0.1, 0.0), sidecar: true },
-            InitEntry { requests: r(1.0, 0.0), sidecar: false },
+            InitEntry {
+                requests: r(0.1, 0.0),
+                sidecar: true,
+            },
+            InitEntry {
+                requests: r(1.0, 0.0),
+                sidecar: false,
+            },
         ];
         let e = effective(&init, &[r(0.5, 0.0)], &BTreeMap::new());
         assert!((e.cpu - 1.1).abs() < 1e-9, "{e:?}");
         // A regular init declared before the sidecar does not add it.
         let init = [
-            InitEntry { requests: r(1.0, 0.0), sidecar: false },
-            InitEntry { requests: r(0.1, 0.0), sidecar: true },
+            InitEntry {
+                requests: r(1.0, 0.0),
+                sidecar: false,
+            },
+            InitEntry {
+                requests: r(0.1, 0.0),
+                sidecar: true,
+            },
         ];
         let e = effective(&init, &[r(0.5, 0.0)], &BTreeMap::new());
         assert!((e.cpu - 1.0).abs() < 1e-9, "{e:?}");

@@ -111,14 +111,17 @@ impl LabelSelector {
             }
         };
         let forbidden = |s: &LabelSelector, key: &str, value: &str| {
-            s.match_expressions
-                .iter()
-                .any(|r| r.key == key && r.operator == SelectorOperator::NotIn && r.values.iter().any(|v| v == value))
+            s.match_expressions.iter().any(|r| {
+                r.key == key
+                    && r.operator == SelectorOperator::NotIn
+                    && r.values.iter().any(|v| v == value)
+            })
         };
         let needs_present = |s: &LabelSelector, key: &str| {
             s.match_labels.contains_key(key)
                 || s.match_expressions.iter().any(|r| {
-                    r.key == key && matches!(r.operator, SelectorOperator::In | SelectorOperator::Exists)
+                    r.key == key
+                        && matches!(r.operator, SelectorOperator::In | SelectorOperator::Exists)
                 })
         };
         let keys = self
@@ -170,7 +173,10 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -187,9 +193,19 @@ mod tests {
             {"key":"legacy","operator":"DoesNotExist"}]}"#);
         assert!(s.matches(&labels(&[("app", "web"), ("tier", "a"), ("team", "x")])));
         assert!(!s.matches(&labels(&[("app", "web"), ("tier", "c"), ("team", "x")])));
-        assert!(!s.matches(&labels(&[("app", "web"), ("tier", "a"), ("team", "x"), ("env", "prod")])));
+        assert!(!s.matches(&labels(&[
+            ("app", "web"),
+            ("tier", "a"),
+            ("team", "x"),
+            ("env", "prod")
+        ])));
         assert!(!s.matches(&labels(&[("app", "web"), ("tier", "a")])));
-        assert!(!s.matches(&labels(&[("app", "web"), ("tier", "a"), ("team", "x"), ("legacy", "")])));
+        assert!(!s.matches(&labels(&[
+            ("app", "web"),
+            ("tier", "a"),
+            ("team", "x"),
+            ("legacy", "")
+        ])));
         assert!(!s.matches(&labels(&[("app", "api"), ("tier", "a"), ("team", "x")])));
     }
 
@@ -203,10 +219,16 @@ mod tests {
 
     #[test]
     fn validate_values() {
-        assert!(sel(r#"{"matchExpressions":[{"key":"a","operator":"In"}]}"#).validate().is_err());
-        assert!(sel(r#"{"matchExpressions":[{"key":"a","operator":"Exists","values":["x"]}]}"#)
-            .validate()
-            .is_err());
+        assert!(
+            sel(r#"{"matchExpressions":[{"key":"a","operator":"In"}]}"#)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            sel(r#"{"matchExpressions":[{"key":"a","operator":"Exists","values":["x"]}]}"#)
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]
@@ -215,8 +237,10 @@ mod tests {
         let api = sel(r#"{"matchLabels":{"app":"api"}}"#);
         let any = LabelSelector::default();
         let no_app = sel(r#"{"matchExpressions":[{"key":"app","operator":"DoesNotExist"}]}"#);
-        let not_web = sel(r#"{"matchExpressions":[{"key":"app","operator":"NotIn","values":["web"]}]}"#);
-        let in_web_api = sel(r#"{"matchExpressions":[{"key":"app","operator":"In","values":["web","api"]}]}"#);
+        let not_web =
+            sel(r#"{"matchExpressions":[{"key":"app","operator":"NotIn","values":["web"]}]}"#);
+        let in_web_api =
+            sel(r#"{"matchExpressions":[{"key":"app","operator":"In","values":["web","api"]}]}"#);
         assert!(web.disjoint(&api));
         assert!(!web.disjoint(&any));
         assert!(web.disjoint(&no_app));

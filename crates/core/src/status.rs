@@ -64,7 +64,10 @@ impl Status {
     pub fn parse(s: &str) -> Result<Status, String> {
         let st: Status = serde_json::from_str(s).map_err(|e| e.to_string())?;
         if st.v != 1 {
-            return Err(format!("version {} is not understood by this sidecar-kit (expects 1)", st.v));
+            return Err(format!(
+                "version {} is not understood by this sidecar-kit (expects 1)",
+                st.v
+            ));
         }
         Ok(st)
     }

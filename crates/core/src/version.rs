@@ -29,7 +29,12 @@ impl KubeVersion {
         if parts.next().is_some() {
             return None;
         }
-        Some(KubeVersion { major, minor, patch, raw: s.trim().to_string() })
+        Some(KubeVersion {
+            major,
+            minor,
+            patch,
+            raw: s.trim().to_string(),
+        })
     }
 
     /// Compares major.minor with a (major, minor) pair.
@@ -125,7 +130,9 @@ pub fn classify_node(kubelet_version: &str, gate: GateState) -> (NodeClass, Opti
         if gate == GateState::Enabled {
             (
                 NodeClass::Capable,
-                Some("1.28 kubelet with the gate on: start order is native, termination order is not"),
+                Some(
+                    "1.28 kubelet with the gate on: start order is native, termination order is not",
+                ),
             )
         } else {
             (NodeClass::Rejecting, None)
@@ -174,9 +181,9 @@ pub fn api_server_keeps_field(version: Option<&KubeVersion>, gate: GateState) ->
         (GateState::Unknown, Some(v)) if v.minor_is(1, 28) => FieldKept::No(format!(
             "API server {v}: gate state unknown, alpha and off by default (inferred from the version)"
         )),
-        (GateState::Unknown, Some(v)) => {
-            FieldKept::No(format!("API server {v} predates native sidecars and drops restartPolicy"))
-        }
+        (GateState::Unknown, Some(v)) => FieldKept::No(format!(
+            "API server {v} predates native sidecars and drops restartPolicy"
+        )),
         (GateState::Unknown, None) => FieldKept::Unknown("API server version unknown".into()),
     }
 }
@@ -238,6 +245,9 @@ mod tests {
             FieldKept::Yes(_)
         ));
         assert!(api_server_keeps_field(v("v1.32.1").as_ref(), GateState::Disabled).is_no());
-        assert!(matches!(api_server_keeps_field(None, GateState::Unknown), FieldKept::Unknown(_)));
+        assert!(matches!(
+            api_server_keeps_field(None, GateState::Unknown),
+            FieldKept::Unknown(_)
+        ));
     }
 }

@@ -1,0 +1,261 @@
+//! `inject` and `uninject`: the offline counterparts of the webhook, on the same engine.
+
+use crate::output;
+use crate::{CliError, exit};
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+use sidecar_kit_core::engine::{self, Options, Outcome, TemplateResult};
+use sidecar_kit_core::facts::StaticFacts;
+use sidecar_kit_core::profile::{Mode, ProfileSet};
+use sidecar_kit_manifests::{self as manifests, Document, Format};
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeArg {
+    Native,
+    Legacy,
+    Affinity,
+    Universal,
+    Auto,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Native => Mode::Native,
+            ModeArg::Legacy => Mode::Legacy,
+            ModeArg::Affinity => Mode::Affinity,
+            ModeArg::Universal => Mode::Universal,
+            ModeArg::Auto => Mode::Auto,
+        }
+    }
+}
+
+/// Flags shared by `inject` and `explain`.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Manifests to read: a file, a directory, or - for standard input. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|-")]
+    pub files: Vec<String>,
+    /// SidecarProfile files or directories. Repeatable.
+    #[arg(
+        short = 'p',
+        long = "profiles",
+        required = true,
+        value_name = "PATH",
+        env = "SIDECAR_KIT_PROFILES"
+    )]
+    pub profiles: Vec<String>,
+    /// Force a mode for every profile (overrides the pod annotation and the profile).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// A ClusterFacts file (from `sidecar-kit doctor cluster -o facts`) for auto mode.
+    #[arg(long, value_name = "FILE", env = "SIDECAR_KIT_FACTS")]
+    pub facts: Option<String>,
+    /// Namespace of objects that name none (for namespace selectors and facts).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// Image carrying sidecar-shim, for profiles that name none.
+    #[arg(long, value_name = "IMAGE", env = "SIDECAR_KIT_SHIM_IMAGE")]
+    pub shim_image: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Skips and warnings go to stderr. Exit codes: 0 ok; 1 runtime error; 2 bad input \
+(unreadable file, invalid profile, conflicting profiles, a pod annotation naming an unknown profile)."
+)]
+pub struct InjectArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Output format; the input's by default.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+#[derive(Args, Debug)]
+pub struct UninjectArgs {
+    /// Manifests to read: a file, a directory, or - for standard input. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|-")]
+    pub files: Vec<String>,
+    /// Output format; the input's by default.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+/// Everything the engine needs, loaded from the flags.
+pub struct Loaded {
+    pub docs: Vec<Document>,
+    pub profiles: ProfileSet,
+    pub facts: StaticFacts,
+    pub options: Options,
+}
+
+pub fn load(a: &EngineArgs) -> Result<Loaded, CliError> {
+    let profiles = manifests::load_profiles(&a.profiles).map_err(|errs| {
+        CliError::input(format!(
+            "{} problem(s) in the profiles:\n{}",
+            errs.len(),
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))
+    })?;
+    let profiles = ProfileSet::new(profiles, a.shim_image.as_deref()).map_err(|errs| {
+        CliError::input(
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    let facts = match &a.facts {
+        Some(f) => StaticFacts::new(manifests::load_facts(f)?),
+        None => StaticFacts::none(),
+    };
+    let docs = read_all(&a.files)?;
+    let options = Options {
+        mode_override: a.mode.map(Mode::from),
+        namespace: a.namespace.clone(),
+        ..Options::default()
+    };
+    Ok(Loaded {
+        docs,
+        profiles,
+        facts,
+        options,
+    })
+}
+
+pub fn read_all(files: &[String]) -> Result<Vec<Document>, CliError> {
+    let mut docs = Vec::new();
+    for f in files {
+        docs.extend(manifests::read_path(f)?);
+    }
+    if docs.is_empty() {
+        return Err(CliError::input(format!(
+            "{}: no documents to read; give Kubernetes manifests",
+            files.join(", ")
+        )));
+    }
+    Ok(docs)
+}
+
+/// Runs the engine on one document; errors name the document and the field.
+pub fn run_engine(
+    doc: &Document,
+    f: impl FnOnce(&str) -> Result<Outcome, sidecar_kit_core::pod::ViewError>,
+) -> Result<Outcome, CliError> {
+    let json = serde_json::to_string(&doc.value).map_err(|e| CliError::runtime(e.to_string()))?;
+    f(&json).map_err(|e| {
+        CliError::input(format!(
+            "{}: {}: {}\n  fix: correct the field, as `kubectl apply --dry-run=server` would ask",
+            doc.describe(),
+            e.pointer,
+            e.message
+        ))
+    })
+}
+
+pub fn template_place(doc: &Document, spec_pointer: &str) -> String {
+    if spec_pointer == "/spec" || spec_pointer.is_empty() {
+        doc.describe()
+    } else {
+        format!("{} at {}", doc.describe(), spec_pointer)
+    }
+}
+
+fn write(docs: Vec<Value>, format: Format) -> Result<(), CliError> {
+    let text = manifests::write_documents(&docs, format).map_err(CliError::runtime)?;
+    output::print(&text)
+}
+
+fn out_format(o: Option<OutputFormat>, docs: &[Document]) -> Format {
+    match o {
+        Some(OutputFormat::Json) => Format::Json,
+        Some(OutputFormat::Yaml) => Format::Yaml,
+        None => docs.first().map_or(Format::Yaml, |d| d.format),
+    }
+}
+
+pub fn inject(a: InjectArgs) -> Result<(), CliError> {
+    let l = load(&a.engine)?;
+    let format = out_format(a.output, &l.docs);
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(l.docs.len());
+    for doc in &l.docs {
+        let outcome = run_engine(doc, |j| {
+            engine::inject(j, &l.profiles, &l.facts, &l.options)
+        })?;
+        for t in &outcome.templates {
+            let place = template_place(doc, &t.spec_pointer);
+            for w in &t.warnings {
+                output::note("warning", &place, w);
+            }
+            if let TemplateResult::Skipped(s) = &t.result {
+                if s.code.is_input_error() {
+                    errors.push(format!("{place}: {}", s.message));
+                } else {
+                    output::note("note", &place, &format!("not injected: {}", s.message));
+                }
+            }
+        }
+        let mut v = doc.value.clone();
+        manifests::apply(&mut v, &outcome.patch).map_err(|e| {
+            CliError::runtime(format!(
+                "{}: the planned patch does not apply ({e}); this is a bug in sidecar-kit",
+                doc.describe()
+            ))
+        })?;
+        out.push(v);
+    }
+    if !errors.is_empty() {
+        return Err(CliError {
+            code: exit::INPUT,
+            message: errors.join("\n"),
+        });
+    }
+    write(out, format)
+}
+
+pub fn uninject(a: UninjectArgs) -> Result<(), CliError> {
+    let docs = read_all(&a.files)?;
+    let format = out_format(a.output, &docs);
+    let mut errors = Vec::new();
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in &docs {
+        let outcome = run_engine(doc, engine::uninject)?;
+        for t in &outcome.templates {
+            let place = template_place(doc, &t.spec_pointer);
+            for w in &t.warnings {
+                output::note("warning", &place, w);
+            }
+            if let TemplateResult::Skipped(s) = &t.result
+                && s.code.is_input_error()
+            {
+                errors.push(format!("{place}: {}", s.message));
+            }
+        }
+        let mut v = doc.value.clone();
+        manifests::apply(&mut v, &outcome.patch).map_err(|e| {
+            CliError::runtime(format!(
+                "{}: the planned patch does not apply ({e}); this is a bug in sidecar-kit",
+                doc.describe()
+            ))
+        })?;
+        out.push(v);
+    }
+    if !errors.is_empty() {
+        return Err(CliError {
+            code: exit::INPUT,
+            message: errors.join("\n"),
+        });
+    }
+    write(out, format)
+}

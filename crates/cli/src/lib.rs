@@ -1,0 +1,155 @@
+//! The `sidecar-kit` command line (also `kubectl sidecar` through the `kubectl-sidecar`
+//! entry point). Thin: parses flags, reads files, calls the core, writes results.
+
+mod explain;
+mod inject;
+mod output;
+mod profiles;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+/// Exit codes (also in `--help` and the README).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const RUNTIME: u8 = 1;
+    pub const INPUT: u8 = 2;
+    pub const CLUSTER: u8 = 3;
+}
+
+/// An error with the exit code it ends the program with. The message is complete: it
+/// names the input, the place and the fix.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn input(message: impl Into<String>) -> Self {
+        CliError {
+            code: exit::INPUT,
+            message: message.into(),
+        }
+    }
+    pub fn runtime(message: impl Into<String>) -> Self {
+        CliError {
+            code: exit::RUNTIME,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<sidecar_kit_manifests::LocatedError> for CliError {
+    fn from(e: sidecar_kit_manifests::LocatedError) -> Self {
+        CliError::input(e.to_string())
+    }
+}
+
+const EXIT_CODES: &str =
+    "Exit codes: 0 ok; 1 runtime error; 2 usage or bad input; 3 cluster unreachable or forbidden.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sidecar-kit",
+    about = "Adopt Kubernetes native sidecar containers safely: inject, explain, troubleshoot.",
+    version = VERSION_LINE,
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Inject sidecars into manifests offline (Pods, workloads, Lists); prints the result.
+    Inject(inject::InjectArgs),
+    /// Remove everything sidecar-kit injected, as recorded in the status annotation.
+    Uninject(inject::UninjectArgs),
+    /// Per pod template: which profiles match, the mode chosen and the facts behind it.
+    Explain(explain::ExplainArgs),
+    /// Work with SidecarProfile files.
+    #[command(subcommand)]
+    Profiles(profiles::ProfilesCommand),
+    /// Print the version, the git commit and the contract version.
+    Version(VersionArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct VersionArgs {
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = VersionFormat::Text)]
+    output: VersionFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum VersionFormat {
+    Text,
+    Json,
+}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_COMMIT: &str = env!("SIDECAR_KIT_GIT_COMMIT");
+
+/// `0.1.0 (commit abc, contract 1)`; the contract number is checked against the core's in a test.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SIDECAR_KIT_GIT_COMMIT"),
+    ", contract 1)"
+);
+
+/// Runs the program and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::INPUT
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Inject(a) => inject::inject(a),
+        Command::Uninject(a) => inject::uninject(a),
+        Command::Explain(a) => explain::explain(a),
+        Command::Profiles(c) => profiles::run(c),
+        Command::Version(a) => {
+            match a.output {
+                VersionFormat::Text => output::print(&format!("sidecar-kit {VERSION_LINE}\n"))?,
+                VersionFormat::Json => output::print(&format!(
+                    "{}\n",
+                    serde_json::json!({"version": VERSION, "commit": GIT_COMMIT, "contract": sidecar_kit_core::CONTRACT_VERSION})
+                ))?,
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_line_names_the_core_contract() {
+        assert!(
+            super::VERSION_LINE
+                .ends_with(&format!("contract {})", sidecar_kit_core::CONTRACT_VERSION))
+        );
+    }
+}
