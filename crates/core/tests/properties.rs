@@ -1,0 +1,345 @@
+//! Properties of the engine over generated pods, in every mode:
+//! - fields this code does not know survive, at every level;
+//! - every injected container appears once;
+//! - inject twice = inject once (the second plan is empty);
+//! - uninject after inject = the input (up to the annotations added);
+//! - re-injecting with a changed profile = injecting the new profile into the original;
+//! - the result obeys the pod validation rules of `docs/native-sidecars.md`.
+
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use sidecar_kit_core::engine::{self, Options, TemplateResult};
+use sidecar_kit_core::facts::StaticFacts;
+use sidecar_kit_core::profile::{Mode, Profile, ProfileSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn profile_set(agent_image: &str) -> ProfileSet {
+    let p = json!({
+        "apiVersion": "sidecar-kit.io/v1alpha1", "kind": "SidecarProfile",
+        "metadata": {"name": "agent"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "containers": [{
+                "name": "agent", "image": agent_image, "command": ["/agent", "run"],
+                "readinessProbe": {"tcpSocket": {"port": 9000}},
+                "ports": [{"containerPort": 9000, "hostPort": 9000}],
+                "volumeMounts": [{"name": "agent-data", "mountPath": "/data"}],
+                "x-future-field": {"kept": true}
+            }],
+            "initContainers": [{"name": "agent-setup", "image": agent_image, "x-future": 1}],
+            "volumes": [{"name": "agent-data", "emptyDir": {}, "x-future": "v"}],
+            "appContainers": {
+                "volumeMounts": [{"name": "agent-data", "mountPath": "/agent-data"}],
+                "env": [{"name": "AGENT_ADDR", "value": "127.0.0.1:9000"}]
+            }
+        }
+    });
+    ProfileSet::new(
+        vec![Profile::from_value(&p, "test").unwrap()],
+        Some("shim:test"),
+    )
+    .unwrap()
+}
+
+fn unknown_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<i64>().prop_map(Value::from),
+        "[a-z ]{0,8}".prop_map(Value::from),
+        any::<bool>().prop_map(Value::from),
+        Just(json!({"nested": {"deep": [1, "two", null]}})),
+        Just(json!([])),
+    ]
+}
+
+/// Adds 0..2 unknown fields `x-u<n>` to an object.
+fn with_unknown(obj: Value, extra: Vec<Value>) -> Value {
+    let mut m = match obj {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    for (i, v) in extra.into_iter().enumerate() {
+        m.insert(format!("x-u{i}"), v);
+    }
+    Value::Object(m)
+}
+
+fn extras() -> impl Strategy<Value = Vec<Value>> {
+    prop::collection::vec(unknown_value(), 0..3)
+}
+
+fn container(
+    name: String,
+    with_command: bool,
+    mounts: Vec<String>,
+    env: bool,
+    extra: Vec<Value>,
+) -> Value {
+    let mut c = json!({"name": name, "image": "app:1"});
+    if with_command {
+        c["command"] = json!(["/app", "serve"]);
+    }
+    if !mounts.is_empty() {
+        c["volumeMounts"] = Value::Array(
+            mounts
+                .iter()
+                .map(|v| json!({"name": v, "mountPath": format!("/mnt/{v}")}))
+                .collect(),
+        );
+    }
+    if env {
+        c["env"] = json!([{"name": "PLAIN", "value": "1"}]);
+    }
+    with_unknown(c, extra)
+}
+
+prop_compose! {
+    fn pod()(
+        n_apps in 1usize..4,
+        commands in prop::collection::vec(any::<bool>(), 3),
+        envs in prop::collection::vec(any::<bool>(), 3),
+        n_init in 0usize..3,
+        n_vols in 0usize..3,
+        restart in prop::sample::select(vec![None, Some("Always"), Some("Never"), Some("OnFailure")]),
+        affinity in 0u8..4,
+        annotations in any::<bool>(),
+        x in prop::collection::vec(extras(), 12),
+    ) -> Value {
+        let vols: Vec<String> = (0..n_vols).map(|i| format!("vol{i}")).collect();
+        let apps: Vec<Value> = (0..n_apps).map(|i| container(format!("app{i}"), commands[i], vols.iter().take(i % (n_vols + 1)).cloned().collect(), envs[i], x[i].clone())).collect();
+        let mut spec = json!({"containers": apps});
+        if n_init > 0 {
+            spec["initContainers"] = Value::Array((0..n_init).map(|i| with_unknown(json!({"name": format!("init{i}"), "image": "init:1"}), x[3].clone())).collect());
+        }
+        if n_vols > 0 {
+            spec["volumes"] = Value::Array(vols.iter().map(|v| with_unknown(json!({"name": v, "emptyDir": {}}), x[4].clone())).collect());
+        }
+        if let Some(r) = restart {
+            spec["restartPolicy"] = json!(r);
+        }
+        let term = |k: &str| with_unknown(json!({"matchExpressions": [{"key": k, "operator": "In", "values": ["a"]}]}), x[5].clone());
+        match affinity {
+            1 => spec["affinity"] = with_unknown(json!({"nodeAffinity": with_unknown(json!({"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term("zone"), term("rack")]}}), x[6].clone())}), x[7].clone()),
+            2 => spec["affinity"] = with_unknown(json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}), x[7].clone()),
+            3 => spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]}}}),
+            _ => {}
+        }
+        let spec = with_unknown(spec, x[8].clone());
+        let mut meta = json!({"name": "p", "labels": {"app": "web"}});
+        if annotations {
+            meta["annotations"] = json!({"team": "blue"});
+        }
+        let meta = with_unknown(meta, x[9].clone());
+        with_unknown(json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": {"phase": "Pending"}}), x[10].clone())
+    }
+}
+
+fn apply(doc: &Value, ops: &[sidecar_kit_core::patch::PatchOp]) -> Value {
+    let mut d = doc.clone();
+    let p: json_patch::Patch =
+        serde_json::from_slice(&sidecar_kit_core::patch::to_json(ops)).unwrap();
+    json_patch::patch(&mut d, &p).unwrap_or_else(|e| {
+        panic!(
+            "patch does not apply: {e}\n{}",
+            serde_json::to_string_pretty(ops).unwrap()
+        )
+    });
+    d
+}
+
+fn inject(doc: &Value, set: &ProfileSet, mode: Mode) -> (Value, engine::Outcome) {
+    let opts = Options {
+        mode_override: Some(mode),
+        ..Options::default()
+    };
+    let out = engine::inject(&doc.to_string(), set, &StaticFacts::none(), &opts).unwrap();
+    (apply(doc, &out.patch), out)
+}
+
+/// Every unknown field (`x-u*`), keyed by a path where list items are named by `name`.
+fn unknowns(v: &Value, path: String, out: &mut BTreeSet<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k.starts_with("x-") {
+                    out.insert((format!("{path}/{k}"), x.to_string()));
+                }
+                unknowns(x, format!("{path}/{k}"), out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                let id = x
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .map_or(i.to_string(), str::to_string);
+                unknowns(x, format!("{path}[{id}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn without_annotations(mut v: Value) -> Value {
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("annotations");
+    }
+    v
+}
+
+fn check_valid(pod: &Value) {
+    let spec = &pod["spec"];
+    let mut names = BTreeSet::new();
+    let volumes: BTreeSet<&str> = spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for (list, init) in [("initContainers", true), ("containers", false)] {
+        for c in spec[list].as_array().into_iter().flatten() {
+            let name = c["name"].as_str().unwrap();
+            assert!(
+                names.insert(name.to_string()),
+                "container {name} appears twice"
+            );
+            let sidecar = c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
+            if init && !sidecar {
+                for k in [
+                    "lifecycle",
+                    "livenessProbe",
+                    "readinessProbe",
+                    "startupProbe",
+                ] {
+                    assert!(c.get(k).is_none(), "regular init container {name} has {k}");
+                }
+            }
+            if !init {
+                assert!(
+                    c.get("restartPolicy").is_none(),
+                    "regular container {name} has restartPolicy"
+                );
+            }
+            for m in c["volumeMounts"].as_array().into_iter().flatten() {
+                let v = m["name"].as_str().unwrap();
+                assert!(
+                    volumes.contains(v),
+                    "{name} mounts {v}, which the pod does not define"
+                );
+            }
+        }
+    }
+    let vols: Vec<&str> = spec["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(
+        vols.len(),
+        volumes.len(),
+        "duplicate volume names: {vols:?}"
+    );
+}
+
+fn mode_strategy() -> impl Strategy<Value = Mode> {
+    prop::sample::select(vec![
+        Mode::Native,
+        Mode::Legacy,
+        Mode::Affinity,
+        Mode::Universal,
+        Mode::Auto,
+    ])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_properties(pod in pod(), mode in mode_strategy()) {
+        let set = profile_set("agent:1");
+        let (once, out) = inject(&pod, &set, mode);
+        prop_assert!(matches!(out.templates[0].result, TemplateResult::Injected { changed: true, .. }), "{:?}", out.templates[0].result);
+
+        // Unknown fields survive at every level.
+        let (mut before, mut after) = (BTreeSet::new(), BTreeSet::new());
+        unknowns(&pod, String::new(), &mut before);
+        unknowns(&once, String::new(), &mut after);
+        let lost: Vec<_> = before.difference(&after).collect();
+        prop_assert!(lost.is_empty(), "lost unknown fields: {lost:?}");
+        // ...including those of the profile's own objects.
+        prop_assert!(once.to_string().contains("x-future-field"));
+
+        check_valid(&once);
+
+        // Idempotent: injecting again plans nothing.
+        let (twice, out2) = inject(&once, &set, mode);
+        prop_assert!(out2.patch.is_empty(), "second injection patched: {}", serde_json::to_string(&out2.patch).unwrap());
+        prop_assert_eq!(&twice, &once);
+
+        // Uninject restores the input, up to the annotations added.
+        let un = engine::uninject(&once.to_string()).unwrap();
+        let restored = apply(&once, &un.patch);
+        prop_assert_eq!(without_annotations(restored.clone()), without_annotations(pod.clone()));
+        let original_annotations = pod["metadata"].get("annotations").cloned().unwrap_or(json!({}));
+        prop_assert_eq!(restored["metadata"]["annotations"].clone(), original_annotations);
+
+        // A changed profile replaces the old injection cleanly.
+        let changed = profile_set("agent:2");
+        let (reinjected, _) = inject(&once, &changed, mode);
+        let (fresh, _) = inject(&pod, &changed, mode);
+        prop_assert_eq!(reinjected, fresh);
+    }
+}
+
+#[test]
+fn every_mode_adds_what_it_should() {
+    let set = profile_set("agent:1");
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"app": "web"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "a", "command": ["/a"]}]}});
+    let names = |v: &Value, list: &str| -> Vec<String> {
+        v["spec"][list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (native, _) = inject(&pod, &set, Mode::Native);
+    assert_eq!(names(&native, "initContainers"), ["agent-setup", "agent"]);
+    assert_eq!(
+        native["spec"]["initContainers"][1]["restartPolicy"],
+        "Always"
+    );
+    let (legacy, _) = inject(&pod, &set, Mode::Legacy);
+    assert_eq!(names(&legacy, "containers"), ["app", "agent"]);
+    assert_eq!(
+        names(&legacy, "initContainers"),
+        ["sidecar-kit-install", "agent-setup"],
+        "Job-safe wiring installs the shim"
+    );
+    assert_eq!(legacy["spec"]["containers"][0]["command"][1], "app");
+    let (aff, _) = inject(&pod, &set, Mode::Affinity);
+    assert_eq!(
+        aff["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0]["values"][0],
+        "true"
+    );
+    let (uni, _) = inject(&pod, &set, Mode::Universal);
+    assert_eq!(
+        names(&uni, "initContainers"),
+        ["agent-setup", "sidecar-kit-install", "agent"]
+    );
+    assert_eq!(names(&uni, "containers"), ["app", "agent-legacy"]);
+    let legacy_copy = &uni["spec"]["containers"][1];
+    assert!(
+        legacy_copy["ports"][0].get("hostPort").is_none(),
+        "the legacy copy drops hostPort"
+    );
+    assert_eq!(legacy_copy["readinessProbe"]["exec"]["command"][1], "ready");
+    assert_eq!(
+        uni["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0]["operator"],
+        "NotIn"
+    );
+    let _ = BTreeMap::<String, String>::new();
+}
