@@ -36,7 +36,10 @@ pub enum Completion {
 pub enum Check {
     None,
     Exec(Vec<OsString>),
-    HttpGet { url: String, headers: Vec<(String, String)> },
+    HttpGet {
+        url: String,
+        headers: Vec<(String, String)>,
+    },
     TcpSocket(String),
 }
 
@@ -189,7 +192,13 @@ struct Raw {
 
 impl Raw {
     fn split(role: &'static str, args: Vec<OsString>) -> Result<Raw, Failure> {
-        let mut raw = Raw { role, flags: Vec::new(), positional: Vec::new(), cmd: None, help: false };
+        let mut raw = Raw {
+            role,
+            flags: Vec::new(),
+            positional: Vec::new(),
+            cmd: None,
+            help: false,
+        };
         let spec = spec(role);
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -210,8 +219,7 @@ impl Raw {
                 Some((name, value)) => (name.to_string(), Some(OsString::from(value))),
                 None => (text.into_owned(), None),
             };
-            let Some(&(flag, takes_value, repeats)) = spec.iter().find(|(n, ..)| *n == name)
-            else {
+            let Some(&(flag, takes_value, repeats)) = spec.iter().find(|(n, ..)| *n == name) else {
                 return Err(Failure::usage(format!(
                     "unknown flag `{name}` for `sidecar-shim {role}`; see `sidecar-shim {role} --help`"
                 )));
@@ -231,7 +239,9 @@ impl Raw {
                     }
                 },
                 (false, Some(_)) => {
-                    return Err(Failure::usage(format!("`{flag}` takes no value: drop `=...`")));
+                    return Err(Failure::usage(format!(
+                        "`{flag}` takes no value: drop `=...`"
+                    )));
                 }
                 (false, None) => None,
             };
@@ -241,7 +251,10 @@ impl Raw {
     }
 
     fn value(&self, flag: &str) -> Option<&OsString> {
-        self.flags.iter().find(|(f, _)| *f == flag).and_then(|(_, v)| v.as_ref())
+        self.flags
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .and_then(|(_, v)| v.as_ref())
     }
 
     fn text(&self, flag: &str) -> Result<Option<String>, Failure> {
@@ -310,7 +323,12 @@ impl Raw {
         }
     }
 
-    fn seconds(&self, flag: &str, default: Duration, allow_zero: bool) -> Result<Duration, Failure> {
+    fn seconds(
+        &self,
+        flag: &str,
+        default: Duration,
+        allow_zero: bool,
+    ) -> Result<Duration, Failure> {
         let Some(text) = self.text(flag)? else {
             return Ok(default);
         };
@@ -325,7 +343,11 @@ impl Raw {
     fn run_opts(&self, env: Env<'_>) -> Result<RunOpts, Failure> {
         let termination_log = self
             .path("--termination-log")
-            .or_else(|| env(TERMINATION_LOG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| {
+                env(TERMINATION_LOG_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
             .unwrap_or_else(|| PathBuf::from(DEFAULT_TERMINATION_LOG));
         Ok(RunOpts {
             cmd: self.command("the sidecar's own command and arguments")?,
@@ -359,7 +381,11 @@ pub fn parse_seconds(text: &str) -> Option<Duration> {
     if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) || frac.len() > 3 {
         return None;
     }
-    let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let secs: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     if secs > 1_000_000_000 {
         return None;
     }
@@ -378,7 +404,9 @@ pub fn fmt_secs(duration: Duration) -> String {
 pub fn is_container_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -431,7 +459,11 @@ fn native(raw: Raw, env: Env<'_>) -> Result<Cmd, Failure> {
             "`--check-node` needs the shim built with the `api` feature: drop the flag (the marker protocol works alone) or use the api build",
         ));
     }
-    Ok(Cmd::Native { state: raw.state()?, check_node, run: raw.run_opts(env)? })
+    Ok(Cmd::Native {
+        state: raw.state()?,
+        check_node,
+        run: raw.run_opts(env)?,
+    })
 }
 
 fn legacy(raw: Raw, env: Env<'_>) -> Result<Cmd, Failure> {
@@ -493,7 +525,9 @@ fn legacy(raw: Raw, env: Env<'_>) -> Result<Cmd, Failure> {
     Ok(Cmd::Legacy {
         state,
         policy,
-        tombstones: raw.path("--tombstones").unwrap_or_else(|| PathBuf::from(DEFAULT_TOMBSTONES)),
+        tombstones: raw
+            .path("--tombstones")
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_TOMBSTONES)),
         wait_for,
         completion,
         stop_grace: raw.seconds("--stop-grace", DEFAULT_STOP_GRACE, true)?,
@@ -504,7 +538,9 @@ fn legacy(raw: Raw, env: Env<'_>) -> Result<Cmd, Failure> {
 fn probe(raw: Raw) -> Result<Cmd, Failure> {
     raw.no_positional()?;
     raw.no_command()?;
-    Ok(Cmd::Probe { state: raw.state()? })
+    Ok(Cmd::Probe {
+        state: raw.state()?,
+    })
 }
 
 fn ready(raw: Raw) -> Result<Cmd, Failure> {
@@ -513,7 +549,8 @@ fn ready(raw: Raw) -> Result<Cmd, Failure> {
     let timeout = raw.seconds("--timeout", DEFAULT_READY_TIMEOUT, false)?;
     let http = raw.text("--http-get")?;
     let tcp = raw.text("--tcp-socket")?;
-    let given = usize::from(http.is_some()) + usize::from(tcp.is_some()) + usize::from(raw.cmd.is_some());
+    let given =
+        usize::from(http.is_some()) + usize::from(tcp.is_some()) + usize::from(raw.cmd.is_some());
     if given > 1 {
         return Err(Failure::usage(
             "give one check: `--http-get URL`, `--tcp-socket HOST:PORT` or `-- CMD...`, not several",
@@ -521,7 +558,9 @@ fn ready(raw: Raw) -> Result<Cmd, Failure> {
     }
     let headers = raw.values("--header");
     if !headers.is_empty() && http.is_none() {
-        return Err(Failure::usage("`--header` applies only to `--http-get URL`: add one or drop it"));
+        return Err(Failure::usage(
+            "`--header` applies only to `--http-get URL`: add one or drop it",
+        ));
     }
     let check = if let Some(url) = http {
         crate::ready::Url::parse(&url).map_err(Failure::usage)?;
@@ -542,10 +581,15 @@ fn ready(raw: Raw) -> Result<Cmd, Failure> {
                 }
             }
         }
-        Check::HttpGet { url, headers: parsed }
+        Check::HttpGet {
+            url,
+            headers: parsed,
+        }
     } else if let Some(target) = tcp {
         crate::ready::split_host_port(&target).map_err(|e| {
-            Failure::usage(format!("`--tcp-socket` must be HOST:PORT, e.g. `127.0.0.1:8080`: {e}"))
+            Failure::usage(format!(
+                "`--tcp-socket` must be HOST:PORT, e.g. `127.0.0.1:8080`: {e}"
+            ))
         })?;
         Check::TcpSocket(target)
     } else if raw.cmd.is_some() {
@@ -553,7 +597,11 @@ fn ready(raw: Raw) -> Result<Cmd, Failure> {
     } else {
         Check::None
     };
-    Ok(Cmd::Ready { state, timeout, check })
+    Ok(Cmd::Ready {
+        state,
+        timeout,
+        check,
+    })
 }
 
 fn app(raw: Raw) -> Result<Cmd, Failure> {
@@ -572,7 +620,9 @@ fn app(raw: Raw) -> Result<Cmd, Failure> {
         }
     };
     Ok(Cmd::App {
-        tombstones: raw.path("--tombstones").unwrap_or_else(|| PathBuf::from(DEFAULT_TOMBSTONES)),
+        tombstones: raw
+            .path("--tombstones")
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_TOMBSTONES)),
         name,
         cmd: raw.command("the app's own command and arguments")?,
     })
@@ -581,7 +631,11 @@ fn app(raw: Raw) -> Result<Cmd, Failure> {
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn version_text() -> String {
-    let features = if cfg!(feature = "api") { "api" } else { "default" };
+    let features = if cfg!(feature = "api") {
+        "api"
+    } else {
+        "default"
+    };
     format!("sidecar-shim {VERSION} (contract 1, build: {features})\n")
 }
 
@@ -733,7 +787,12 @@ mod tests {
     #[test]
     fn native_as_the_engine_writes_it() {
         let cmd = parse_ok(&[
-            "native", "--state", "/sidecar-kit/state/agent", "--", "/bin/agent", "--flag",
+            "native",
+            "--state",
+            "/sidecar-kit/state/agent",
+            "--",
+            "/bin/agent",
+            "--flag",
         ]);
         assert_eq!(
             cmd,
@@ -752,11 +811,28 @@ mod tests {
     #[test]
     fn legacy_job_wiring() {
         let cmd = parse_ok(&[
-            "legacy", "--state", "/s/agent", "--pod-restart-policy", "Never", "--tombstones",
-            "/sidecar-kit/tombstones", "--wait-for", "app,worker", "--wait-for=extra",
-            "--stop-grace=2.5", "--", "agent",
+            "legacy",
+            "--state",
+            "/s/agent",
+            "--pod-restart-policy",
+            "Never",
+            "--tombstones",
+            "/sidecar-kit/tombstones",
+            "--wait-for",
+            "app,worker",
+            "--wait-for=extra",
+            "--stop-grace=2.5",
+            "--",
+            "agent",
         ]);
-        let Cmd::Legacy { policy, wait_for, stop_grace, completion, .. } = cmd else {
+        let Cmd::Legacy {
+            policy,
+            wait_for,
+            stop_grace,
+            completion,
+            ..
+        } = cmd
+        else {
             panic!("{cmd:?}")
         };
         assert_eq!(policy, RestartPolicy::Never);
@@ -769,10 +845,22 @@ mod tests {
     fn termination_log_flag_beats_env_beats_default() {
         let env = |k: &str| (k == TERMINATION_LOG_ENV).then(|| "/tmp/from-env".to_string());
         let args = ["native", "--state", "/s", "--", "x"];
-        let Cmd::Native { run, .. } = parse(os(&args), &env).unwrap() else { panic!() };
+        let Cmd::Native { run, .. } = parse(os(&args), &env).unwrap() else {
+            panic!()
+        };
         assert_eq!(run.termination_log, PathBuf::from("/tmp/from-env"));
-        let args = ["native", "--state", "/s", "--termination-log", "/tmp/flag", "--", "x"];
-        let Cmd::Native { run, .. } = parse(os(&args), &env).unwrap() else { panic!() };
+        let args = [
+            "native",
+            "--state",
+            "/s",
+            "--termination-log",
+            "/tmp/flag",
+            "--",
+            "x",
+        ];
+        let Cmd::Native { run, .. } = parse(os(&args), &env).unwrap() else {
+            panic!()
+        };
         assert_eq!(run.termination_log, PathBuf::from("/tmp/flag"));
     }
 
@@ -780,22 +868,41 @@ mod tests {
     fn install_derives_the_state_root() {
         assert_eq!(
             parse_ok(&["install", "/sidecar-kit/bin"]),
-            Cmd::Install { dir: "/sidecar-kit/bin".into(), state_root: "/sidecar-kit/state".into() }
+            Cmd::Install {
+                dir: "/sidecar-kit/bin".into(),
+                state_root: "/sidecar-kit/state".into()
+            }
         );
-        assert_eq!(default_state_root("/sidecar-kit/bin/".as_ref()), Some("/sidecar-kit/state".into()));
-        assert_eq!(default_state_root("/x/bin/.".as_ref()), Some("/x/state".into()));
+        assert_eq!(
+            default_state_root("/sidecar-kit/bin/".as_ref()),
+            Some("/sidecar-kit/state".into())
+        );
+        assert_eq!(
+            default_state_root("/x/bin/.".as_ref()),
+            Some("/x/state".into())
+        );
         assert_eq!(default_state_root("/".as_ref()), None);
         assert_eq!(
             parse_ok(&["install", "/b", "--state-root", "/r"]),
-            Cmd::Install { dir: "/b".into(), state_root: "/r".into() }
+            Cmd::Install {
+                dir: "/b".into(),
+                state_root: "/r".into()
+            }
         );
     }
 
     #[test]
     fn ready_checks() {
         let cmd = parse_ok(&[
-            "ready", "--state", "/s", "--http-get", "http://127.0.0.1:8080/healthz", "--header",
-            "X-A: b", "--timeout", "2",
+            "ready",
+            "--state",
+            "/s",
+            "--http-get",
+            "http://127.0.0.1:8080/healthz",
+            "--header",
+            "X-A: b",
+            "--timeout",
+            "2",
         ]);
         assert_eq!(
             cmd,
@@ -812,9 +919,12 @@ mod tests {
             panic!()
         };
         assert_eq!(check, Check::Exec(os(&["true"])));
-        let Cmd::Ready { check, .. } = parse_ok(&["ready", "--state", "/s"]) else { panic!() };
+        let Cmd::Ready { check, .. } = parse_ok(&["ready", "--state", "/s"]) else {
+            panic!()
+        };
         assert_eq!(check, Check::None);
-        let Cmd::Ready { check, .. } = parse_ok(&["ready", "--state", "/s", "--tcp-socket", "[::1]:80"])
+        let Cmd::Ready { check, .. } =
+            parse_ok(&["ready", "--state", "/s", "--tcp-socket", "[::1]:80"])
         else {
             panic!()
         };
@@ -824,8 +934,20 @@ mod tests {
     #[test]
     fn app_wrapper() {
         assert_eq!(
-            parse_ok(&["app", "--tombstones", "/t", "--name", "app", "--", "/bin/app"]),
-            Cmd::App { tombstones: "/t".into(), name: "app".into(), cmd: os(&["/bin/app"]) }
+            parse_ok(&[
+                "app",
+                "--tombstones",
+                "/t",
+                "--name",
+                "app",
+                "--",
+                "/bin/app"
+            ]),
+            Cmd::App {
+                tombstones: "/t".into(),
+                name: "app".into(),
+                cmd: os(&["/bin/app"])
+            }
         );
     }
 
@@ -848,36 +970,147 @@ mod tests {
             (&["native", "--state", "/s"], "no command to run"),
             (&["native", "--state", "/s", "--"], "no command to run"),
             (&["native", "--state"], "`--state` needs a value"),
-            (&["native", "--state", "/s", "--bogus", "--", "x"], "unknown flag `--bogus`"),
-            (&["native", "--state", "/a", "--state", "/b", "--", "x"], "given twice"),
-            (&["native", "--state", "/s", "--sigterm-exit-zero=1", "--", "x"], "takes no value"),
-            (&["legacy", "--state", "/s", "--", "x"], "`--pod-restart-policy` is missing"),
-            (&["legacy", "--state", "/s", "--pod-restart-policy", "always", "--", "x"], "not `always`"),
-            (&["legacy", "--state", "/s", "--pod-restart-policy", "Never", "--", "x"], "`--wait-for` is missing"),
             (
-                &["legacy", "--state", "/s", "--pod-restart-policy", "Always", "--wait-for", "app", "--", "x"],
+                &["native", "--state", "/s", "--bogus", "--", "x"],
+                "unknown flag `--bogus`",
+            ),
+            (
+                &["native", "--state", "/a", "--state", "/b", "--", "x"],
+                "given twice",
+            ),
+            (
+                &[
+                    "native",
+                    "--state",
+                    "/s",
+                    "--sigterm-exit-zero=1",
+                    "--",
+                    "x",
+                ],
+                "takes no value",
+            ),
+            (
+                &["legacy", "--state", "/s", "--", "x"],
+                "`--pod-restart-policy` is missing",
+            ),
+            (
+                &[
+                    "legacy",
+                    "--state",
+                    "/s",
+                    "--pod-restart-policy",
+                    "always",
+                    "--",
+                    "x",
+                ],
+                "not `always`",
+            ),
+            (
+                &[
+                    "legacy",
+                    "--state",
+                    "/s",
+                    "--pod-restart-policy",
+                    "Never",
+                    "--",
+                    "x",
+                ],
+                "`--wait-for` is missing",
+            ),
+            (
+                &[
+                    "legacy",
+                    "--state",
+                    "/s",
+                    "--pod-restart-policy",
+                    "Always",
+                    "--wait-for",
+                    "app",
+                    "--",
+                    "x",
+                ],
                 "applies only",
             ),
             (
-                &["legacy", "--state", "/s", "--pod-restart-policy", "Never", "--wait-for", "../x", "--", "x"],
+                &[
+                    "legacy",
+                    "--state",
+                    "/s",
+                    "--pod-restart-policy",
+                    "Never",
+                    "--wait-for",
+                    "../x",
+                    "--",
+                    "x",
+                ],
                 "not a container name",
             ),
             (
-                &["legacy", "--state", "/s", "--pod-restart-policy", "Never", "--wait-for", "a", "--stop-grace", "soon", "--", "x"],
+                &[
+                    "legacy",
+                    "--state",
+                    "/s",
+                    "--pod-restart-policy",
+                    "Never",
+                    "--wait-for",
+                    "a",
+                    "--stop-grace",
+                    "soon",
+                    "--",
+                    "x",
+                ],
                 "number of seconds",
             ),
             (
-                &["legacy", "--state", "/s", "--pod-restart-policy", "Never", "--wait-for", "a", "--job-completion", "poll", "--", "x"],
+                &[
+                    "legacy",
+                    "--state",
+                    "/s",
+                    "--pod-restart-policy",
+                    "Never",
+                    "--wait-for",
+                    "a",
+                    "--job-completion",
+                    "poll",
+                    "--",
+                    "x",
+                ],
                 "`tombstone` or `api`",
             ),
             (&["probe"], "`--state DIR` is missing"),
             (&["probe", "--state", "/s", "--", "x"], "runs no command"),
-            (&["ready", "--state", "/s", "--tcp-socket", "h:1", "--", "x"], "give one check"),
-            (&["ready", "--state", "/s", "--header", "A:b"], "applies only to `--http-get"),
-            (&["ready", "--state", "/s", "--http-get", "ftp://x/"], "http"),
-            (&["ready", "--state", "/s", "--http-get", "http://h/", "--header", "nocolon"], "NAME:VALUE"),
-            (&["ready", "--state", "/s", "--tcp-socket", "nohost"], "HOST:PORT"),
-            (&["ready", "--state", "/s", "--timeout", "0"], "number of seconds"),
+            (
+                &["ready", "--state", "/s", "--tcp-socket", "h:1", "--", "x"],
+                "give one check",
+            ),
+            (
+                &["ready", "--state", "/s", "--header", "A:b"],
+                "applies only to `--http-get",
+            ),
+            (
+                &["ready", "--state", "/s", "--http-get", "ftp://x/"],
+                "http",
+            ),
+            (
+                &[
+                    "ready",
+                    "--state",
+                    "/s",
+                    "--http-get",
+                    "http://h/",
+                    "--header",
+                    "nocolon",
+                ],
+                "NAME:VALUE",
+            ),
+            (
+                &["ready", "--state", "/s", "--tcp-socket", "nohost"],
+                "HOST:PORT",
+            ),
+            (
+                &["ready", "--state", "/s", "--timeout", "0"],
+                "number of seconds",
+            ),
             (&["app", "--", "x"], "`--name NAME` is missing"),
             (&["app", "--name", "App", "--", "x"], "not a container name"),
             (&["install"], "missing DIR"),

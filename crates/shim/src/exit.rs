@@ -29,7 +29,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: i32, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
+        Failure {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn usage(message: impl Into<String>) -> Failure {

@@ -86,7 +86,10 @@ impl Value {
     /// An array of strings (`command`, `args`), `None` if any item is not a string.
     pub fn as_strings(&self) -> Option<Vec<String>> {
         match self {
-            Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_string)).collect(),
+            Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect(),
             _ => None,
         }
     }
@@ -94,7 +97,10 @@ impl Value {
 
 /// Parses one JSON document (surrounding whitespace allowed).
 pub fn parse(text: &str) -> Result<Value, Error> {
-    let mut parser = Parser { bytes: text.as_bytes(), pos: 0 };
+    let mut parser = Parser {
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
     let value = parser.value(0)?;
     parser.skip_ws();
     if parser.pos != parser.bytes.len() {
@@ -110,7 +116,10 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, message: &'static str) -> Error {
-        Error { offset: self.pos, message }
+        Error {
+            offset: self.pos,
+            message,
+        }
     }
 
     fn skip_ws(&mut self) {
@@ -230,7 +239,10 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, Error> {
-        let hex = self.bytes.get(self.pos..self.pos + 4).ok_or_else(|| self.error("short \\u escape"))?;
+        let hex = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error("short \\u escape"))?;
         let text = std::str::from_utf8(hex).map_err(|_| self.error("bad \\u escape"))?;
         let code = u32::from_str_radix(text, 16).map_err(|_| self.error("bad \\u escape"))?;
         self.pos += 4;
@@ -300,7 +312,12 @@ mod tests {
         let doc = r#"{"kind":"Node","status":{"nodeInfo":{"kubeletVersion":"v1.29.3"}},
             "n": -1.5e3, "ok": true, "none": null, "list": [1, "a", {}]}"#;
         let v = parse(doc).unwrap();
-        assert_eq!(v.at(&["status", "nodeInfo", "kubeletVersion"]).unwrap().as_str(), Some("v1.29.3"));
+        assert_eq!(
+            v.at(&["status", "nodeInfo", "kubeletVersion"])
+                .unwrap()
+                .as_str(),
+            Some("v1.29.3")
+        );
         assert_eq!(v.get("n"), Some(&Value::Number("-1.5e3".into())));
         assert_eq!(v.get("ok").and_then(Value::as_bool), Some(true));
         assert_eq!(v.get("none"), Some(&Value::Null));
@@ -318,8 +335,20 @@ mod tests {
     #[test]
     fn rejects_bad_documents() {
         for bad in [
-            "", "{", "[1,]", "{\"a\" 1}", "tru", "\"abc", "01x", "1 2", "\"\\x\"", "\"\\ud800\"",
-            "-", "1.", "1e", "\"a\nb\"",
+            "",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "tru",
+            "\"abc",
+            "01x",
+            "1 2",
+            "\"\\x\"",
+            "\"\\ud800\"",
+            "-",
+            "1.",
+            "1e",
+            "\"a\nb\"",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

@@ -51,7 +51,11 @@ pub fn run(args: Vec<OsString>, env: Env<'_>) -> i32 {
         Err(failure) => {
             log!(role, "error: {}", failure.message);
             // probe and ready exit 0 or 1 only (contract): any error is a failed check.
-            if matches!(role, "probe" | "ready") { exit::CHECK_FAILED } else { failure.code }
+            if matches!(role, "probe" | "ready") {
+                exit::CHECK_FAILED
+            } else {
+                failure.code
+            }
         }
     }
 }
@@ -67,23 +71,41 @@ fn execute(cmd: Cmd, env: Env<'_>) -> Result<i32, Failure> {
             Ok(exit::OK)
         }
         Cmd::Install { dir, state_root } => roles::install(&dir, &state_root),
-        Cmd::Native { state, check_node, run } => roles::native(&state, check_node, &run, env),
-        Cmd::Legacy { state, policy, tombstones, wait_for, completion, stop_grace, run } => {
-            roles::legacy(
-                &roles::LegacyOpts {
-                    state: &state,
-                    policy,
-                    tombstones: &tombstones,
-                    wait_for: &wait_for,
-                    completion,
-                    stop_grace,
-                    run: &run,
-                },
-                env,
-            )
-        }
+        Cmd::Native {
+            state,
+            check_node,
+            run,
+        } => roles::native(&state, check_node, &run, env),
+        Cmd::Legacy {
+            state,
+            policy,
+            tombstones,
+            wait_for,
+            completion,
+            stop_grace,
+            run,
+        } => roles::legacy(
+            &roles::LegacyOpts {
+                state: &state,
+                policy,
+                tombstones: &tombstones,
+                wait_for: &wait_for,
+                completion,
+                stop_grace,
+                run: &run,
+            },
+            env,
+        ),
         Cmd::Probe { state } => Ok(roles::probe(&state)),
-        Cmd::Ready { state, timeout, check } => Ok(ready::run(&state, timeout, &check)),
-        Cmd::App { tombstones, name, cmd } => roles::app(&tombstones, &name, &cmd),
+        Cmd::Ready {
+            state,
+            timeout,
+            check,
+        } => Ok(ready::run(&state, timeout, &check)),
+        Cmd::App {
+            tombstones,
+            name,
+            cmd,
+        } => roles::app(&tombstones, &name, &cmd),
     }
 }

@@ -162,7 +162,9 @@ pub fn finished_for_good(code: i32, policy: RestartPolicy) -> bool {
 /// Job-safe shutdown: true once every awaited app container has finished for good. `codes`
 /// holds the last known exit code of each (`None`: still running or not started).
 pub fn all_finished(codes: &[Option<i32>], policy: RestartPolicy) -> bool {
-    codes.iter().all(|code| code.is_some_and(|c| finished_for_good(c, policy)))
+    codes
+        .iter()
+        .all(|code| code.is_some_and(|c| finished_for_good(c, policy)))
 }
 
 /// Parses a tombstone: the exit code in decimal and a newline.
@@ -186,13 +188,22 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Backoff {
-        Backoff::new(Duration::from_secs(1), Duration::from_secs(30), Duration::from_secs(60))
+        Backoff::new(
+            Duration::from_secs(1),
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+        )
     }
 }
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration, reset_after: Duration) -> Backoff {
-        Backoff { initial, max, reset_after, last: None }
+        Backoff {
+            initial,
+            max,
+            reset_after,
+            last: None,
+        }
     }
 
     /// The delay before the next start, given how long the run that just ended stayed up.
@@ -211,7 +222,11 @@ impl Backoff {
 /// (killed by it, or exit code 128 + it, as shells report) becomes 0, so a sidecar that is
 /// simply stopped does not look failed; any other status passes through.
 pub fn teardown_status(code: i32, stop_signal: i32, sigterm_exit_zero: bool) -> i32 {
-    if sigterm_exit_zero && code == 128 + stop_signal { 0 } else { code }
+    if sigterm_exit_zero && code == 128 + stop_signal {
+        0
+    } else {
+        code
+    }
 }
 
 /// A kubelet version as reported in `status.nodeInfo.kubeletVersion` (`v1.29.3`,
@@ -253,8 +268,12 @@ mod tests {
     use NativeAction::*;
     use State::*;
 
-    const ALL_STATES: [Option<State>; 4] =
-        [None, Some(NativePending), Some(NativeRunning), Some(LegacyRunning)];
+    const ALL_STATES: [Option<State>; 4] = [
+        None,
+        Some(NativePending),
+        Some(NativeRunning),
+        Some(LegacyRunning),
+    ];
 
     #[test]
     fn state_words_round_trip() {
@@ -270,20 +289,36 @@ mod tests {
     #[test]
     fn native_first_run_in_a_fresh_sandbox_exits() {
         assert_eq!(native_action(None, false, NodeSupport::Unknown), FirstRun);
-        assert_eq!(native_action(None, false, NodeSupport::Unsupported), FirstRun);
+        assert_eq!(
+            native_action(None, false, NodeSupport::Unsupported),
+            FirstRun
+        );
     }
 
     #[test]
     fn native_restart_after_pending_becomes_the_sidecar() {
-        assert_eq!(native_action(Some(NativePending), false, NodeSupport::Unknown), BecomeSidecar);
+        assert_eq!(
+            native_action(Some(NativePending), false, NodeSupport::Unknown),
+            BecomeSidecar
+        );
         // A restart of the container that already ran the sidecar (crash of the shim itself).
-        assert_eq!(native_action(Some(NativeRunning), true, NodeSupport::Unknown), BecomeSidecar);
-        assert_eq!(native_action(Some(NativeRunning), false, NodeSupport::Unknown), BecomeSidecar);
+        assert_eq!(
+            native_action(Some(NativeRunning), true, NodeSupport::Unknown),
+            BecomeSidecar
+        );
+        assert_eq!(
+            native_action(Some(NativeRunning), false, NodeSupport::Unknown),
+            BecomeSidecar
+        );
     }
 
     #[test]
     fn native_idles_when_the_legacy_copy_won() {
-        for node in [NodeSupport::Unknown, NodeSupport::Supported, NodeSupport::Unsupported] {
+        for node in [
+            NodeSupport::Unknown,
+            NodeSupport::Supported,
+            NodeSupport::Unsupported,
+        ] {
             assert_eq!(native_action(Some(LegacyRunning), false, node), Idle);
         }
     }
@@ -291,14 +326,23 @@ mod tests {
     #[test]
     fn confirmed_pod_skips_the_restart_dance_after_sandbox_recreation() {
         // install cleared `state` but kept `native-confirmed`.
-        assert_eq!(native_action(None, true, NodeSupport::Unknown), BecomeSidecar);
+        assert_eq!(
+            native_action(None, true, NodeSupport::Unknown),
+            BecomeSidecar
+        );
         // The contract lists the confirmed flag first.
-        assert_eq!(native_action(Some(LegacyRunning), true, NodeSupport::Unknown), BecomeSidecar);
+        assert_eq!(
+            native_action(Some(LegacyRunning), true, NodeSupport::Unknown),
+            BecomeSidecar
+        );
     }
 
     #[test]
     fn node_check_only_changes_the_first_run_branch() {
-        assert_eq!(native_action(None, false, NodeSupport::Supported), BecomeSidecar);
+        assert_eq!(
+            native_action(None, false, NodeSupport::Supported),
+            BecomeSidecar
+        );
         for state in ALL_STATES.into_iter().flatten() {
             for confirmed in [false, true] {
                 assert_eq!(
@@ -318,7 +362,11 @@ mod tests {
         assert_eq!(legacy_action(Some(NativeRunning), Never), ExitZero);
         for policy in [Always, OnFailure, Never] {
             for state in [None, Some(NativePending), Some(LegacyRunning)] {
-                assert_eq!(legacy_action(state, policy), BecomeSidecar, "{state:?} {policy:?}");
+                assert_eq!(
+                    legacy_action(state, policy),
+                    BecomeSidecar,
+                    "{state:?} {policy:?}"
+                );
             }
         }
     }
@@ -340,22 +388,37 @@ mod tests {
         // regular containers (the legacy copy) start.
         let mut state = None;
         let mut confirmed = false;
-        assert_eq!(native_action(state, confirmed, NodeSupport::Unknown), FirstRun);
+        assert_eq!(
+            native_action(state, confirmed, NodeSupport::Unknown),
+            FirstRun
+        );
         state = Some(NativePending);
-        assert_eq!(native_action(state, confirmed, NodeSupport::Unknown), BecomeSidecar);
+        assert_eq!(
+            native_action(state, confirmed, NodeSupport::Unknown),
+            BecomeSidecar
+        );
         state = Some(NativeRunning);
         confirmed = true;
         assert!(probe_passes(state));
-        assert_eq!(legacy_action(state, RestartPolicy::Always), LegacyAction::Dormant);
+        assert_eq!(
+            legacy_action(state, RestartPolicy::Always),
+            LegacyAction::Dormant
+        );
 
         // Sandbox re-created on the same (capable) node: install clears state, keeps the flag.
         state = None;
-        assert_eq!(native_action(state, confirmed, NodeSupport::Unknown), BecomeSidecar);
+        assert_eq!(
+            native_action(state, confirmed, NodeSupport::Unknown),
+            BecomeSidecar
+        );
 
         // Unaware node (or dropped field): the native copy runs once as a plain init
         // container; the legacy copy sees `native-pending` and takes over.
         let state = Some(NativePending);
-        assert_eq!(legacy_action(state, RestartPolicy::Always), LegacyAction::BecomeSidecar);
+        assert_eq!(
+            legacy_action(state, RestartPolicy::Always),
+            LegacyAction::BecomeSidecar
+        );
         // Re-created sandbox there: cleared state, never confirmed: first run again, exits.
         assert_eq!(native_action(None, false, NodeSupport::Unknown), FirstRun);
     }
@@ -390,7 +453,11 @@ mod tests {
         let quick = s(2);
         let delays: Vec<_> = (0..8).map(|_| b.next_delay(quick).as_secs()).collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
-        assert_eq!(b.next_delay(s(60)), s(1), "a run of 60 s resets the back-off");
+        assert_eq!(
+            b.next_delay(s(60)),
+            s(1),
+            "a run of 60 s resets the back-off"
+        );
         assert_eq!(b.next_delay(quick), s(2));
     }
 
@@ -401,15 +468,25 @@ mod tests {
         assert_eq!(teardown_status(130, 2, true), 0);
         assert_eq!(teardown_status(1, 15, true), 1);
         assert_eq!(teardown_status(0, 15, true), 0);
-        assert_eq!(teardown_status(137, 15, true), 137, "SIGKILL is not the stop signal");
+        assert_eq!(
+            teardown_status(137, 15, true),
+            137,
+            "SIGKILL is not the stop signal"
+        );
     }
 
     #[test]
     fn kubelet_versions() {
         assert_eq!(parse_kubelet_version("v1.29.3"), Some((1, 29, 3)));
         assert_eq!(parse_kubelet_version("v1.30.2+k3s1"), Some((1, 30, 2)));
-        assert_eq!(parse_kubelet_version("v1.29.1-gke.1589018"), Some((1, 29, 1)));
-        assert_eq!(parse_kubelet_version("v1.28.5-eks-5e0fdde"), Some((1, 28, 5)));
+        assert_eq!(
+            parse_kubelet_version("v1.29.1-gke.1589018"),
+            Some((1, 29, 1))
+        );
+        assert_eq!(
+            parse_kubelet_version("v1.28.5-eks-5e0fdde"),
+            Some((1, 28, 5))
+        );
         assert_eq!(parse_kubelet_version("1.31"), Some((1, 31, 0)));
         assert_eq!(parse_kubelet_version("v1"), None);
         assert_eq!(parse_kubelet_version(""), None);
@@ -417,7 +494,10 @@ mod tests {
         assert_eq!(node_support("v1.29.0"), NodeSupport::Supported);
         assert_eq!(node_support("v1.33.1"), NodeSupport::Supported);
         assert_eq!(node_support("v2.0.0"), NodeSupport::Supported);
-        assert_eq!(node_support("v1.28.5-eks-5e0fdde"), NodeSupport::Unsupported);
+        assert_eq!(
+            node_support("v1.28.5-eks-5e0fdde"),
+            NodeSupport::Unsupported
+        );
         assert_eq!(node_support("v1.27.9"), NodeSupport::Unsupported);
         assert_eq!(node_support("unknown"), NodeSupport::Unknown);
     }

@@ -35,7 +35,9 @@ impl Url {
         } else if let Some(rest) = text.strip_prefix("https://") {
             (true, rest)
         } else {
-            return Err(format!("`--http-get` needs an http:// or https:// URL, not `{text}`"));
+            return Err(format!(
+                "`--http-get` needs an http:// or https:// URL, not `{text}`"
+            ));
         };
         let (authority, target) = match rest.find(['/', '?']) {
             Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
@@ -44,22 +46,38 @@ impl Url {
         };
         let default_port = if https { 443 } else { 80 };
         let (host, port) = if authority.ends_with(']') || !authority.contains(':') {
-            (authority.trim_start_matches('[').trim_end_matches(']').to_string(), default_port)
+            (
+                authority
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+                default_port,
+            )
         } else {
             split_host_port(authority).map_err(|e| format!("`--http-get {text}`: {e}"))?
         };
         if target.contains([' ', '\r', '\n']) {
             return Err(format!("`--http-get {text}`: the path must be URL-encoded"));
         }
-        Ok(Url { https, host, port, target })
+        Ok(Url {
+            https,
+            host,
+            port,
+            target,
+        })
     }
 
     /// The `Host` header value (an empty host stands for the pod's IP).
     pub fn authority(&self) -> String {
         if self.host.is_empty() {
-            return resolve("", self.port).map_or_else(|_| format!("localhost:{}", self.port), |a| a.to_string());
+            return resolve("", self.port)
+                .map_or_else(|_| format!("localhost:{}", self.port), |a| a.to_string());
         }
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         format!("{host}:{}", self.port)
     }
 }
@@ -73,9 +91,15 @@ pub fn split_host_port(text: &str) -> Result<(String, u16), String> {
         text.rsplit_once(':').ok_or("expected HOST:PORT")?
     };
     if host.contains(':') && !text.starts_with('[') {
-        return Err(format!("bad host in `{text}` (IPv6 goes in brackets: [::1]:8080)"));
+        return Err(format!(
+            "bad host in `{text}` (IPv6 goes in brackets: [::1]:8080)"
+        ));
     }
-    let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or(format!("bad port in `{text}`"))?;
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or(format!("bad port in `{text}`"))?;
     Ok((host.to_string(), port))
 }
 
@@ -85,7 +109,11 @@ pub fn split_host_port(text: &str) -> Result<(String, u16), String> {
 /// A DNS lookup from a statically linked glibc binary would need the C library's
 /// name-service modules at run time (and add 170 KB): host names are refused with a hint.
 pub fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    let host = if host.is_empty() { std::env::var("POD_IP").unwrap_or_default() } else { host.to_string() };
+    let host = if host.is_empty() {
+        std::env::var("POD_IP").unwrap_or_default()
+    } else {
+        host.to_string()
+    };
     if host.is_empty() || host.eq_ignore_ascii_case("localhost") {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
@@ -93,7 +121,9 @@ pub fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
         Ok(ip) => Ok(SocketAddr::new(ip, port)),
         Err(_) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("`{host}` is a host name: the shim does no DNS lookup, use an IP address or leave the host empty for the pod's IP"),
+            format!(
+                "`{host}` is a host name: the shim does no DNS lookup, use an IP address or leave the host empty for the pod's IP"
+            ),
         )),
     }
 }
@@ -107,7 +137,9 @@ pub fn connect(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream
         return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
     }
     let stream = TcpStream::connect_timeout(&addr, left)?;
-    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
     stream.set_read_timeout(Some(left))?;
     stream.set_write_timeout(Some(left))?;
     Ok(stream)
@@ -123,7 +155,10 @@ pub fn read_status(stream: &mut impl Read) -> io::Result<u16> {
         Some(code) if version.starts_with("HTTP/1.") => Ok(code),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("not an HTTP/1.x status line: {:?}", line.chars().take(60).collect::<String>()),
+            format!(
+                "not an HTTP/1.x status line: {:?}",
+                line.chars().take(60).collect::<String>()
+            ),
         )),
     }
 }
@@ -136,7 +171,10 @@ pub fn read_line(stream: &mut impl Read, limit: usize) -> io::Result<String> {
     loop {
         if stream.read(&mut byte)? == 0 {
             if line.is_empty() {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed",
+                ));
             }
             break;
         }
@@ -158,11 +196,17 @@ pub fn read_line(stream: &mut impl Read, limit: usize) -> io::Result<String> {
 pub fn probe_request(url: &Url, headers: &[(String, String)]) -> String {
     let mut defaults = vec![
         ("Host".to_string(), url.authority()),
-        ("User-Agent".to_string(), format!("kube-probe/sidecar-shim-{}", crate::cli::VERSION)),
+        (
+            "User-Agent".to_string(),
+            format!("kube-probe/sidecar-shim-{}", crate::cli::VERSION),
+        ),
         ("Accept".to_string(), "*/*".to_string()),
     ];
     for (name, value) in headers {
-        match defaults.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match defaults
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value.clone(),
             None => defaults.push((name.clone(), value.clone())),
         }
@@ -204,14 +248,20 @@ pub fn http_get(url: &Url, headers: &[(String, String)], timeout: Duration) -> i
 
 /// Exec check: Ok(true) when `cmd` exited 0 within the timeout (it is killed after).
 pub fn exec(cmd: &[OsString], timeout: Duration) -> io::Result<Result<(), String>> {
-    let mut child = Command::new(&cmd[0]).args(&cmd[1..]).stdin(Stdio::null()).spawn()?;
+    let mut child = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdin(Stdio::null())
+        .spawn()?;
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(if status.success() {
                 Ok(())
             } else {
-                Err(format!("command exited with {}", crate::sys::status_code(raw_status(status))))
+                Err(format!(
+                    "command exited with {}",
+                    crate::sys::status_code(raw_status(status))
+                ))
             });
         }
         if Instant::now() >= deadline {
@@ -230,7 +280,9 @@ fn raw_status(status: std::process::ExitStatus) -> i32 {
 
 /// Runs `ready`.
 pub fn run(state_dir: &Path, timeout: Duration, check: &Check) -> i32 {
-    let recorded = state::read_state(state_dir).map(|r| r.state()).unwrap_or(None);
+    let recorded = state::read_state(state_dir)
+        .map(|r| r.state())
+        .unwrap_or(None);
     if protocol::ready_is_dormant(recorded) {
         return OK;
     }
@@ -273,7 +325,12 @@ mod tests {
         let url = Url::parse("http://127.0.0.1:8080/healthz?x=1").unwrap();
         assert_eq!(
             url,
-            Url { https: false, host: "127.0.0.1".into(), port: 8080, target: "/healthz?x=1".into() }
+            Url {
+                https: false,
+                host: "127.0.0.1".into(),
+                port: 8080,
+                target: "/healthz?x=1".into()
+            }
         );
         assert_eq!(url.authority(), "127.0.0.1:8080");
         let url = Url::parse("https://[::1]/").unwrap();
@@ -283,7 +340,11 @@ mod tests {
         assert_eq!((url.port, url.target.as_str()), (80, "/?ready"));
         assert!(Url::parse("http://[::1]:9/x").is_ok());
         assert!(Url::parse("ftp://h/").is_err());
-        assert_eq!(Url::parse("http://:8080/x").unwrap().host, "", "empty host: the pod's IP");
+        assert_eq!(
+            Url::parse("http://:8080/x").unwrap().host,
+            "",
+            "empty host: the pod's IP"
+        );
         assert!(Url::parse("http://h:0/").is_err());
         assert!(Url::parse("http://h/a b").is_err());
     }
@@ -300,16 +361,25 @@ mod tests {
 
     #[test]
     fn resolution_without_dns() {
-        assert_eq!(resolve("127.0.0.2", 1).unwrap(), "127.0.0.2:1".parse().unwrap());
+        assert_eq!(
+            resolve("127.0.0.2", 1).unwrap(),
+            "127.0.0.2:1".parse().unwrap()
+        );
         assert_eq!(resolve("::1", 1).unwrap(), "[::1]:1".parse().unwrap());
-        assert_eq!(resolve("localhost", 1).unwrap(), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(
+            resolve("localhost", 1).unwrap(),
+            "127.0.0.1:1".parse().unwrap()
+        );
         let err = resolve("agent.internal", 1).unwrap_err();
         assert!(err.to_string().contains("no DNS lookup"), "{err}");
     }
 
     #[test]
     fn status_lines() {
-        assert_eq!(read_status(&mut &b"HTTP/1.1 204 No Content\r\n\r\n"[..]).unwrap(), 204);
+        assert_eq!(
+            read_status(&mut &b"HTTP/1.1 204 No Content\r\n\r\n"[..]).unwrap(),
+            204
+        );
         assert_eq!(read_status(&mut &b"HTTP/1.0 302 Found\n"[..]).unwrap(), 302);
         assert!(read_status(&mut &b"SSH-2.0-x\r\n"[..]).is_err());
         assert!(read_status(&mut &b""[..]).is_err());
@@ -318,8 +388,17 @@ mod tests {
     #[test]
     fn request_headers_override_defaults() {
         let url = Url::parse("http://127.0.0.1:81/p").unwrap();
-        let req = probe_request(&url, &[("host".into(), "example".into()), ("X-A".into(), "1".into())]);
-        assert!(req.starts_with("GET /p HTTP/1.1\r\nHost: example\r\n"), "{req}");
+        let req = probe_request(
+            &url,
+            &[
+                ("host".into(), "example".into()),
+                ("X-A".into(), "1".into()),
+            ],
+        );
+        assert!(
+            req.starts_with("GET /p HTTP/1.1\r\nHost: example\r\n"),
+            "{req}"
+        );
         assert!(req.contains("\r\nX-A: 1\r\n"));
         assert!(req.ends_with("Connection: close\r\n\r\n"));
     }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use crate::cli::{Completion as CompletionMode, Env, RunOpts};
 use crate::exit::{CHECK_FAILED, Failure, OK};
-use crate::protocol::{self, Backoff, LegacyAction, NativeAction, NodeSupport, RestartPolicy, State};
+use crate::protocol::{
+    self, Backoff, LegacyAction, NativeAction, NodeSupport, RestartPolicy, State,
+};
 use crate::state::{self, Recorded, Tombstone};
 use crate::supervise::{self, Child, Completion, Signals};
 
@@ -44,7 +46,10 @@ pub fn install(dir: &Path, state_root: &Path) -> Result<i32, Failure> {
     log!(ROLE, "installed {} ({bytes} bytes)", target.display());
 
     state::ensure_shared_dir(state_root).map_err(|err| {
-        Failure::cant_create(format!("cannot create the state root {}: {err}", state_root.display()))
+        Failure::cant_create(format!(
+            "cannot create the state root {}: {err}",
+            state_root.display()
+        ))
     })?;
     let cleared = state::clear_sandbox_state(state_root).map_err(|err| {
         Failure::cant_create(format!(
@@ -58,7 +63,11 @@ pub fn install(dir: &Path, state_root: &Path) -> Result<i32, Failure> {
                 ROLE,
                 "cleared state `{word}` of {} left by an earlier sandbox{}",
                 c.sidecar,
-                if c.confirmed { " (native-confirmed kept)" } else { "" }
+                if c.confirmed {
+                    " (native-confirmed kept)"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -71,8 +80,12 @@ fn copy_atomically(src: &Path, dir: &Path, name: &str) -> io::Result<u64> {
     let tmp: PathBuf = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut input = fs::File::open(src)?;
-        let mut output =
-            OpenOptions::new().write(true).create(true).truncate(true).mode(0o755).open(&tmp)?;
+        let mut output = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o755)
+            .open(&tmp)?;
         let bytes = io::copy(&mut input, &mut output)?;
         output.set_permissions(Permissions::from_mode(0o755))?;
         output.flush()?;
@@ -91,7 +104,10 @@ fn copy_atomically(src: &Path, dir: &Path, name: &str) -> io::Result<u64> {
 fn read_state(role: &str, dir: &Path) -> Result<Option<State>, Failure> {
     match state::read_state(dir) {
         Ok(Recorded::Unrecognised(word)) => {
-            log!(role, "state file holds `{word}`, not a state I know: treating it as empty");
+            log!(
+                role,
+                "state file holds `{word}`, not a state I know: treating it as empty"
+            );
             Ok(None)
         }
         Ok(recorded) => Ok(recorded.state()),
@@ -113,7 +129,10 @@ fn write_state(dir: &Path, state: State) -> Result<(), Failure> {
 
 fn claim_delay(role: &str, env: Env<'_>) {
     if let Some(ms) = env(CLAIM_DELAY_ENV).and_then(|v| v.parse::<u64>().ok()) {
-        log!(role, "test hook {CLAIM_DELAY_ENV}: waiting {ms} ms before acting on the state");
+        log!(
+            role,
+            "test hook {CLAIM_DELAY_ENV}: waiting {ms} ms before acting on the state"
+        );
         std::thread::sleep(Duration::from_millis(ms));
     }
 }
@@ -126,7 +145,11 @@ fn describe(state: Option<State>) -> &'static str {
 /// message is for `doctor pods`, the sidecar matters more.
 fn write_termination_message(role: &str, path: &Path, copy: &str) {
     if let Err(err) = fs::write(path, copy) {
-        log!(role, "cannot write the termination message {}: {err}", path.display());
+        log!(
+            role,
+            "cannot write the termination message {}: {err}",
+            path.display()
+        );
     }
 }
 
@@ -143,7 +166,12 @@ fn sidecar<'a>(role: &'static str, run: &'a RunOpts, stop_grace: Duration) -> Ch
 
 // === native ===
 
-pub fn native(state_dir: &Path, check_node: bool, run: &RunOpts, env: Env<'_>) -> Result<i32, Failure> {
+pub fn native(
+    state_dir: &Path,
+    check_node: bool,
+    run: &RunOpts,
+    env: Env<'_>,
+) -> Result<i32, Failure> {
     const ROLE: &str = "native";
     let signals = Signals::block()?;
     let recorded = read_state(ROLE, state_dir)?;
@@ -157,18 +185,28 @@ pub fn native(state_dir: &Path, check_node: bool, run: &RunOpts, env: Env<'_>) -
     match protocol::native_action(recorded, confirmed, node) {
         NativeAction::FirstRun => {
             write_state(state_dir, State::NativePending)?;
-            log!(ROLE, "first run in this sandbox ({}): wrote native-pending, exiting 0", describe(recorded));
+            log!(
+                ROLE,
+                "first run in this sandbox ({}): wrote native-pending, exiting 0",
+                describe(recorded)
+            );
             Ok(OK)
         }
         NativeAction::Idle => {
-            log!(ROLE, "the legacy copy runs the sidecar (state legacy-running): idling until SIGTERM");
+            log!(
+                ROLE,
+                "the legacy copy runs the sidecar (state legacy-running): idling until SIGTERM"
+            );
             Ok(supervise::idle(ROLE, &signals))
         }
         NativeAction::BecomeSidecar => {
             write_state(state_dir, State::NativeRunning)?;
             if !confirmed {
                 state::confirm(state_dir).map_err(|err| {
-                    Failure::cant_create(format!("cannot write {}: {err}", state_dir.join(state::CONFIRMED_FILE).display()))
+                    Failure::cant_create(format!(
+                        "cannot write {}: {err}",
+                        state_dir.join(state::CONFIRMED_FILE).display()
+                    ))
                 })?;
             }
             let why = if confirmed {
@@ -178,7 +216,10 @@ pub fn native(state_dir: &Path, check_node: bool, run: &RunOpts, env: Env<'_>) -
             } else {
                 describe(recorded)
             };
-            log!(ROLE, "native sidecars work here ({why}): wrote native-running, running the sidecar");
+            log!(
+                ROLE,
+                "native sidecars work here ({why}): wrote native-running, running the sidecar"
+            );
             write_termination_message(ROLE, &run.termination_log, "native");
             sidecar(ROLE, run, crate::cli::DEFAULT_STOP_GRACE).supervise(&signals, None)
         }
@@ -214,7 +255,10 @@ pub fn legacy(opts: &LegacyOpts<'_>, env: Env<'_>) -> Result<i32, Failure> {
     claim_delay(ROLE, env);
     match protocol::legacy_action(recorded, opts.policy) {
         LegacyAction::Dormant => {
-            log!(ROLE, "the native copy runs the sidecar: dormant until SIGTERM");
+            log!(
+                ROLE,
+                "the native copy runs the sidecar: dormant until SIGTERM"
+            );
             Ok(supervise::idle(ROLE, &signals))
         }
         LegacyAction::ExitZero => {
@@ -232,7 +276,10 @@ pub fn legacy(opts: &LegacyOpts<'_>, env: Env<'_>) -> Result<i32, Failure> {
             };
             if let Some(c) = completion.as_mut() {
                 if c.done() {
-                    log!(ROLE, "every app container has already finished: exiting 0 without the sidecar");
+                    log!(
+                        ROLE,
+                        "every app container has already finished: exiting 0 without the sidecar"
+                    );
                     return Ok(OK);
                 }
             }
@@ -259,14 +306,20 @@ fn job_completion(opts: &LegacyOpts<'_>, env: Env<'_>) -> Result<Box<dyn Complet
                 opts.tombstones.display(),
                 TOMBSTONE_POLL.as_millis()
             );
-            Ok(Box::new(Tombstones::new(opts.tombstones, opts.wait_for, opts.policy)))
+            Ok(Box::new(Tombstones::new(
+                opts.tombstones,
+                opts.wait_for,
+                opts.policy,
+            )))
         }
         #[cfg(feature = "api")]
         CompletionMode::Api => crate::api::pod_completion(env, opts.wait_for, opts.policy),
         #[cfg(not(feature = "api"))]
         CompletionMode::Api => {
             let _ = env;
-            Err(Failure::usage("`--job-completion api` needs the shim built with the `api` feature"))
+            Err(Failure::usage(
+                "`--job-completion api` needs the shim built with the `api` feature",
+            ))
         }
     }
 }
@@ -307,9 +360,15 @@ impl Completion for Tombstones {
                         } else {
                             "will be restarted"
                         };
-                        log!("legacy", "app container {app} exited with {code}: {verdict} (restartPolicy {})", self.policy.as_str());
+                        log!(
+                            "legacy",
+                            "app container {app} exited with {code}: {verdict} (restartPolicy {})",
+                            self.policy.as_str()
+                        );
                     }
-                    Tombstone::Unreadable(err) => log!("legacy", "tombstone of {app} unreadable: {err}"),
+                    Tombstone::Unreadable(err) => {
+                        log!("legacy", "tombstone of {app} unreadable: {err}")
+                    }
                     Tombstone::Absent => {}
                 }
                 self.seen[i] = now.clone();
@@ -329,7 +388,11 @@ pub fn probe(state_dir: &Path) -> i32 {
     match state::read_state(state_dir) {
         Ok(recorded) if protocol::probe_passes(recorded.state()) => OK,
         Ok(Recorded::Missing) => {
-            log!("probe", "not running yet: no state in {}", state_dir.display());
+            log!(
+                "probe",
+                "not running yet: no state in {}",
+                state_dir.display()
+            );
             CHECK_FAILED
         }
         Ok(Recorded::Known(state)) => {
@@ -341,7 +404,11 @@ pub fn probe(state_dir: &Path) -> i32 {
             CHECK_FAILED
         }
         Err(err) => {
-            log!("probe", "cannot read the state in {}: {err}", state_dir.display());
+            log!(
+                "probe",
+                "cannot read the state in {}: {err}",
+                state_dir.display()
+            );
             CHECK_FAILED
         }
     }
@@ -368,7 +435,11 @@ pub fn app(tombstones: &Path, name: &str, cmd: &[OsString]) -> Result<i32, Failu
         Err(failure) => failure.code,
     };
     match state::write_tombstone(tombstones, name, code) {
-        Ok(()) => log!(ROLE, "wrote tombstone {} = {code}", tombstones.join(name).display()),
+        Ok(()) => log!(
+            ROLE,
+            "wrote tombstone {} = {code}",
+            tombstones.join(name).display()
+        ),
         Err(err) => {
             let failure = Failure::cant_create(format!(
                 "cannot write the tombstone {}: {err}; the Job's sidecar will not stop",

@@ -65,7 +65,12 @@ pub fn is_confirmed(dir: &Path) -> bool {
 
 pub fn confirm(dir: &Path) -> io::Result<()> {
     ensure_shared_dir(dir)?;
-    write_atomic(dir, CONFIRMED_FILE, b"native sidecars run in this pod\n", 0o644)
+    write_atomic(
+        dir,
+        CONFIRMED_FILE,
+        b"native sidecars run in this pod\n",
+        0o644,
+    )
 }
 
 /// Writes `dir/name` atomically: temporary file in `dir`, fsync, rename, then fsync of the
@@ -73,8 +78,12 @@ pub fn confirm(dir: &Path) -> io::Result<()> {
 pub fn write_atomic(dir: &Path, name: &str, content: &[u8], mode: u32) -> io::Result<()> {
     let tmp = dir.join(temp_name(name));
     let result = (|| {
-        let mut file =
-            OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
         file.write_all(content)?;
         // The mode given to open() is masked by the umask; set it exactly.
         file.set_permissions(Permissions::from_mode(mode))?;
@@ -95,9 +104,13 @@ fn temp_name(name: &str) -> String {
 }
 
 fn is_temp_of(file_name: &str, name: &str) -> bool {
-    file_name.strip_prefix('.').and_then(|rest| rest.strip_prefix(name)).is_some_and(|rest| {
-        rest.strip_prefix(".tmp.").is_some_and(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
-    })
+    file_name
+        .strip_prefix('.')
+        .and_then(|rest| rest.strip_prefix(name))
+        .is_some_and(|rest| {
+            rest.strip_prefix(".tmp.")
+                .is_some_and(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 /// Creates `path` and any missing parent, each new directory world-writable (see the module
@@ -206,8 +219,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir()
-            .join(format!("sidecar-shim-state-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sidecar-shim-state-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
@@ -218,19 +231,34 @@ mod tests {
         let dir = root.join("state").join("agent");
         assert_eq!(read_state(&dir).unwrap(), Recorded::Missing);
         write_state(&dir, State::NativePending).unwrap();
-        assert_eq!(read_state(&dir).unwrap(), Recorded::Known(State::NativePending));
+        assert_eq!(
+            read_state(&dir).unwrap(),
+            Recorded::Known(State::NativePending)
+        );
         write_state(&dir, State::NativeRunning).unwrap();
-        assert_eq!(read_state(&dir).unwrap(), Recorded::Known(State::NativeRunning));
+        assert_eq!(
+            read_state(&dir).unwrap(),
+            Recorded::Known(State::NativeRunning)
+        );
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o777);
-        let file_mode = fs::metadata(dir.join(STATE_FILE)).unwrap().permissions().mode() & 0o777;
+        let file_mode = fs::metadata(dir.join(STATE_FILE))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(file_mode, 0o644);
         // Only the final file is left.
-        let names: Vec<_> =
-            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, [STATE_FILE]);
         fs::write(dir.join(STATE_FILE), "garbage\n").unwrap();
-        assert_eq!(read_state(&dir).unwrap(), Recorded::Unrecognised("garbage".into()));
+        assert_eq!(
+            read_state(&dir).unwrap(),
+            Recorded::Unrecognised("garbage".into())
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 
@@ -284,7 +312,10 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.join("app")).unwrap(), "3\n");
         assert_eq!(read_tombstone(&dir, "app"), Tombstone::Exited(3));
         fs::write(dir.join("bad"), "x").unwrap();
-        assert!(matches!(read_tombstone(&dir, "bad"), Tombstone::Unreadable(_)));
+        assert!(matches!(
+            read_tombstone(&dir, "bad"),
+            Tombstone::Unreadable(_)
+        ));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

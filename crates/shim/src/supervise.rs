@@ -107,9 +107,18 @@ pub struct Child<'a> {
 }
 
 enum Phase {
-    Running { pid: i32, since: Instant },
-    BackingOff { until: Instant },
-    Stopping { pid: i32, why: Stop, kill_at: Option<Instant> },
+    Running {
+        pid: i32,
+        since: Instant,
+    },
+    BackingOff {
+        until: Instant,
+    },
+    Stopping {
+        pid: i32,
+        why: Stop,
+        kill_at: Option<Instant>,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -139,7 +148,10 @@ impl Child<'_> {
 
     fn cleanup_group(&self, pid: i32) {
         if self.restart && sys::send_signal(-pid, SIGKILL).is_ok() {
-            log!(self.role, "killed processes the command left in its process group");
+            log!(
+                self.role,
+                "killed processes the command left in its process group"
+            );
         }
     }
 
@@ -152,12 +164,22 @@ impl Child<'_> {
     ) -> Result<i32, Failure> {
         if self.restart {
             if let Err(err) = sys::become_subreaper() {
-                log!(self.role, "cannot become child subreaper ({err}); orphans go to PID 1");
+                log!(
+                    self.role,
+                    "cannot become child subreaper ({err}); orphans go to PID 1"
+                );
             }
         }
         let first = self.spawn()?;
-        log!(self.role, "started {} (pid {first})", self.cmd[0].to_string_lossy());
-        let mut phase = Phase::Running { pid: first, since: Instant::now() };
+        log!(
+            self.role,
+            "started {} (pid {first})",
+            self.cmd[0].to_string_lossy()
+        );
+        let mut phase = Phase::Running {
+            pid: first,
+            since: Instant::now(),
+        };
         let mut next_poll = completion.as_ref().map(|c| Instant::now() + c.interval());
         loop {
             let now = Instant::now();
@@ -173,7 +195,11 @@ impl Child<'_> {
             .flatten()
             .min();
             let timeout = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(now));
-            let signal = if timeout.is_zero() { None } else { signals.wait(timeout) };
+            let signal = if timeout.is_zero() {
+                None
+            } else {
+                signals.wait(timeout)
+            };
 
             match signal {
                 Some(SIGCHLD) => {
@@ -195,13 +221,18 @@ impl Child<'_> {
                                     fmt_secs(since.elapsed()),
                                     fmt_secs(delay)
                                 );
-                                phase = Phase::BackingOff { until: Instant::now() + delay };
+                                phase = Phase::BackingOff {
+                                    until: Instant::now() + delay,
+                                };
                             }
                             Phase::Running { .. } => {
                                 log!(self.role, "command exited with status {code}");
                                 return Ok(code);
                             }
-                            Phase::Stopping { why: Stop::Signal(sig), .. } => {
+                            Phase::Stopping {
+                                why: Stop::Signal(sig),
+                                ..
+                            } => {
                                 let reported =
                                     protocol::teardown_status(code, sig, self.sigterm_exit_zero);
                                 log!(
@@ -211,8 +242,13 @@ impl Child<'_> {
                                 );
                                 return Ok(if self.restart { reported } else { code });
                             }
-                            Phase::Stopping { why: Stop::JobDone, .. } => {
-                                log!(self.role, "sidecar stopped (status {code}); Job done, exiting 0");
+                            Phase::Stopping {
+                                why: Stop::JobDone, ..
+                            } => {
+                                log!(
+                                    self.role,
+                                    "sidecar stopped (status {code}); Job done, exiting 0"
+                                );
                                 return Ok(OK);
                             }
                             Phase::BackingOff { .. } => {}
@@ -221,12 +257,24 @@ impl Child<'_> {
                 }
                 Some(sig) if is_stop_signal(sig) => match phase {
                     Phase::Running { pid, .. } => {
-                        log!(self.role, "{}: forwarding to pid {pid}, no more restarts", sys::signal_name(sig));
+                        log!(
+                            self.role,
+                            "{}: forwarding to pid {pid}, no more restarts",
+                            sys::signal_name(sig)
+                        );
                         let _ = sys::send_signal(pid, sig);
-                        phase = Phase::Stopping { pid, why: Stop::Signal(sig), kill_at: None };
+                        phase = Phase::Stopping {
+                            pid,
+                            why: Stop::Signal(sig),
+                            kill_at: None,
+                        };
                     }
                     Phase::Stopping { pid, why, kill_at } => {
-                        log!(self.role, "{}: forwarding to pid {pid}", sys::signal_name(sig));
+                        log!(
+                            self.role,
+                            "{}: forwarding to pid {pid}",
+                            sys::signal_name(sig)
+                        );
                         let _ = sys::send_signal(pid, sig);
                         // A teardown signal during a Job stop: the status is the teardown's.
                         let why = match why {
@@ -236,15 +284,24 @@ impl Child<'_> {
                         phase = Phase::Stopping { pid, why, kill_at };
                     }
                     Phase::BackingOff { .. } => {
-                        let code = protocol::teardown_status(128 + sig, sig, self.sigterm_exit_zero);
-                        log!(self.role, "{} while no sidecar runs: exiting with {code}", sys::signal_name(sig));
+                        let code =
+                            protocol::teardown_status(128 + sig, sig, self.sigterm_exit_zero);
+                        log!(
+                            self.role,
+                            "{} while no sidecar runs: exiting with {code}",
+                            sys::signal_name(sig)
+                        );
                         return Ok(code);
                     }
                 },
                 Some(sig) => {
                     // SIGHUP (e.g. "reload"): pass it on.
                     if let Phase::Running { pid, .. } | Phase::Stopping { pid, .. } = phase {
-                        log!(self.role, "{}: forwarding to pid {pid}", sys::signal_name(sig));
+                        log!(
+                            self.role,
+                            "{}: forwarding to pid {pid}",
+                            sys::signal_name(sig)
+                        );
                         let _ = sys::send_signal(pid, sig);
                     }
                 }
@@ -255,14 +312,29 @@ impl Child<'_> {
             match phase {
                 Phase::BackingOff { until } if now >= until => {
                     let pid = self.spawn()?;
-                    log!(self.role, "restarted {} (pid {pid})", self.cmd[0].to_string_lossy());
+                    log!(
+                        self.role,
+                        "restarted {} (pid {pid})",
+                        self.cmd[0].to_string_lossy()
+                    );
                     phase = Phase::Running { pid, since: now };
                 }
-                Phase::Stopping { pid, why, kill_at: Some(at) } if now >= at => {
-                    log!(self.role, "pid {pid} still running after the grace period: SIGKILL");
+                Phase::Stopping {
+                    pid,
+                    why,
+                    kill_at: Some(at),
+                } if now >= at => {
+                    log!(
+                        self.role,
+                        "pid {pid} still running after the grace period: SIGKILL"
+                    );
                     let _ = sys::send_signal(pid, SIGKILL);
                     self.cleanup_group(pid);
-                    phase = Phase::Stopping { pid, why, kill_at: None };
+                    phase = Phase::Stopping {
+                        pid,
+                        why,
+                        kill_at: None,
+                    };
                 }
                 _ => {}
             }

@@ -16,7 +16,10 @@ use std::ffi::{c_int, c_long, c_ulong};
 use std::io;
 use std::time::Duration;
 
-#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
 compile_error!("sidecar-shim's sys module knows the signal ABI of Linux x86_64 and aarch64 only");
 
 pub const SIGHUP: c_int = 1;
@@ -129,8 +132,19 @@ pub fn reap_one() -> Option<(i32, i32)> {
 /// double-forked helpers are reaped by us even when we are not PID 1.
 pub fn become_subreaper() -> io::Result<()> {
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) reads only its integer arguments.
-    let rc = unsafe { prctl(PR_SET_CHILD_SUBREAPER, 1 as c_ulong, 0 as c_ulong, 0 as c_ulong) };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    let rc = unsafe {
+        prctl(
+            PR_SET_CHILD_SUBREAPER,
+            1 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// The conventional status of a finished process: its exit code, or 128 + the signal that
