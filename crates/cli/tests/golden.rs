@@ -6,6 +6,8 @@
 //!
 //! and review the diff before committing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,1 +1,132 @@
-fn main() {}
+//! Engine cost, from request bytes in to patch bytes out (plan + patch + serialisation).
+//!
+//!     cargo bench -p sidecar-kit-core --bench engine
+//!
+//! - `typical`: the pod of the bundled example Deployment (examples/manifests/web.yaml),
+//!   with the bundled log-shipper profile, in native and universal mode.
+//! - `huge`: 50 containers, 1,500 env vars, ~300 KB of managedFields.
+//! - `scale/N`: the same pod shape at 1×, 10× and 100× size, to show the cost is linear.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::{Value, json};
+use sidecar_kit_core::engine::{self, Options};
+use sidecar_kit_core::facts::StaticFacts;
+use sidecar_kit_core::patch;
+use sidecar_kit_core::profile::{Mode, Profile, ProfileSet};
+use std::hint::black_box;
+
+fn profiles() -> ProfileSet {
+    // The bundled example profile, as JSON (the core reads no files).
+    let p = json!({
+        "apiVersion": "sidecar-kit.io/v1alpha1", "kind": "SidecarProfile",
+        "metadata": {"name": "log-shipper"},
+        "spec": {
+            "selector": {"matchLabels": {"logging": "shipped"}},
+            "mode": "auto", "fallback": "universal", "priority": 100,
+            "containers": [{
+                "name": "log-shipper", "image": "registry.example.com/log-shipper:2.3.1",
+                "command": ["/usr/bin/log-shipper", "--config", "/etc/log-shipper/config.yaml"],
+                "args": ["--source", "/var/log/app"],
+                "ports": [{"name": "metrics", "containerPort": 9100}],
+                "readinessProbe": {"httpGet": {"path": "/ready", "port": "metrics"}, "periodSeconds": 5},
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+                "volumeMounts": [{"name": "app-logs", "mountPath": "/var/log/app", "readOnly": true},
+                                 {"name": "log-shipper-config", "mountPath": "/etc/log-shipper"}]
+            }],
+            "volumes": [{"name": "app-logs", "emptyDir": {}}, {"name": "log-shipper-config", "configMap": {"name": "log-shipper"}}],
+            "appContainers": {"volumeMounts": [{"name": "app-logs", "mountPath": "/var/log/app"}],
+                              "env": [{"name": "LOG_DIR", "value": "/var/log/app"}]}
+        }
+    });
+    ProfileSet::new(vec![Profile::from_value(&p, "bench").expect("valid profile")], None).expect("valid set")
+}
+
+/// The pod the example Deployment creates, as the API server sends it to a webhook.
+fn typical_pod() -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "web-7d9c6b5f4-", "namespace": "shop",
+                     "labels": {"app": "web", "logging": "shipped", "pod-template-hash": "7d9c6b5f4"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9c6b5f4",
+                                          "uid": "6f1c1f0e-3c4b-4d0a-9a55-2b8f4c1d7e21", "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {
+            "containers": [{"name": "web", "image": "registry.example.com/web:1.8.0", "command": ["/app/web"],
+                            "args": ["--listen", ":8080"], "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                            "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}},
+                            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+                            "imagePullPolicy": "IfNotPresent",
+                            "volumeMounts": [{"name": "kube-api-access-x7k2p", "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}],
+            "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "dnsPolicy": "ClusterFirst",
+            "serviceAccountName": "default", "serviceAccount": "default", "securityContext": {}, "schedulerName": "default-scheduler",
+            "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+            "priority": 0, "enableServiceLinks": true, "preemptionPolicy": "PreemptLowerPriority",
+            "volumes": [{"name": "kube-api-access-x7k2p", "projected": {"sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}],
+                "defaultMode": 420}}]
+        }
+    }))
+    .expect("serialisable")
+}
+
+/// A pod of `containers` app containers with `env_per` env vars each and `managed` kB of managedFields.
+fn sized_pod(containers: usize, env_per: usize, managed_kb: usize) -> Vec<u8> {
+    let cs: Vec<Value> = (0..containers)
+        .map(|i| {
+            let env: Vec<Value> = (0..env_per).map(|j| json!({"name": format!("VAR_{i}_{j}"), "value": format!("value-{j}-0123456789abcdef")})).collect();
+            json!({"name": format!("app-{i}"), "image": format!("registry.example.com/app-{i}:1.0"), "command": ["/app"],
+                   "env": env, "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                   "volumeMounts": [{"name": "data", "mountPath": format!("/data/{i}")}]})
+        })
+        .collect();
+    // managedFields entries shaped like the API server's (fieldsV1 trees).
+    let entry = json!({"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1", "time": "2026-11-25T10:00:00Z",
+                       "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:env": {"k:{\"name\":\"VAR\"}": {".": {}, "f:name": {}, "f:value": {}}}, "f:image": {}, "f:name": {}}}}}});
+    let entry_len = entry.to_string().len();
+    let managed: Vec<Value> = (0..(managed_kb * 1024 / entry_len).max(1)).map(|_| entry.clone()).collect();
+    serde_json::to_vec(&json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "big", "namespace": "shop", "labels": {"logging": "shipped"}, "managedFields": managed},
+        "spec": {"containers": cs, "volumes": [{"name": "data", "emptyDir": {}}]}
+    }))
+    .expect("serialisable")
+}
+
+fn run(body: &[u8], set: &ProfileSet, opts: &Options) -> Vec<u8> {
+    let text = std::str::from_utf8(body).expect("utf-8");
+    let out = engine::inject(text, set, &StaticFacts::none(), opts).expect("valid pod");
+    patch::to_json(&out.patch)
+}
+
+fn bench(c: &mut Criterion) {
+    let set = profiles();
+    let native = Options { mode_override: Some(Mode::Native), ..Options::default() };
+    let universal = Options { mode_override: Some(Mode::Universal), ..Options::default() };
+
+    let typical = typical_pod();
+    assert!(run(&typical, &set, &native).len() > 100, "the typical pod is injected");
+    let mut g = c.benchmark_group("typical");
+    g.throughput(Throughput::Bytes(typical.len() as u64));
+    g.bench_function("native", |b| b.iter(|| run(black_box(&typical), &set, &native)));
+    g.bench_function("universal", |b| b.iter(|| run(black_box(&typical), &set, &universal)));
+    g.finish();
+
+    let huge = sized_pod(50, 30, 300);
+    let mut g = c.benchmark_group("huge");
+    g.throughput(Throughput::Bytes(huge.len() as u64));
+    g.bench_function("native", |b| b.iter(|| run(black_box(&huge), &set, &native)));
+    g.finish();
+
+    let mut g = c.benchmark_group("scale");
+    for n in [1usize, 10, 100] {
+        let pod = sized_pod(n, 15, 3 * n);
+        g.throughput(Throughput::Bytes(pod.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(format!("{n}x-{}KB", pod.len() / 1024)), &pod, |b, p| b.iter(|| run(black_box(p), &set, &native)));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1608,7 +1608,7 @@ fn finish(
     if let (Some(_), Some(r)) = (&default_container, records.first_mut()) {
         r.added.default_container = true;
     }
-    let status = (!removing).then(|| Status {
+    let status = (!removing).then_some(Status {
         v: 1,
         injections: records,
     });

@@ -18,7 +18,7 @@ impl KubeVersion {
     pub fn parse(s: &str) -> Option<KubeVersion> {
         let t = s.trim();
         let t = t.strip_prefix('v').unwrap_or(t);
-        let end = t.find(|c: char| c == '-' || c == '+').unwrap_or(t.len());
+        let end = t.find(['-', '+']).unwrap_or(t.len());
         let mut parts = t[..end].split('.');
         let major = parts.next()?.parse().ok()?;
         let minor = parts.next()?.trim_end_matches('+').parse().ok()?;

@@ -6,6 +6,8 @@
 //! - re-injecting with a changed profile = injecting the new profile into the original;
 //! - the result obeys the pod validation rules of `docs/native-sidecars.md`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use sidecar_kit_core::engine::{self, Options, TemplateResult};

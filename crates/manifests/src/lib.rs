@@ -178,8 +178,10 @@ pub fn parse_documents(text: &str, source: &str) -> Result<Vec<Document>, Locate
             chunks.push(String::new());
             let rest = line[3..].trim();
             if !rest.is_empty() && !rest.starts_with('#') {
-                chunks.last_mut().map(|c| c.push_str(rest));
-                chunks.last_mut().map(|c| c.push('\n'));
+                if let Some(c) = chunks.last_mut() {
+                    c.push_str(rest);
+                    c.push('\n');
+                }
             }
         } else if line == "..." {
             continue;
