@@ -5,6 +5,7 @@ mod explain;
 mod inject;
 mod output;
 mod profiles;
+mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -73,6 +74,10 @@ enum Command {
     /// Work with SidecarProfile files.
     #[command(subcommand)]
     Profiles(profiles::ProfilesCommand),
+    /// Serve the mutating admission webhook (HTTPS POST /mutate; probes and metrics on plain HTTP).
+    Serve(serve::ServeArgs),
+    /// Issue a CA and a serving certificate for the webhook Service (clusters without cert-manager).
+    Certs(serve::CertsArgs),
     /// Print the version, the git commit and the contract version.
     Version(VersionArgs),
 }
@@ -130,6 +135,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Uninject(a) => inject::uninject(a),
         Command::Explain(a) => explain::explain(a),
         Command::Profiles(c) => profiles::run(c),
+        Command::Serve(a) => serve::serve(a),
+        Command::Certs(a) => serve::certs(a),
         Command::Version(a) => {
             match a.output {
                 VersionFormat::Text => output::print(&format!("sidecar-kit {VERSION_LINE}\n"))?,

@@ -1,0 +1,258 @@
+//! `serve` (the webhook) and `certs` (certificates without cert-manager).
+
+use crate::{CliError, output};
+use clap::{Args, ValueEnum};
+use sidecar_kit_webhook::review::FailureMode;
+use sidecar_kit_webhook::{Config, certs};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Admit the pod without injection, with a warning in the response.
+    Allow,
+    /// Deny the pod with a clear message.
+    Deny,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Every flag has an environment twin (shown in brackets).\n\
+Failure behaviour: a request over 6 MiB gets 413 and a malformed one 400 (the webhook's failurePolicy decides); \
+an internal error answers 200 and follows --failure-mode.\n\
+Never injects into kube-system, kube-public, kube-node-lease or its own namespace (POD_NAMESPACE) unless --allow-namespace names it.\n\
+Exit codes: 0 stopped on SIGTERM/SIGINT; 1 runtime error (cannot listen); 2 bad configuration."
+)]
+pub struct ServeArgs {
+    /// Directory of SidecarProfile files (watched; a broken change keeps the last good set).
+    #[arg(long, env = "SIDECAR_KIT_PROFILES", value_name = "DIR")]
+    pub profiles: PathBuf,
+    /// Serving certificate (PEM), reloaded when it changes.
+    #[arg(long, env = "SIDECAR_KIT_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: PathBuf,
+    /// Serving key (PEM), reloaded with the certificate.
+    #[arg(long, env = "SIDECAR_KIT_TLS_KEY", value_name = "FILE")]
+    pub tls_key: PathBuf,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long, env = "SIDECAR_KIT_CLIENT_CA", value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+    /// HTTPS address for POST /mutate.
+    #[arg(long, env = "SIDECAR_KIT_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Plain-HTTP address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "SIDECAR_KIT_PROBE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub probe_listen: SocketAddr,
+    /// What an internal error does to the pod.
+    #[arg(long, env = "SIDECAR_KIT_FAILURE_MODE", value_enum, default_value_t = Failure::Allow)]
+    pub failure_mode: Failure,
+    /// The webhook's own namespace, never injected into.
+    #[arg(long = "namespace", env = "POD_NAMESPACE")]
+    pub own_namespace: Option<String>,
+    /// Inject into this system or own namespace after all. Repeatable.
+    #[arg(
+        long = "allow-namespace",
+        env = "SIDECAR_KIT_ALLOW_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub allow_namespaces: Vec<String>,
+    /// Image carrying sidecar-shim, for profiles that name none.
+    #[arg(long, env = "SIDECAR_KIT_SHIM_IMAGE", value_name = "IMAGE")]
+    pub shim_image: Option<String>,
+    /// A ClusterFacts file for auto mode (without it, auto uses each profile's fallback).
+    #[arg(long, env = "SIDECAR_KIT_FACTS", value_name = "FILE")]
+    pub facts: Option<PathBuf>,
+    /// How often profile and certificate files are checked, in seconds.
+    #[arg(long, env = "SIDECAR_KIT_RELOAD_INTERVAL", default_value_t = 2.0)]
+    pub reload_interval: f64,
+    /// Time in-flight reviews get after SIGTERM, in seconds.
+    #[arg(long, env = "SIDECAR_KIT_SHUTDOWN_TIMEOUT", default_value_t = 20.0)]
+    pub shutdown_timeout: f64,
+    /// Time allowed for a TLS handshake and for reading and answering one request, in seconds.
+    #[arg(long, env = "SIDECAR_KIT_REQUEST_TIMEOUT", default_value_t = 10.0)]
+    pub request_timeout: f64,
+    /// Log format.
+    #[arg(long, env = "SIDECAR_KIT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+    /// Log filter (error, warn, info, debug, or tracing directives).
+    #[arg(long, env = "SIDECAR_KIT_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+fn seconds(v: f64, flag: &str) -> Result<Duration, CliError> {
+    if !(v.is_finite() && v > 0.0 && v < 86_400.0) {
+        return Err(CliError::input(format!(
+            "{flag} {v}: give a number of seconds greater than 0"
+        )));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn init_logs(format: LogFormat, level: &str) -> Result<(), CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| CliError::input(format!("--log-level {level:?}: {e}")))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+    Ok(())
+}
+
+pub fn serve(a: ServeArgs) -> Result<(), CliError> {
+    init_logs(a.log_format, &a.log_level)?;
+    if !a.profiles.is_dir() {
+        return Err(CliError::input(format!(
+            "--profiles {}: not a directory; give the directory of SidecarProfile files (a mounted ConfigMap)",
+            a.profiles.display()
+        )));
+    }
+    let config = Config {
+        profiles_dir: a.profiles,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
+        client_ca: a.client_ca,
+        listen: a.listen,
+        probe_listen: a.probe_listen,
+        failure: match a.failure_mode {
+            Failure::Allow => FailureMode::Allow,
+            Failure::Deny => FailureMode::Deny,
+        },
+        own_namespace: a.own_namespace.filter(|s| !s.is_empty()),
+        allow_namespaces: a
+            .allow_namespaces
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect(),
+        shim_image: a.shim_image,
+        facts: a.facts,
+        reload_interval: seconds(a.reload_interval, "--reload-interval")?,
+        shutdown_timeout: seconds(a.shutdown_timeout, "--shutdown-timeout")?,
+        request_timeout: seconds(a.request_timeout, "--request-timeout")?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::runtime(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async move {
+        tracing::info!(
+            version = crate::VERSION,
+            commit = crate::GIT_COMMIT,
+            "sidecar-kit serve starting"
+        );
+        sidecar_kit_webhook::run(config, shutdown_signal(), None)
+            .await
+            .map_err(CliError::runtime)
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process still stops on SIGKILL; wait forever.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Writes ca.crt, tls.crt and tls.key into --out-dir and prints the caBundle (base64 of ca.crt) \
+for the MutatingWebhookConfiguration. Exit codes: 0 ok; 1 cannot write; 2 bad input (existing files without --force)."
+)]
+pub struct CertsArgs {
+    /// Name of the webhook's Service.
+    #[arg(long, default_value = "sidecar-kit")]
+    pub service: String,
+    /// Namespace of the Service.
+    #[arg(short = 'n', long, default_value = "sidecar-kit")]
+    pub namespace: String,
+    /// Further DNS names or IP addresses for the certificate. Repeatable.
+    #[arg(long = "san", value_name = "NAME")]
+    pub extra: Vec<String>,
+    /// Validity of the serving certificate in days (the CA gets twice as long).
+    #[arg(long, default_value_t = 365)]
+    pub days: i64,
+    /// Where to write the files.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Overwrite existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn certs(a: CertsArgs) -> Result<(), CliError> {
+    use base64::Engine as _;
+    if a.days < 1 || a.days > 3650 {
+        return Err(CliError::input(format!(
+            "--days {}: give 1 to 3650",
+            a.days
+        )));
+    }
+    let mut names = certs::service_dns_names(&a.service, &a.namespace);
+    names.extend(a.extra.iter().cloned());
+    let files = ["ca.crt", "tls.crt", "tls.key"].map(|f| a.out_dir.join(f));
+    if !a.force
+        && let Some(existing) = files.iter().find(|f| f.exists())
+    {
+        return Err(CliError::input(format!(
+            "{} exists; pass --force to replace the certificates",
+            existing.display()
+        )));
+    }
+    let issued = certs::issue(&names, a.days)
+        .map_err(|e| CliError::input(format!("cannot issue the certificate: {e}")))?;
+    std::fs::create_dir_all(&a.out_dir)
+        .map_err(|e| CliError::runtime(format!("cannot create {}: {e}", a.out_dir.display())))?;
+    for (path, content) in files
+        .iter()
+        .zip([&issued.ca_pem, &issued.cert_pem, &issued.key_pem])
+    {
+        write_private(path, content.as_bytes())?;
+    }
+    let bundle = base64::engine::general_purpose::STANDARD.encode(issued.ca_pem.as_bytes());
+    eprintln!(
+        "wrote {} for {}",
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        names.join(", ")
+    );
+    output::print(&format!("{bundle}\n"))
+}
+
+fn write_private(path: &std::path::Path, content: &[u8]) -> Result<(), CliError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?;
+    f.write_all(content)
+        .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))
+}

@@ -1,0 +1,498 @@
+//! `sidecar-kit serve`: the mutating admission webhook.
+//!
+//! HTTPS `POST /mutate` (rustls, TLS 1.2/1.3, HTTP/1.1 and HTTP/2) answers
+//! `admission.k8s.io/v1` AdmissionReviews with the core engine's JSON Patch. `/healthz`,
+//! `/readyz` and `/metrics` are served on a separate plain-HTTP probe address. Profiles and
+//! the serving certificate are reloaded from their files while serving; a broken file keeps
+//! the last good one in force.
+
+pub mod certs;
+pub mod metrics;
+pub mod review;
+pub mod sources;
+pub mod tls;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics::Metrics;
+use review::{FailureMode, ReviewContext};
+use sidecar_kit_core::engine::{Options, SYSTEM_NAMESPACES};
+use sidecar_kit_core::facts::{Facts, StaticFacts};
+use sidecar_kit_core::profile::ProfileSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Request bodies larger than this get 413 (contract: 6 MiB).
+pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
+
+/// Configuration of the server, validated by the CLI.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub profiles_dir: PathBuf,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub probe_listen: SocketAddr,
+    pub failure: FailureMode,
+    /// The webhook's own namespace (never injected unless allowed).
+    pub own_namespace: Option<String>,
+    /// System or own namespaces to inject into after all.
+    pub allow_namespaces: Vec<String>,
+    pub shim_image: Option<String>,
+    /// A facts file for `auto` mode, until live cluster facts are wired in.
+    pub facts: Option<PathBuf>,
+    /// How often profile and certificate files are checked for changes.
+    pub reload_interval: Duration,
+    /// How long in-flight reviews may take to finish after SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// Time allowed to read a request (headers and body) and to complete a TLS handshake.
+    pub request_timeout: Duration,
+}
+
+impl Config {
+    /// Namespaces the engine must skip.
+    pub fn excluded_namespaces(&self) -> Vec<String> {
+        SYSTEM_NAMESPACES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.own_namespace.clone())
+            .filter(|n| !self.allow_namespaces.contains(n))
+            .collect()
+    }
+}
+
+/// State shared by the handlers.
+pub struct AppState {
+    pub profiles: RwLock<Arc<ProfileSet>>,
+    pub facts: Box<dyn Facts + Send + Sync>,
+    pub options: Options,
+    pub failure: FailureMode,
+    pub metrics: Metrics,
+    pub health: Health,
+    pub in_flight: AtomicUsize,
+}
+
+/// What `/readyz` reports.
+#[derive(Default)]
+pub struct Health {
+    pub profiles: RwLock<Check>,
+    pub certificate: RwLock<Check>,
+    pub listener: RwLock<Check>,
+    pub facts: RwLock<String>,
+    pub shutting_down: AtomicBool,
+}
+
+#[derive(Default, Clone)]
+pub struct Check {
+    /// Loaded at least once (for the listener: bound).
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Health {
+    fn set(slot: &RwLock<Check>, ok: bool, detail: String) {
+        if let Ok(mut c) = slot.write() {
+            *c = Check { ok, detail };
+        }
+    }
+    fn get(slot: &RwLock<Check>) -> Check {
+        slot.read().map(|c| c.clone()).unwrap_or_default()
+    }
+    pub fn ready(&self) -> bool {
+        !self.shutting_down.load(Ordering::SeqCst)
+            && Health::get(&self.profiles).ok
+            && Health::get(&self.certificate).ok
+            && Health::get(&self.listener).ok
+    }
+    pub fn report(&self) -> serde_json::Value {
+        let c = |slot: &RwLock<Check>| {
+            let c = Health::get(slot);
+            serde_json::json!({"ok": c.ok, "detail": c.detail})
+        };
+        serde_json::json!({
+            "ready": self.ready(),
+            "shuttingDown": self.shutting_down.load(Ordering::SeqCst),
+            "profiles": c(&self.profiles),
+            "certificate": c(&self.certificate),
+            "listener": c(&self.listener),
+            "clusterFacts": self.facts.read().map(|s| s.clone()).unwrap_or_default(),
+        })
+    }
+}
+
+impl AppState {
+    pub fn new(
+        profiles: ProfileSet,
+        facts: Box<dyn Facts + Send + Sync>,
+        options: Options,
+        failure: FailureMode,
+    ) -> AppState {
+        let metrics = Metrics::new();
+        metrics.profiles_loaded.set(profiles.len() as i64);
+        AppState {
+            profiles: RwLock::new(Arc::new(profiles)),
+            facts,
+            options,
+            failure,
+            metrics,
+            health: Health::default(),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn profiles(&self) -> Arc<ProfileSet> {
+        self.profiles.read().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+fn text(status: StatusCode, msg: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg,
+    )
+        .into_response()
+}
+
+/// The HTTPS router: `POST /mutate` only.
+pub fn webhook_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .with_state(state)
+}
+
+/// The probe router: `/healthz`, `/readyz`, `/metrics`.
+pub fn probe_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_handler))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let report = state.health.report();
+    let code = if state.health.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{report}\n"),
+    )
+        .into_response()
+}
+
+async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
+    let start = Instant::now();
+    state.in_flight.fetch_add(1, Ordering::SeqCst);
+    let _guard = InFlight(&state.in_flight);
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            state.metrics.review("bad-request", "none");
+            if too_large {
+                tracing::warn!(
+                    limit = BODY_LIMIT,
+                    "review rejected: request body over the limit"
+                );
+                return text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body over the {BODY_LIMIT}-byte limit\n"),
+                );
+            }
+            tracing::warn!(error = %e, "review rejected: request body could not be read");
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("request body could not be read: {e}\n"),
+            );
+        }
+    };
+    let profiles = state.profiles();
+    let ctx = ReviewContext {
+        profiles: &profiles,
+        facts: state.facts.as_ref(),
+        options: &state.options,
+        failure: state.failure,
+    };
+    match review::review(&bytes, &ctx) {
+        Ok(r) => {
+            let elapsed = start.elapsed();
+            state.metrics.duration.observe(elapsed.as_secs_f64());
+            let mode = r
+                .injections
+                .first()
+                .map(|(_, m)| m.as_str())
+                .unwrap_or("none");
+            state.metrics.review(r.result.as_str(), mode);
+            if let Some(code) = r.skip {
+                state
+                    .metrics
+                    .skips
+                    .get_or_create(&metrics::SkipLabel {
+                        reason: code.as_str().to_string(),
+                    })
+                    .inc();
+            }
+            let injections = r
+                .injections
+                .iter()
+                .map(|(p, m)| format!("{p}={m}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            match r.result {
+                review::Result_::Passed | review::Result_::Unchanged => {
+                    tracing::debug!(uid = %r.uid, namespace = %r.namespace, operation = %r.operation, result = r.result.as_str(), reason = %r.reason, "review")
+                }
+                review::Result_::ErrorAllowed | review::Result_::ErrorDenied => {
+                    tracing::error!(uid = %r.uid, namespace = %r.namespace, name = %r.name, dry_run = r.dry_run, result = r.result.as_str(), reason = %r.reason, "review failed")
+                }
+                _ => tracing::info!(
+                    uid = %r.uid, namespace = %r.namespace, name = %r.name, dry_run = r.dry_run, result = r.result.as_str(),
+                    injections = %injections, skip = r.skip.map(|s| s.as_str()).unwrap_or(""), reason = %r.reason,
+                    warnings = r.warnings.len(), micros = elapsed.as_micros() as u64, "review"
+                ),
+            }
+            ([(header::CONTENT_TYPE, "application/json")], r.body).into_response()
+        }
+        Err(e) => {
+            state.metrics.review("bad-request", "none");
+            tracing::warn!(error = %e, "review rejected: malformed request");
+            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
+    }
+}
+
+/// Loads the facts file, or none.
+pub fn load_facts(path: Option<&PathBuf>) -> Result<StaticFacts, String> {
+    match path {
+        Some(p) => sidecar_kit_manifests::load_facts(&p.display().to_string())
+            .map(StaticFacts::new)
+            .map_err(|e| e.to_string()),
+        None => Ok(StaticFacts::none()),
+    }
+}
+
+/// Addresses the server bound, reported once both listeners are up.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub webhook: SocketAddr,
+    pub probe: SocketAddr,
+}
+
+/// Runs the server until `shutdown` completes, then drains in-flight reviews within
+/// `config.shutdown_timeout`.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    bound: Option<tokio::sync::oneshot::Sender<Bound>>,
+) -> Result<(), String> {
+    let facts = load_facts(config.facts.as_ref())?;
+    let facts_note = if config.facts.is_some() {
+        "from the facts file"
+    } else {
+        "none: auto mode uses each profile's fallback"
+    };
+    let options = Options {
+        excluded_namespaces: config.excluded_namespaces(),
+        ..Options::default()
+    };
+    let state = Arc::new(AppState::new(
+        ProfileSet::default(),
+        Box::new(facts),
+        options,
+        config.failure,
+    ));
+    if let Ok(mut f) = state.health.facts.write() {
+        *f = format!("cluster facts: {facts_note}");
+    }
+    state
+        .metrics
+        .facts_synced
+        .set(i64::from(config.facts.is_some()));
+
+    // Probe listener first: the kubelet can see why we are not ready yet.
+    let probe_listener = tokio::net::TcpListener::bind(config.probe_listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {} (--probe-listen): {e}",
+                config.probe_listen
+            )
+        })?;
+    let probe_addr = probe_listener.local_addr().map_err(|e| e.to_string())?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let probe_task = {
+        let state = state.clone();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let app = probe_router(state);
+            let _ = axum::serve(probe_listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                })
+                .await;
+        })
+    };
+    tracing::info!(address = %probe_addr, "probe listener bound (/healthz, /readyz, /metrics)");
+
+    // Profiles: the first good load is required before serving reviews.
+    let profiles =
+        sources::ProfileWatcher::new(config.profiles_dir.clone(), config.shim_image.clone());
+    let certs = sources::CertWatcher::new(
+        config.tls_cert.clone(),
+        config.tls_key.clone(),
+        config.client_ca.clone(),
+    );
+    let mut stop_wait = stop_rx.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::spawn(shutdown);
+    let mut tick = tokio::time::interval(config.reload_interval);
+    let (mut profiles, mut certs) = (profiles, certs);
+    let tls_config = loop {
+        profiles.poll(&state);
+        if let Some(c) = certs.poll(&state, None) {
+            if Health::get(&state.health.profiles).ok {
+                break c;
+            }
+            certs.pending = Some(c);
+        } else if let Some(c) = certs
+            .pending
+            .take_if(|_| Health::get(&state.health.profiles).ok)
+        {
+            break c;
+        }
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop_wait.wait_for(|v| *v) => {
+                tracing::info!("stopped before the webhook was ready");
+                let _ = probe_task.await;
+                return Ok(());
+            }
+        }
+    };
+
+    let rustls_config = axum_server::tls_rustls::RustlsConfig::from_config(tls_config);
+    let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls_config.clone())
+        .handshake_timeout(config.request_timeout);
+    let mut server = axum_server::bind(config.listen)
+        .acceptor(acceptor)
+        .handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(config.request_timeout);
+    server
+        .http_builder()
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    let app = webhook_router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        config.request_timeout,
+        request_deadline,
+    ));
+    let serve_task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+    let Some(webhook_addr) = handle.listening().await else {
+        let err = match serve_task.await {
+            Ok(Err(e)) => e.to_string(),
+            _ => "unknown error".into(),
+        };
+        return Err(format!(
+            "cannot listen on {} (--listen): {err}",
+            config.listen
+        ));
+    };
+    Health::set(
+        &state.health.listener,
+        true,
+        format!("HTTPS on {webhook_addr}"),
+    );
+    state.metrics.ready.set(i64::from(state.health.ready()));
+    tracing::info!(address = %webhook_addr, profiles = state.profiles().len(), "webhook listening (POST /mutate)");
+    if let Some(tx) = bound {
+        let _ = tx.send(Bound {
+            webhook: webhook_addr,
+            probe: probe_addr,
+        });
+    }
+
+    // Reload loop until shutdown.
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                profiles.poll(&state);
+                if let Some(c) = certs.poll(&state, Some(&rustls_config)) {
+                    rustls_config.reload_from_config(c);
+                }
+                state.metrics.ready.set(i64::from(state.health.ready()));
+            }
+            _ = stop_wait.wait_for(|v| *v) => break,
+        }
+    }
+    state.health.shutting_down.store(true, Ordering::SeqCst);
+    state.metrics.ready.set(0);
+    let in_flight = state.in_flight.load(Ordering::SeqCst);
+    tracing::info!(
+        in_flight,
+        timeout_seconds = config.shutdown_timeout.as_secs_f64(),
+        "SIGTERM: no new connections; finishing in-flight reviews"
+    );
+    handle.graceful_shutdown(Some(config.shutdown_timeout));
+    let _ = serve_task.await;
+    let _ = probe_task.await;
+    tracing::info!(
+        unfinished = state.in_flight.load(Ordering::SeqCst),
+        "stopped"
+    );
+    Ok(())
+}
+
+/// Bounds the time to read and answer one request, so slow clients cannot hold a worker.
+async fn request_deadline(
+    State(limit): State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => text(
+            StatusCode::REQUEST_TIMEOUT,
+            "request not completed in time\n".into(),
+        ),
+    }
+}

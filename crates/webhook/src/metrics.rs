@@ -1,0 +1,122 @@
+//! Prometheus metrics of the webhook (OpenMetrics text on `/metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReviewLabels {
+    /// injected, unchanged, removed, skipped, passed, error-allowed, error-denied, bad-request
+    pub result: String,
+    /// The injection mode, or "none".
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SkipLabel {
+    pub reason: String,
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub reviews: Family<ReviewLabels, Counter>,
+    pub skips: Family<SkipLabel, Counter>,
+    pub duration: Histogram,
+    pub profile_reloads: Family<ResultLabel, Counter>,
+    pub certificate_reloads: Family<ResultLabel, Counter>,
+    pub profiles_loaded: Gauge,
+    pub ready: Gauge,
+    pub facts_synced: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("sidecar_kit");
+        let reviews = Family::<ReviewLabels, Counter>::default();
+        registry.register(
+            "admission_reviews",
+            "Admission reviews answered, by result and injection mode",
+            reviews.clone(),
+        );
+        let skips = Family::<SkipLabel, Counter>::default();
+        registry.register(
+            "admission_skips",
+            "Pods not injected, by reason",
+            skips.clone(),
+        );
+        // 50 µs .. ~1.6 s
+        let duration = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "admission_review_duration_seconds",
+            "Time from request received to response ready",
+            duration.clone(),
+        );
+        let profile_reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "profile_reloads",
+            "Profile set reloads, by result (success, failure)",
+            profile_reloads.clone(),
+        );
+        let certificate_reloads = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "certificate_reloads",
+            "Serving certificate reloads, by result (success, failure)",
+            certificate_reloads.clone(),
+        );
+        let profiles_loaded = Gauge::default();
+        registry.register(
+            "profiles_loaded",
+            "Profiles in the set in force",
+            profiles_loaded.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when profiles and certificate are loaded and the listener is bound",
+            ready.clone(),
+        );
+        let facts_synced = Gauge::default();
+        registry.register("cluster_facts_synced", "1 when auto mode decides from live cluster facts; 0 while it uses the profiles' fallback", facts_synced.clone());
+        Metrics {
+            registry,
+            reviews,
+            skips,
+            duration,
+            profile_reloads,
+            certificate_reloads,
+            profiles_loaded,
+            ready,
+            facts_synced,
+        }
+    }
+
+    pub fn review(&self, result: &str, mode: &str) {
+        self.reviews
+            .get_or_create(&ReviewLabels {
+                result: result.to_string(),
+                mode: mode.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+}

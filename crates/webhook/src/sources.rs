@@ -1,0 +1,259 @@
+//! The files the server serves from, watched for changes: the profile directory and the
+//! serving certificate. Both are polled (a ConfigMap or Secret volume changes by swapping a
+//! symlink, which a poll of the contents always sees). A change that does not load keeps
+//! the last good version in force, and says so in logs, metrics and `/readyz`.
+
+use crate::{AppState, Health};
+use rustls::ServerConfig;
+use sidecar_kit_core::profile::ProfileSet;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn profile_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !name.starts_with('.')
+                && p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                )
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Watches the profile directory.
+pub struct ProfileWatcher {
+    dir: PathBuf,
+    shim_image: Option<String>,
+    last: Option<u64>,
+    loaded: bool,
+}
+
+impl ProfileWatcher {
+    pub fn new(dir: PathBuf, shim_image: Option<String>) -> Self {
+        ProfileWatcher {
+            dir,
+            shim_image,
+            last: None,
+            loaded: false,
+        }
+    }
+
+    fn fingerprint(&self) -> Result<(u64, usize), String> {
+        let files = profile_files(&self.dir)?;
+        let mut h = DefaultHasher::new();
+        for f in &files {
+            f.hash(&mut h);
+            std::fs::read(f)
+                .map_err(|e| format!("cannot read {}: {e}", f.display()))?
+                .hash(&mut h);
+        }
+        Ok((h.finish(), files.len()))
+    }
+
+    fn load(&self, files: usize) -> Result<ProfileSet, String> {
+        if files == 0 {
+            return Ok(ProfileSet::default());
+        }
+        let profiles = sidecar_kit_manifests::load_profiles(&[self.dir.display().to_string()])
+            .map_err(|errs| {
+                errs.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+        ProfileSet::new(profiles, self.shim_image.as_deref()).map_err(|errs| {
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    /// Loads the directory if it changed since the last look.
+    pub fn poll(&mut self, state: &AppState) {
+        let (fp, files) = match self.fingerprint() {
+            Ok(x) => x,
+            Err(e) => {
+                self.fail(state, &e);
+                return;
+            }
+        };
+        if self.last == Some(fp) {
+            return;
+        }
+        self.last = Some(fp);
+        match self.load(files) {
+            Ok(set) => {
+                let names: Vec<String> = set.iter().map(|p| p.name.clone()).collect();
+                state.metrics.profiles_loaded.set(set.len() as i64);
+                if let Ok(mut p) = state.profiles.write() {
+                    *p = Arc::new(set);
+                }
+                state
+                    .metrics
+                    .profile_reloads
+                    .get_or_create(&crate::metrics::ResultLabel {
+                        result: "success".into(),
+                    })
+                    .inc();
+                Health::set(
+                    &state.health.profiles,
+                    true,
+                    format!(
+                        "{} profile(s) from {}: {}",
+                        names.len(),
+                        self.dir.display(),
+                        names.join(", ")
+                    ),
+                );
+                tracing::info!(dir = %self.dir.display(), profiles = %names.join(","), "profiles loaded");
+                self.loaded = true;
+            }
+            Err(e) => self.fail(state, &e),
+        }
+    }
+
+    fn fail(&mut self, state: &AppState, e: &str) {
+        state
+            .metrics
+            .profile_reloads
+            .get_or_create(&crate::metrics::ResultLabel {
+                result: "failure".into(),
+            })
+            .inc();
+        let detail = if self.loaded {
+            format!(
+                "last reload failed, serving the last good set of {} profile(s): {e}",
+                state.profiles().len()
+            )
+        } else {
+            format!("not loaded yet: {e}")
+        };
+        tracing::error!(dir = %self.dir.display(), error = %e, kept_last_good = self.loaded, "profiles not loaded");
+        Health::set(&state.health.profiles, self.loaded, detail);
+    }
+}
+
+/// Watches the serving certificate, its key and the optional client CA.
+pub struct CertWatcher {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: Option<PathBuf>,
+    last: Option<u64>,
+    loaded: bool,
+    /// A config loaded before the server could start.
+    pub pending: Option<Arc<ServerConfig>>,
+}
+
+impl CertWatcher {
+    pub fn new(cert: PathBuf, key: PathBuf, ca: Option<PathBuf>) -> Self {
+        CertWatcher {
+            cert,
+            key,
+            ca,
+            last: None,
+            loaded: false,
+            pending: None,
+        }
+    }
+
+    /// Returns a new config when the files changed and form a valid pair. A half-rotated
+    /// pair (certificate and key that do not match yet) is tried once and kept waiting.
+    pub fn poll(
+        &mut self,
+        state: &AppState,
+        _current: Option<&axum_server::tls_rustls::RustlsConfig>,
+    ) -> Option<Arc<ServerConfig>> {
+        let read = |p: &Path, flag: &str| {
+            std::fs::read(p).map_err(|e| format!("cannot read {} ({flag}): {e}", p.display()))
+        };
+        type Files = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+        let files = (|| -> Result<Files, String> {
+            Ok((
+                read(&self.cert, "--tls-cert")?,
+                read(&self.key, "--tls-key")?,
+                self.ca
+                    .as_deref()
+                    .map(|c| read(c, "--client-ca"))
+                    .transpose()?,
+            ))
+        })();
+        let (cert, key, ca) = match files {
+            Ok(f) => f,
+            Err(e) => {
+                if self.last != Some(0) {
+                    self.last = Some(0);
+                    self.fail(state, &e);
+                }
+                return None;
+            }
+        };
+        let mut h = DefaultHasher::new();
+        (&cert, &key, &ca).hash(&mut h);
+        let fp = h.finish();
+        if self.last == Some(fp) {
+            return None;
+        }
+        self.last = Some(fp);
+        match crate::tls::server_config(&cert, &key, ca.as_deref()) {
+            Ok(c) => {
+                state
+                    .metrics
+                    .certificate_reloads
+                    .get_or_create(&crate::metrics::ResultLabel {
+                        result: "success".into(),
+                    })
+                    .inc();
+                let what = if self.loaded { "reloaded" } else { "loaded" };
+                Health::set(
+                    &state.health.certificate,
+                    true,
+                    format!(
+                        "{what} from {}{}",
+                        self.cert.display(),
+                        if self.ca.is_some() {
+                            "; client certificates required"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+                tracing::info!(cert = %self.cert.display(), "serving certificate {what}");
+                self.loaded = true;
+                Some(Arc::new(c))
+            }
+            Err(e) => {
+                self.fail(state, &e);
+                None
+            }
+        }
+    }
+
+    fn fail(&mut self, state: &AppState, e: &str) {
+        state
+            .metrics
+            .certificate_reloads
+            .get_or_create(&crate::metrics::ResultLabel {
+                result: "failure".into(),
+            })
+            .inc();
+        let detail = if self.loaded {
+            format!("new certificate not usable, serving the previous one: {e}")
+        } else {
+            format!("not loaded yet: {e}")
+        };
+        tracing::error!(cert = %self.cert.display(), error = %e, kept_previous = self.loaded, "serving certificate not loaded");
+        Health::set(&state.health.certificate, self.loaded, detail);
+    }
+}
