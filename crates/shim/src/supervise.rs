@@ -133,6 +133,7 @@ impl Child<'_> {
     fn spawn(&self) -> Result<i32, Failure> {
         let mut command = Command::new(&self.cmd[0]);
         command.args(&self.cmd[1..]);
+        sys::clean_signals_in_child(&mut command);
         if self.restart {
             // The sidecar gets its own process group, so that helpers it leaves behind when it
             // exits can be cleaned up before the restart, as the runtime would on a container

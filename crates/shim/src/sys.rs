@@ -2,8 +2,8 @@
 //!
 //! Why `unsafe` is allowed here, and only here: std has no API for signal masks, for waiting on
 //! a signal (`sigtimedwait`), for reaping *any* child (`waitpid(-1)`, needed to reap orphans as
-//! PID 1), for sending a signal other than SIGKILL (`kill`), or for becoming a child subreaper
-//! (`prctl`). The default build takes no crates at all, not even `libc`, to keep the static
+//! PID 1), for sending a signal other than SIGKILL (`kill`), for becoming a child subreaper
+//! (`prctl`), or for giving a child a clean signal state (`Command::pre_exec` is unsafe). The default build takes no crates at all, not even `libc`, to keep the static
 //! binary small and its supply chain empty, so the functions are declared here with
 //! `extern "C"` and each is wrapped in a safe function that owns every pointer it passes.
 //! Nothing outside this module uses `unsafe`; the workspace denies it everywhere else.
@@ -30,6 +30,7 @@ pub const SIGTERM: c_int = 15;
 pub const SIGCHLD: c_int = 17;
 
 const SIG_BLOCK: c_int = 0;
+const SIG_SETMASK: c_int = 2;
 const SIG_DFL: usize = 0;
 const WNOHANG: c_int = 1;
 const PR_SET_CHILD_SUBREAPER: c_int = 36;
@@ -79,6 +80,33 @@ pub fn block_signals(signals: &[c_int]) -> io::Result<SigSet> {
         }
     }
     Ok(set)
+}
+
+/// Makes `command`'s child start with no blocked signal and the default disposition of the
+/// signals we forward, whatever ours are. Without it the child would inherit our blocked mask
+/// (std resets it on some spawn paths only): a supervised `sleep` would never die of the
+/// SIGTERM we forward. Ignored dispositions are reset too (a shell starting us in the
+/// background ignores SIGINT and SIGQUIT, and exec keeps ignored signals ignored).
+pub fn clean_signals_in_child(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec. It calls only
+    // sigemptyset, pthread_sigmask and signal, which are async-signal-safe, on a set that
+    // lives on the child's stack; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(|| {
+            let mut set = SigSet([0; 16]);
+            sigemptyset(&mut set);
+            for sig in [SIGHUP, SIGINT, SIGQUIT, SIGTERM] {
+                signal(sig, SIG_DFL);
+            }
+            let rc = pthread_sigmask(SIG_SETMASK, &set, std::ptr::null_mut());
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::from_raw_os_error(rc))
+            }
+        });
+    }
 }
 
 /// Waits up to `timeout` for one of the signals in `set` (which must be blocked).
