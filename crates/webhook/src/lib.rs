@@ -397,7 +397,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = tick.tick() => {}
-            _ = stop_wait.wait_for(|v| *v) => {
+            _ = stopped(&mut stop_wait) => {
                 tracing::info!("stopped before the webhook was ready");
                 let _ = probe_task.await;
                 return Ok(());
@@ -461,7 +461,7 @@ pub async fn run(
                 }
                 state.metrics.ready.set(i64::from(state.health.ready()));
             }
-            _ = stop_wait.wait_for(|v| *v) => break,
+            _ = stopped(&mut stop_wait) => break,
         }
     }
     state.health.shutting_down.store(true, Ordering::SeqCst);
@@ -480,6 +480,11 @@ pub async fn run(
         "stopped"
     );
     Ok(())
+}
+
+/// Resolves once shutdown was asked for (without holding the channel's lock).
+async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|v| *v).await.map(|_| ());
 }
 
 /// Bounds the time to read and answer one request, so slow clients cannot hold a worker.

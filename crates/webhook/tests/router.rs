@@ -1,0 +1,432 @@
+//! Router tests without sockets: AdmissionReviews shaped like the API server's go through
+//! the real router (`tower::ServiceExt::oneshot`), for every mode, skip, dry run and bad body.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sidecar_kit_core::engine::{self, Options};
+use sidecar_kit_core::facts::{Facts, StaticFacts};
+use sidecar_kit_core::profile::ProfileSet;
+use sidecar_kit_webhook::review::FailureMode;
+use sidecar_kit_webhook::{AppState, Config, webhook_router};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn profiles() -> ProfileSet {
+    let mut ps = sidecar_kit_manifests::load_profiles(&[root()
+        .join("examples/profiles")
+        .display()
+        .to_string()])
+    .unwrap();
+    let mesh = sidecar_kit_manifests::load_profiles(&[root()
+        .join("crates/cli/tests/golden/profiles")
+        .display()
+        .to_string()])
+    .unwrap();
+    ps.extend(mesh);
+    ProfileSet::new(ps, Some("registry.example.com/sidecar-kit:test")).unwrap()
+}
+
+fn excluded(own: &str) -> Vec<String> {
+    Config {
+        profiles_dir: PathBuf::new(),
+        tls_cert: PathBuf::new(),
+        tls_key: PathBuf::new(),
+        client_ca: None,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        probe_listen: "127.0.0.1:0".parse().unwrap(),
+        failure: FailureMode::Allow,
+        own_namespace: Some(own.into()),
+        allow_namespaces: vec![],
+        shim_image: None,
+        facts: None,
+        reload_interval: std::time::Duration::from_secs(1),
+        shutdown_timeout: std::time::Duration::from_secs(1),
+        request_timeout: std::time::Duration::from_secs(1),
+    }
+    .excluded_namespaces()
+}
+
+fn state(failure: FailureMode) -> Arc<AppState> {
+    let options = Options {
+        excluded_namespaces: excluded("sidecar-kit"),
+        ..Options::default()
+    };
+    Arc::new(AppState::new(
+        profiles(),
+        Box::new(StaticFacts::none()),
+        options,
+        failure,
+    ))
+}
+
+fn fixture() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/pod-create.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn post(state: Arc<AppState>, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+    let req = Request::post("/mutate")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let resp = webhook_router(state).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, bytes.to_vec())
+}
+
+async fn review(state: Arc<AppState>, r: &Value) -> Value {
+    let (status, body) = post(state, serde_json::to_vec(r).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(v["kind"], "AdmissionReview");
+    assert_eq!(
+        v["response"]["uid"], r["request"]["uid"],
+        "the response carries the request's uid"
+    );
+    v["response"].clone()
+}
+
+/// Decodes the patch (a base64 string on the wire) and applies it to the review's object.
+fn patched(r: &Value, resp: &Value) -> Value {
+    let mut obj = r["request"]["object"].clone();
+    if let Some(p) = resp.get("patch") {
+        assert!(
+            p.is_string(),
+            "patch must be a base64 string, as the admission API documents: {p}"
+        );
+        assert_eq!(resp["patchType"], "JSONPatch");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(p.as_str().unwrap())
+            .unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+        json_patch::patch(&mut obj, &patch).unwrap();
+    }
+    obj
+}
+
+fn with_annotation(mut r: Value, k: &str, v: &str) -> Value {
+    r["request"]["object"]["metadata"]["annotations"] = json!({k: v});
+    r
+}
+
+fn names(pod: &Value, list: &str) -> Vec<String> {
+    pod["spec"][list]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn injects_a_pod_create_and_agrees_with_the_engine() {
+    let st = state(FailureMode::Allow);
+    let r = fixture();
+    let resp = review(st.clone(), &r).await;
+    assert_eq!(resp["allowed"], true);
+    let pod = patched(&r, &resp);
+    // No facts: auto falls back to the profile's fallback (universal).
+    assert_eq!(
+        names(&pod, "initContainers"),
+        ["sidecar-kit-install", "log-shipper"]
+    );
+    assert_eq!(names(&pod, "containers"), ["web", "log-shipper-legacy"]);
+    assert_eq!(
+        pod["spec"]["futurePodField"]["addedIn"], "1.40",
+        "unknown fields survive"
+    );
+    assert_eq!(
+        resp["auditAnnotations"]["injected"],
+        "log-shipper=universal"
+    );
+    // The same object through the engine directly (what `sidecar-kit inject` runs).
+    let opts = Options {
+        namespace: Some("shop".into()),
+        excluded_namespaces: excluded("sidecar-kit"),
+        ..Options::default()
+    };
+    let out = engine::inject(
+        &r["request"]["object"].to_string(),
+        &profiles(),
+        &StaticFacts::none(),
+        &opts,
+    )
+    .unwrap();
+    let direct: Value =
+        serde_json::from_slice(&sidecar_kit_core::patch::to_json(&out.patch)).unwrap();
+    let wire: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(resp["patch"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(wire, direct);
+}
+
+#[tokio::test]
+async fn every_mode_by_annotation() {
+    let st = state(FailureMode::Allow);
+    for (mode, init, containers) in [
+        ("native", vec!["log-shipper"], vec!["web"]),
+        ("legacy", vec![], vec!["web", "log-shipper"]),
+        ("affinity", vec!["log-shipper"], vec!["web"]),
+        (
+            "universal",
+            vec!["sidecar-kit-install", "log-shipper"],
+            vec!["web", "log-shipper-legacy"],
+        ),
+        (
+            "auto",
+            vec!["sidecar-kit-install", "log-shipper"],
+            vec!["web", "log-shipper-legacy"],
+        ),
+    ] {
+        let r = with_annotation(fixture(), "sidecar-kit.io/mode", mode);
+        let resp = review(st.clone(), &r).await;
+        let pod = patched(&r, &resp);
+        assert_eq!(names(&pod, "initContainers"), init, "{mode}");
+        assert_eq!(names(&pod, "containers"), containers, "{mode}");
+        let status: Value = serde_json::from_str(
+            pod["metadata"]["annotations"]["sidecar-kit.io/status"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        let expected_mode = if mode == "auto" { "universal" } else { mode };
+        assert_eq!(status["injections"][0]["mode"], expected_mode);
+        assert_eq!(
+            pod["metadata"]["annotations"]["sidecar-kit.io/mode"], mode,
+            "the pod's own annotations are kept"
+        );
+        if mode == "affinity" {
+            assert!(
+                pod["spec"]["affinity"].to_string().contains("\"In\""),
+                "{mode}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn reinvocation_changes_nothing() {
+    let st = state(FailureMode::Allow);
+    let r = fixture();
+    let resp = review(st.clone(), &r).await;
+    let mut again = r.clone();
+    let mut pod = patched(&r, &resp);
+    // The API server decodes the patched pod and applies its defaults before re-invoking.
+    for list in ["initContainers", "containers"] {
+        for c in pod["spec"][list].as_array_mut().unwrap() {
+            c["terminationMessagePath"] = json!("/dev/termination-log");
+            c["terminationMessagePolicy"] = json!("File");
+            c["imagePullPolicy"] = json!("IfNotPresent");
+            for probe in ["readinessProbe", "startupProbe"] {
+                if let Some(p) = c.get_mut(probe) {
+                    p["timeoutSeconds"] = json!(1);
+                    p["successThreshold"] = json!(1);
+                }
+            }
+        }
+    }
+    again["request"]["object"] = pod;
+    let resp2 = review(st, &again).await;
+    assert!(
+        resp2.get("patch").is_none(),
+        "a second invocation on the injected pod patches nothing: {resp2}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_gets_the_same_patch() {
+    let st = state(FailureMode::Allow);
+    let r = fixture();
+    let mut dry = r.clone();
+    dry["request"]["dryRun"] = json!(true);
+    let a = review(st.clone(), &r).await;
+    let b = review(st, &dry).await;
+    assert_eq!(a["patch"], b["patch"]);
+}
+
+#[tokio::test]
+async fn other_operations_and_objects_pass_unchanged() {
+    let st = state(FailureMode::Allow);
+    for op in ["UPDATE", "DELETE", "CONNECT"] {
+        let mut r = fixture();
+        r["request"]["operation"] = json!(op);
+        if op == "DELETE" {
+            r["request"]["oldObject"] = r["request"]["object"].take();
+        }
+        let resp = review(st.clone(), &r).await;
+        assert_eq!(resp["allowed"], true);
+        assert!(resp.get("patch").is_none(), "{op}");
+    }
+    let mut r = fixture();
+    r["request"]["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+    r["request"]["resource"] = json!({"group": "apps", "version": "v1", "resource": "deployments"});
+    let resp = review(st.clone(), &r).await;
+    assert!(resp.get("patch").is_none());
+    let mut r = fixture();
+    r["request"]["subResource"] = json!("ephemeralcontainers");
+    let resp = review(st, &r).await;
+    assert!(resp.get("patch").is_none());
+}
+
+#[tokio::test]
+async fn system_and_own_namespaces_are_skipped() {
+    let st = state(FailureMode::Allow);
+    for ns in [
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "sidecar-kit",
+    ] {
+        let mut r = fixture();
+        r["request"]["namespace"] = json!(ns);
+        let resp = review(st.clone(), &r).await;
+        assert!(resp.get("patch").is_none(), "{ns}");
+        assert!(
+            resp["auditAnnotations"]["skip-reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("ExcludedNamespace"),
+            "{resp}"
+        );
+    }
+    // Unless allowed.
+    let mut config_excluded = excluded("sidecar-kit");
+    config_excluded.retain(|n| n != "kube-system");
+    let options = Options {
+        excluded_namespaces: config_excluded,
+        ..Options::default()
+    };
+    let st = Arc::new(AppState::new(
+        profiles(),
+        Box::new(StaticFacts::none()),
+        options,
+        FailureMode::Allow,
+    ));
+    let mut r = fixture();
+    r["request"]["namespace"] = json!("kube-system");
+    assert!(review(st, &r).await.get("patch").is_some());
+}
+
+#[tokio::test]
+async fn opt_out_and_conflicts() {
+    let st = state(FailureMode::Allow);
+    let r = with_annotation(fixture(), "sidecar-kit.io/inject", "disabled");
+    let resp = review(st.clone(), &r).await;
+    assert!(resp.get("patch").is_none());
+    assert!(
+        resp.get("warnings").is_none(),
+        "an opt-out is no news to the user"
+    );
+    let r = with_annotation(fixture(), "sidecar-kit.io/profiles", "no-such-profile");
+    let resp = review(st.clone(), &r).await;
+    assert_eq!(resp["allowed"], true);
+    assert!(resp.get("patch").is_none());
+    assert!(
+        resp["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("no-such-profile"),
+        "{resp}"
+    );
+    assert!(
+        resp["auditAnnotations"]["skip-reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("UnknownProfile")
+    );
+}
+
+#[tokio::test]
+async fn internal_errors_follow_the_failure_mode() {
+    let mut r = fixture();
+    r["request"]["object"]["spec"]["containers"][0]["command"] = json!("not-a-list");
+    let resp = review(state(FailureMode::Allow), &r).await;
+    assert_eq!(resp["allowed"], true);
+    assert!(resp.get("patch").is_none());
+    assert!(
+        resp["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("without sidecar injection"),
+        "{resp}"
+    );
+    let resp = review(state(FailureMode::Deny), &r).await;
+    assert_eq!(resp["allowed"], false);
+    assert_eq!(resp["status"]["code"], 500);
+    assert!(
+        resp["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/spec/containers/0/command"),
+        "{resp}"
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_are_call_failures() {
+    let st = state(FailureMode::Allow);
+    let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![
+        (b"{\"kind\":".to_vec(), StatusCode::BAD_REQUEST, "not an AdmissionReview"),
+        (b"\xff\xfe".to_vec(), StatusCode::BAD_REQUEST, "not UTF-8"),
+        (serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {"uid": "x"}})).unwrap(), StatusCode::BAD_REQUEST, "admissionReviewVersions"),
+        (serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"})).unwrap(), StatusCode::BAD_REQUEST, "no request"),
+        (serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "", "operation": "CREATE"}})).unwrap(), StatusCode::BAD_REQUEST, "no uid"),
+        (vec![b' '; sidecar_kit_webhook::BODY_LIMIT + 1], StatusCode::PAYLOAD_TOO_LARGE, "limit"),
+    ];
+    for (body, code, msg) in cases {
+        let (status, out) = post(st.clone(), body).await;
+        assert_eq!(status, code);
+        assert!(
+            String::from_utf8_lossy(&out).contains(msg),
+            "{code}: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    let resp = webhook_router(st.clone())
+        .oneshot(Request::get("/mutate").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let resp = webhook_router(st.clone())
+        .oneshot(Request::post("/validate").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let text = st.metrics.encode();
+    assert!(
+        text.contains(
+            "sidecar_kit_admission_reviews_total{result=\"bad-request\",mode=\"none\"} 6"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn facts_trait_is_object_safe_for_the_state() {
+    let f: Box<dyn Facts + Send + Sync> = Box::new(StaticFacts::none());
+    assert!(matches!(
+        f.availability(),
+        sidecar_kit_core::facts::Availability::Absent
+    ));
+}

@@ -1,0 +1,328 @@
+//! The webhook on a real TLS socket: HTTP/1.1 and HTTP/2, certificate rotation with freshly
+//! issued certificates, a broken pair that keeps the old certificate, and client-certificate
+//! verification. Loopback only; waits on conditions, never on fixed sleeps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use sidecar_kit_webhook::review::FailureMode;
+use sidecar_kit_webhook::{Bound, Config, certs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "sk-tls-{tag}-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Replaces a file atomically, as the kubelet does for Secret volumes.
+fn write(path: &Path, content: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn names() -> Vec<String> {
+    vec!["localhost".into(), "sidecar-kit.sidecar-kit.svc".into()]
+}
+
+async fn start(
+    dir: &Path,
+    client_ca: Option<PathBuf>,
+) -> (
+    Bound,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), String>>,
+) {
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/log-shipper.yaml"),
+        profiles.join("log-shipper.yaml"),
+    )
+    .unwrap();
+    let config = Config {
+        profiles_dir: profiles,
+        tls_cert: dir.join("tls.crt"),
+        tls_key: dir.join("tls.key"),
+        client_ca,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        probe_listen: "127.0.0.1:0".parse().unwrap(),
+        failure: FailureMode::Allow,
+        own_namespace: None,
+        allow_namespaces: vec![],
+        shim_image: None,
+        facts: None,
+        reload_interval: Duration::from_millis(50),
+        shutdown_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+    };
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sidecar_kit_webhook::run(
+        config,
+        async move {
+            let _ = stop_rx.await;
+        },
+        Some(bound_tx),
+    ));
+    let bound = tokio::time::timeout(Duration::from_secs(20), bound_rx)
+        .await
+        .expect("server came up")
+        .unwrap();
+    (bound, stop_tx, task)
+}
+
+fn connector(ca_pem: &str, client: Option<(&str, &str)>, alpn: &[u8]) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let b = rustls::ClientConfig::builder_with_provider(sidecar_kit_webhook::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match client {
+        Some((cert, key)) => b
+            .with_client_auth_cert(
+                CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => b.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![alpn.to_vec()];
+    TlsConnector::from(Arc::new(config))
+}
+
+/// Connects, returns the served leaf certificate and the answer to one review.
+async fn call(
+    addr: std::net::SocketAddr,
+    tls: &TlsConnector,
+    h2: bool,
+) -> Result<(Vec<u8>, u16, String), String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let stream = tls
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let leaf = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+        .unwrap_or_default();
+    let body =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pod-create.json"))
+            .unwrap();
+    let req = hyper::Request::post("/mutate")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let resp = if h2 {
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        send.send_request(req).await.map_err(|e| e.to_string())?
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        send.send_request(req).await.map_err(|e| e.to_string())?
+    };
+    let status = resp.status().as_u16();
+    let version = format!("{:?}", resp.version());
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    assert!(
+        status != 200 || bytes.starts_with(b"{\"apiVersion\":\"admission.k8s.io/v1\""),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    Ok((leaf, status, version))
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn metrics(addr: std::net::SocketAddr) -> String {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = send
+        .send_request(
+            hyper::Request::get("/metrics")
+                .header("host", "x")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_h1_and_h2_and_rotates_certificates() {
+    let dir = TempDir::new("rotate");
+    let first = certs::issue(&names(), 30).unwrap();
+    write(&dir.0.join("tls.crt"), &first.cert_pem);
+    write(&dir.0.join("tls.key"), &first.key_pem);
+    let (bound, stop, task) = start(&dir.0, None).await;
+
+    let tls1 = connector(&first.ca_pem, None, b"http/1.1");
+    let (leaf, status, version) = call(bound.webhook, &tls1, false).await.unwrap();
+    assert_eq!((status, version.as_str()), (200, "HTTP/1.1"));
+    assert_eq!(
+        leaf,
+        der(&first.cert_pem),
+        "serves the certificate from the files"
+    );
+    let (_, status, version) = call(bound.webhook, &connector(&first.ca_pem, None, b"h2"), true)
+        .await
+        .unwrap();
+    assert_eq!((status, version.as_str()), (200, "HTTP/2.0"));
+
+    // A half-rotated pair (new certificate, old key) is refused: the old one keeps serving.
+    let second = certs::issue(&names(), 30).unwrap();
+    write(&dir.0.join("tls.crt"), &second.cert_pem);
+    eventually("a failed certificate reload", || async {
+        metrics(bound.probe)
+            .await
+            .contains("sidecar_kit_certificate_reloads_total{result=\"failure\"} 1")
+    })
+    .await;
+    let (leaf, _, _) = call(bound.webhook, &tls1, false).await.unwrap();
+    assert_eq!(
+        leaf,
+        der(&first.cert_pem),
+        "a bad pair keeps the old certificate"
+    );
+
+    // The key follows: the new pair is served, without a restart.
+    write(&dir.0.join("tls.key"), &second.key_pem);
+    let tls2 = connector(&second.ca_pem, None, b"http/1.1");
+    eventually("the rotated certificate to be served", || async {
+        call(bound.webhook, &tls2, false)
+            .await
+            .is_ok_and(|(leaf, _, _)| leaf == der(&second.cert_pem))
+    })
+    .await;
+    assert!(
+        call(bound.webhook, &tls1, false).await.is_err(),
+        "the old CA no longer verifies the server"
+    );
+    assert!(
+        metrics(bound.probe)
+            .await
+            .contains("sidecar_kit_certificate_reloads_total{result=\"success\"} 2")
+    );
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+fn client_cert(ca: &rcgen::Issuer<'_, rcgen::KeyPair>) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(vec!["kube-apiserver".to_string()]).unwrap();
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&key, ca).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifies_client_certificates_when_configured() {
+    let dir = TempDir::new("mtls");
+    let server = certs::issue(&names(), 30).unwrap();
+    write(&dir.0.join("tls.crt"), &server.cert_pem);
+    write(&dir.0.join("tls.key"), &server.key_pem);
+    // The API server's client CA, and a client certificate it signed.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    write(&dir.0.join("client-ca.crt"), &ca_cert.pem());
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let (cert, key) = client_cert(&issuer);
+    let (bound, stop, task) = start(&dir.0, Some(dir.0.join("client-ca.crt"))).await;
+
+    let anonymous = connector(&server.ca_pem, None, b"http/1.1");
+    let err = call(bound.webhook, &anonymous, false).await;
+    assert!(
+        err.is_err(),
+        "a client without a certificate is refused: {err:?}"
+    );
+    let other_ca = certs::issue(&["intruder".into()], 1).unwrap();
+    let stranger = connector(
+        &server.ca_pem,
+        Some((&other_ca.cert_pem, &other_ca.key_pem)),
+        b"http/1.1",
+    );
+    assert!(
+        call(bound.webhook, &stranger, false).await.is_err(),
+        "a certificate from another CA is refused"
+    );
+    let trusted = connector(&server.ca_pem, Some((&cert, &key)), b"http/1.1");
+    let (_, status, _) = call(bound.webhook, &trusted, false).await.unwrap();
+    assert_eq!(status, 200);
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
