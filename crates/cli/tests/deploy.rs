@@ -1,0 +1,1233 @@
+//! The install manifests in `deploy/`: every overlay builds with `kubectl kustomize`, its
+//! objects refer to each other consistently (Service ↔ Deployment ↔ webhook ↔ certificate),
+//! the pod passes the `restricted` Pod Security profile, and `kubectl apply
+//! --dry-run=client` accepts every object.
+//!
+//! Client-side dry run still asks the API server for discovery and for the current object,
+//! so these tests answer kubectl from a small std-only HTTP server on loopback that knows
+//! the resource types of the manifests and has no objects.
+//!
+//! kubectl is found on `PATH`, or at `$KUBECTL`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Every variable the Deployment may set: the twins of `sidecar-kit serve`'s flags, and
+/// the downward-API namespace.
+const ALLOWED_ENV: &[&str] = &[
+    "SIDECAR_KIT_PROFILES",
+    "SIDECAR_KIT_TLS_CERT",
+    "SIDECAR_KIT_TLS_KEY",
+    "SIDECAR_KIT_LISTEN",
+    "SIDECAR_KIT_PROBE_LISTEN",
+    "SIDECAR_KIT_FAILURE_MODE",
+    "SIDECAR_KIT_SHIM_IMAGE",
+    "SIDECAR_KIT_LOG_FORMAT",
+    "POD_NAMESPACE",
+];
+
+const STANDARD_LABELS: &[&str] = &[
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+];
+
+const NS: &str = "sidecar-kit";
+const TLS_SECRET: &str = "sidecar-kit-webhook-tls";
+
+// === helpers: paths, kubectl, temp dirs ===
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn deploy() -> PathBuf {
+    root().join("deploy")
+}
+
+fn kubectl() -> Command {
+    let bin = std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let mut cmd = Command::new(bin);
+    // Loopback only, whatever the environment says.
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "KUBECONFIG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sidecar-kit-deploy-{}-{}-{what}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies a directory tree, leaving out every `tls` directory: a developer's real
+/// certificates in the self-managed overlay are neither read nor touched.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "tls" {
+                copy_tree(&src, &dst);
+            }
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// A throwaway copy of `deploy/` whose self-managed overlay has the files that
+/// `sidecar-kit certs` would write (dummy PEM: kustomize does not parse them).
+struct DeployCopy {
+    dir: TempDir,
+}
+
+const DUMMY_CA: &str =
+    "-----BEGIN CERTIFICATE-----\nZHVtbXkgQ0EgZm9yIHRlc3Rz\n-----END CERTIFICATE-----\n";
+const DUMMY_CRT: &str =
+    "-----BEGIN CERTIFICATE-----\nZHVtbXkgc2VydmluZyBjZXJ0\n-----END CERTIFICATE-----\n";
+const DUMMY_KEY: &str =
+    "-----BEGIN PRIVATE KEY-----\nZHVtbXkga2V5LCBub3QgYSBrZXk=\n-----END PRIVATE KEY-----\n";
+
+impl DeployCopy {
+    fn new() -> DeployCopy {
+        let dir = TempDir::new("tree");
+        copy_tree(&deploy(), &dir.0.join("deploy"));
+        let tls = dir.0.join("deploy/overlays/self-managed/tls");
+        std::fs::create_dir_all(&tls).unwrap();
+        std::fs::write(tls.join("ca.crt"), DUMMY_CA).unwrap();
+        std::fs::write(tls.join("tls.crt"), DUMMY_CRT).unwrap();
+        std::fs::write(tls.join("tls.key"), DUMMY_KEY).unwrap();
+        DeployCopy { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.0.join("deploy").join(rel)
+    }
+
+    /// An overlay of the given overlay with `components/fail-closed`, as deploy/README.md
+    /// tells users to write it.
+    fn fail_closed(&self, overlay: &str) -> PathBuf {
+        let dir = self.path(&format!("overlays/test-fail-closed-{overlay}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("kustomization.yaml"),
+            format!(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+                 resources:\n- ../{overlay}\ncomponents:\n- ../../components/fail-closed\n"
+            ),
+        )
+        .unwrap();
+        dir
+    }
+}
+
+/// `kubectl kustomize DIR`: the YAML text and its documents.
+fn build(dir: &Path) -> (String, Objects) {
+    let out = kubectl()
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl runs (install it, or set KUBECTL to its path)");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+    assert!(!docs.is_empty(), "{} builds to nothing", dir.display());
+    (text, Objects(docs))
+}
+
+// === helpers: reading objects ===
+
+struct Objects(Vec<Value>);
+
+impl Objects {
+    fn all(&self, kind: &str) -> Vec<&Value> {
+        self.0.iter().filter(|o| o["kind"] == kind).collect()
+    }
+
+    fn get(&self, kind: &str, name: &str) -> &Value {
+        let found: Vec<&Value> = self
+            .all(kind)
+            .into_iter()
+            .filter(|o| o["metadata"]["name"] == name)
+            .collect();
+        assert_eq!(found.len(), 1, "exactly one {kind} {name}");
+        found[0]
+    }
+}
+
+/// The string at a JSON pointer, or a failure naming it.
+fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{ptr} is a string in {v}"))
+}
+
+fn arr<'a>(v: &'a Value, ptr: &str) -> &'a Vec<Value> {
+    v.pointer(ptr)
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("{ptr} is a list in {v}"))
+}
+
+/// Whether a label selector (matchLabels only, as everywhere in deploy/) selects these labels.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    assert!(
+        selector.get("matchExpressions").is_none(),
+        "selectors in deploy/ use matchLabels only: {selector}"
+    );
+    let Some(wanted) = selector["matchLabels"].as_object() else {
+        return false;
+    };
+    !wanted.is_empty() && wanted.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// A map-like selector (Service `spec.selector`).
+fn selects_map(selector: &Value, labels: &Value) -> bool {
+    selects(&json!({ "matchLabels": selector }), labels)
+}
+
+fn container<'a>(deploy: &'a Value, name: &str) -> &'a Value {
+    arr(deploy, "/spec/template/spec/containers")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("container {name}"))
+}
+
+fn env<'a>(c: &'a Value, name: &str) -> Option<&'a Value> {
+    c["env"].as_array()?.iter().find(|e| e["name"] == name)
+}
+
+fn env_value<'a>(c: &'a Value, name: &str) -> &'a str {
+    let e = env(c, name).unwrap_or_else(|| panic!("env {name}"));
+    s(e, "/value")
+}
+
+fn container_port(c: &Value, name: &str) -> i64 {
+    arr(c, "/ports")
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("container port {name}"))["containerPort"]
+        .as_i64()
+        .unwrap()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn without_whitespace(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Hours of a cert-manager duration written in whole hours ("2160h").
+fn hours(d: &str) -> u64 {
+    d.strip_suffix('h')
+        .and_then(|h| h.parse().ok())
+        .unwrap_or_else(|| panic!("duration {d} in whole hours"))
+}
+
+// === the checks ===
+
+/// What every overlay must satisfy. `failure_policy` is the webhook's expected policy.
+fn check_common(objs: &Objects, failure_policy: &str) {
+    let ns = objs.get("Namespace", NS);
+    let sa = objs.get("ServiceAccount", "sidecar-kit");
+    let dep = objs.get("Deployment", "sidecar-kit");
+    let svc = objs.get("Service", "sidecar-kit");
+    let pdb = objs.get("PodDisruptionBudget", "sidecar-kit");
+    let mwc = objs.get("MutatingWebhookConfiguration", "sidecar-kit");
+    let profiles = objs.get("ConfigMap", "sidecar-kit-profiles");
+    let pod = &dep["spec"]["template"];
+    let pod_labels = &pod["metadata"]["labels"];
+    let c = container(dep, "sidecar-kit");
+
+    // Labels, namespaces, version.
+    let image = s(c, "/image");
+    assert_eq!(image, "ghcr.io/sidecar-kit/sidecar-kit:v0.1.0");
+    let version = image.rsplit_once(':').unwrap().1;
+    for o in &objs.0 {
+        let what = format!("{} {}", o["kind"], o["metadata"]["name"]);
+        let labels = &o["metadata"]["labels"];
+        for key in STANDARD_LABELS {
+            assert!(labels.get(*key).is_some(), "{what} has label {key}");
+        }
+        assert_eq!(labels["app.kubernetes.io/name"], "sidecar-kit", "{what}");
+        assert_eq!(labels["app.kubernetes.io/part-of"], "sidecar-kit", "{what}");
+        assert_eq!(labels["app.kubernetes.io/version"], version, "{what}");
+        let cluster_scoped = ["Namespace", "MutatingWebhookConfiguration"];
+        if !cluster_scoped.iter().any(|k| o["kind"] == *k) {
+            assert_eq!(o["metadata"]["namespace"], NS, "{what} is in {NS}");
+        }
+    }
+    for key in STANDARD_LABELS {
+        assert!(
+            pod_labels.get(*key).is_some(),
+            "pod template has label {key}"
+        );
+    }
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    assert_eq!(
+        ns["metadata"]["labels"]["sidecar-kit.io/inject"],
+        "disabled"
+    );
+
+    // Identity: no token while the server does not call the API.
+    assert_eq!(sa["automountServiceAccountToken"], false);
+    assert_eq!(
+        pod["spec"]["serviceAccountName"], sa["metadata"]["name"],
+        "the pods run as the ServiceAccount"
+    );
+
+    // Availability.
+    assert_eq!(dep["spec"]["replicas"], 2);
+    assert!(selects(&dep["spec"]["selector"], pod_labels));
+    let anti = arr(
+        pod,
+        "/spec/affinity/podAntiAffinity/preferredDuringSchedulingIgnoredDuringExecution",
+    );
+    assert!(
+        anti.iter().any(|t| {
+            t["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+                && selects(&t["podAffinityTerm"]["labelSelector"], pod_labels)
+        }),
+        "preferred pod anti-affinity per node, selecting the webhook's own pods"
+    );
+    let spread = arr(pod, "/spec/topologySpreadConstraints");
+    assert!(!spread.is_empty());
+    for t in spread {
+        assert!(selects(&t["labelSelector"], pod_labels), "{t}");
+        assert_eq!(t["whenUnsatisfiable"], "ScheduleAnyway", "{t}");
+    }
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert!(
+        selects(&pdb["spec"]["selector"], pod_labels),
+        "PDB selects the pods"
+    );
+    assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 30);
+    assert!(pod["spec"].get("priorityClassName").is_none());
+
+    // Configuration: only known variables, and all of them.
+    let names: BTreeSet<&str> = arr(c, "/env").iter().map(|e| s(e, "/name")).collect();
+    for n in &names {
+        assert!(ALLOWED_ENV.contains(n), "unknown env var {n}");
+    }
+    for n in ALLOWED_ENV {
+        assert!(names.contains(n), "env var {n} is set");
+    }
+    assert_eq!(
+        env(c, "POD_NAMESPACE").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    assert_eq!(
+        env_value(c, "SIDECAR_KIT_SHIM_IMAGE"),
+        image,
+        "shim from the same image"
+    );
+    assert_eq!(env_value(c, "SIDECAR_KIT_LOG_FORMAT"), "json");
+    let expected_mode = if failure_policy == "Ignore" {
+        "allow"
+    } else {
+        "deny"
+    };
+    assert_eq!(env_value(c, "SIDECAR_KIT_FAILURE_MODE"), expected_mode);
+    assert_eq!(c["args"], json!(["serve"]));
+
+    // Ports: the listeners are the named container ports.
+    let listen_port = |var: &str| -> i64 {
+        let v = env_value(c, var);
+        v.rsplit_once(':').unwrap().1.parse().unwrap()
+    };
+    assert_eq!(container_port(c, "https-webhook"), 8443);
+    assert_eq!(container_port(c, "http-metrics"), 8080);
+    assert_eq!(listen_port("SIDECAR_KIT_LISTEN"), 8443);
+    assert_eq!(listen_port("SIDECAR_KIT_PROBE_LISTEN"), 8080);
+
+    // Probes: plain HTTP on the probe port.
+    for (probe, path) in [
+        ("startupProbe", "/readyz"),
+        ("readinessProbe", "/readyz"),
+        ("livenessProbe", "/healthz"),
+    ] {
+        let get = &c[probe]["httpGet"];
+        assert_eq!(get["path"], path, "{probe}");
+        assert_eq!(get["port"], "http-metrics", "{probe} uses the probe port");
+        assert!(get.get("scheme").is_none_or(|s| s == "HTTP"), "{probe}");
+    }
+
+    // Resources.
+    assert_eq!(
+        c["resources"]["requests"],
+        json!({"cpu": "100m", "memory": "64Mi"})
+    );
+    assert_eq!(c["resources"]["limits"], json!({"memory": "128Mi"}));
+
+    // Pod Security `restricted`, and the rest of the hardening asked for.
+    let violations = restricted_violations(&pod["spec"]);
+    assert!(
+        violations.is_empty(),
+        "restricted violations: {violations:#?}"
+    );
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    for ctx in [&pod["spec"]["securityContext"], sc] {
+        assert_eq!(ctx["runAsUser"], 65532);
+        assert_eq!(ctx["runAsGroup"], 65532);
+    }
+    assert_eq!(
+        pod_labels["sidecar-kit.io/inject"], "disabled",
+        "never inject itself"
+    );
+
+    // Volumes: the TLS Secret and the profiles ConfigMap, where the variables point.
+    let volume = |name: &str| -> &Value {
+        arr(pod, "/spec/volumes")
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("volume {name}"))
+    };
+    let mount = |name: &str| -> &Value {
+        arr(c, "/volumeMounts")
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("mount {name}"))
+    };
+    let tls_volume = arr(pod, "/spec/volumes")
+        .iter()
+        .find(|v| v.get("secret").is_some())
+        .unwrap();
+    assert_eq!(tls_volume["secret"]["secretName"], TLS_SECRET);
+    let tls_mount = mount(s(tls_volume, "/name"));
+    let tls_dir = s(tls_mount, "/mountPath");
+    assert_eq!(tls_dir, "/etc/sidecar-kit/tls");
+    assert_eq!(
+        env_value(c, "SIDECAR_KIT_TLS_CERT"),
+        format!("{tls_dir}/tls.crt")
+    );
+    assert_eq!(
+        env_value(c, "SIDECAR_KIT_TLS_KEY"),
+        format!("{tls_dir}/tls.key")
+    );
+    let profiles_volume = volume("profiles");
+    assert_eq!(
+        profiles_volume["configMap"]["name"], profiles["metadata"]["name"],
+        "the generated ConfigMap keeps its name (no hash suffix)"
+    );
+    let profiles_mount = mount("profiles");
+    assert_eq!(
+        env_value(c, "SIDECAR_KIT_PROFILES"),
+        s(profiles_mount, "/mountPath")
+    );
+    for m in arr(c, "/volumeMounts") {
+        assert_eq!(m["readOnly"], true, "{m}");
+        // A subPath mount would never see the kubelet's updates: no reloads.
+        assert!(m.get("subPath").is_none(), "{m}");
+    }
+
+    // The profiles ConfigMap holds exactly the files of deploy/base/profiles.
+    let dir = deploy().join("base/profiles");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+        .collect();
+    files.sort();
+    let keys: Vec<String> = profiles["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        keys, files,
+        "every file of deploy/base/profiles is listed in the configMapGenerator of \
+         deploy/base/kustomization.yaml, and nothing else"
+    );
+    for f in &files {
+        assert_eq!(
+            profiles["data"][f],
+            std::fs::read_to_string(dir.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+
+    // Service → pods.
+    assert!(
+        selects_map(&svc["spec"]["selector"], pod_labels),
+        "Service selects the pods"
+    );
+    for p in arr(svc, "/spec/ports") {
+        let target = s(p, "/targetPort");
+        container_port(c, target);
+        assert_eq!(p["name"], target, "Service port named like its target");
+    }
+    let svc_port = |port: i64| -> &Value {
+        arr(svc, "/spec/ports")
+            .iter()
+            .find(|p| p["port"] == port)
+            .unwrap_or_else(|| panic!("Service port {port}"))
+    };
+    assert_eq!(svc_port(443)["targetPort"], "https-webhook");
+    assert_eq!(svc_port(8080)["targetPort"], "http-metrics");
+    assert_eq!(svc_port(8080)["name"], "http-metrics");
+
+    // Webhook → Service.
+    let hooks = arr(mwc, "/webhooks");
+    assert_eq!(hooks.len(), 1);
+    let hook = &hooks[0];
+    assert_eq!(hook["name"], "inject.sidecar-kit.io");
+    let target = &hook["clientConfig"]["service"];
+    assert!(hook["clientConfig"].get("url").is_none());
+    assert_eq!(target["name"], svc["metadata"]["name"]);
+    assert_eq!(target["namespace"], svc["metadata"]["namespace"]);
+    assert_eq!(target["path"], "/mutate");
+    assert_eq!(
+        svc_port(target["port"].as_i64().unwrap())["targetPort"],
+        "https-webhook"
+    );
+    assert_eq!(
+        hook["rules"],
+        json!([{
+            "operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+            "resources": ["pods"], "scope": "Namespaced"
+        }])
+    );
+    assert_eq!(
+        hook["namespaceSelector"]["matchLabels"],
+        json!({"sidecar-kit.io/inject": "enabled"})
+    );
+    let excluded = arr(hook, "/namespaceSelector/matchExpressions")
+        .iter()
+        .find(|e| e["key"] == "kubernetes.io/metadata.name")
+        .unwrap();
+    assert_eq!(excluded["operator"], "NotIn");
+    for n in ["kube-system", "kube-public", "kube-node-lease", NS] {
+        assert!(
+            arr(excluded, "/values").iter().any(|v| v == n),
+            "{n} excluded"
+        );
+    }
+    assert_eq!(
+        hook["objectSelector"],
+        json!({"matchExpressions": [
+            {"key": "sidecar-kit.io/inject", "operator": "NotIn", "values": ["disabled"]}
+        ]})
+    );
+    let conditions = arr(hook, "/matchConditions");
+    assert!(conditions.iter().any(|m| {
+        let e = s(m, "/expression");
+        e.contains("object.metadata.annotations")
+            && e.contains("'sidecar-kit.io/inject'")
+            && e.contains("'disabled'")
+    }));
+    assert_eq!(hook["failurePolicy"], failure_policy);
+    assert_eq!(hook["reinvocationPolicy"], "IfNeeded");
+    assert_eq!(hook["sideEffects"], "NoneOnDryRun");
+    assert_eq!(hook["timeoutSeconds"], 5);
+    assert_eq!(hook["admissionReviewVersions"], json!(["v1"]));
+}
+
+/// The checks of the Pod Security Standards' `restricted` profile (which include
+/// `baseline`) that a pod spec can fail; empty when the pod passes.
+fn restricted_violations(spec: &Value) -> Vec<String> {
+    let mut v = Vec::new();
+    let pod_sc = &spec["securityContext"];
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        if spec[host] == true {
+            v.push(format!("{host}"));
+        }
+    }
+    let allowed_volumes = [
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    ];
+    for vol in spec["volumes"].as_array().into_iter().flatten() {
+        for key in vol.as_object().unwrap().keys().filter(|k| *k != "name") {
+            if !allowed_volumes.contains(&key.as_str()) {
+                v.push(format!("volume {} of type {key}", vol["name"]));
+            }
+        }
+    }
+    if pod_sc["seccompProfile"]["type"] == "Unconfined" {
+        v.push("pod seccompProfile Unconfined".into());
+    }
+    if pod_sc["runAsUser"] == 0 {
+        v.push("pod runAsUser 0".into());
+    }
+    for s in pod_sc["sysctls"].as_array().into_iter().flatten() {
+        v.push(format!("sysctl {}", s["name"]));
+    }
+    let all = ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|k| spec[*k].as_array().into_iter().flatten());
+    for c in all {
+        let name = &c["name"];
+        let sc = &c["securityContext"];
+        if sc["privileged"] == true {
+            v.push(format!("{name}: privileged"));
+        }
+        if sc["allowPrivilegeEscalation"] != false {
+            v.push(format!("{name}: allowPrivilegeEscalation must be false"));
+        }
+        let drop = sc["capabilities"]["drop"].as_array();
+        if !drop.is_some_and(|d| d.iter().any(|x| x == "ALL")) {
+            v.push(format!("{name}: capabilities must drop ALL"));
+        }
+        for add in sc["capabilities"]["add"].as_array().into_iter().flatten() {
+            if add != "NET_BIND_SERVICE" {
+                v.push(format!("{name}: adds capability {add}"));
+            }
+        }
+        let non_root = sc
+            .get("runAsNonRoot")
+            .or_else(|| pod_sc.get("runAsNonRoot"));
+        if non_root != Some(&Value::Bool(true)) {
+            v.push(format!("{name}: runAsNonRoot must be true"));
+        }
+        if sc["runAsUser"] == 0 {
+            v.push(format!("{name}: runAsUser 0"));
+        }
+        let seccomp = sc
+            .pointer("/seccompProfile/type")
+            .or_else(|| pod_sc.pointer("/seccompProfile/type"));
+        if !matches!(
+            seccomp.and_then(Value::as_str),
+            Some("RuntimeDefault" | "Localhost")
+        ) {
+            v.push(format!(
+                "{name}: seccompProfile must be RuntimeDefault or Localhost"
+            ));
+        }
+        if sc.get("procMount").is_some_and(|p| p != "Default") {
+            v.push(format!("{name}: procMount"));
+        }
+        if sc["appArmorProfile"]["type"] == "Unconfined" {
+            v.push(format!("{name}: appArmorProfile Unconfined"));
+        }
+        if sc.pointer("/seLinuxOptions/user").is_some()
+            || sc.pointer("/seLinuxOptions/role").is_some()
+        {
+            v.push(format!("{name}: seLinuxOptions user/role"));
+        }
+        for p in c["ports"].as_array().into_iter().flatten() {
+            if p.get("hostPort").is_some_and(|h| h != 0) {
+                v.push(format!("{name}: hostPort"));
+            }
+        }
+    }
+    v
+}
+
+// === tests: each overlay ===
+
+#[test]
+fn base_builds_without_tls_material() {
+    let (_, objs) = build(&deploy().join("base"));
+    check_common(&objs, "Ignore");
+    assert!(
+        objs.all("Secret").is_empty(),
+        "the base leaves TLS to the overlays"
+    );
+    let mwc = objs.get("MutatingWebhookConfiguration", "sidecar-kit");
+    assert!(mwc["webhooks"][0]["clientConfig"].get("caBundle").is_none());
+}
+
+#[test]
+fn cert_manager_overlay_is_consistent() {
+    let (_, objs) = build(&deploy().join("overlays/cert-manager"));
+    check_common(&objs, "Ignore");
+    check_cert_manager(&objs);
+}
+
+fn check_cert_manager(objs: &Objects) {
+    let dep = objs.get("Deployment", "sidecar-kit");
+    let svc = objs.get("Service", "sidecar-kit");
+    let mwc = objs.get("MutatingWebhookConfiguration", "sidecar-kit");
+
+    // The serving certificate writes the Secret the pods mount.
+    let mounted = arr(dep, "/spec/template/spec/volumes")
+        .iter()
+        .find_map(|v| v["secret"]["secretName"].as_str())
+        .unwrap();
+    let serving = objs
+        .all("Certificate")
+        .into_iter()
+        .find(|c| c["spec"]["secretName"] == mounted)
+        .expect("a Certificate writes the mounted Secret");
+    assert_eq!(serving["metadata"]["name"], "sidecar-kit-webhook");
+    assert!(
+        objs.all("Secret").is_empty(),
+        "cert-manager owns the Secret"
+    );
+
+    // It names every DNS name the API server may use for the Service.
+    let (name, ns) = (s(svc, "/metadata/name"), s(svc, "/metadata/namespace"));
+    let dns: Vec<&str> = arr(serving, "/spec/dnsNames")
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    for want in [
+        format!("{name}.{ns}.svc"),
+        format!("{name}.{ns}.svc.cluster.local"),
+    ] {
+        assert!(dns.contains(&want.as_str()), "dnsNames has {want}");
+    }
+    assert_ne!(serving["spec"]["isCA"], true);
+    let usages = arr(serving, "/spec/usages");
+    assert!(usages.iter().any(|u| u == "server auth"));
+
+    // Rotation: renewed well before it expires, with a new key.
+    for cert in objs.all("Certificate") {
+        let d = hours(s(cert, "/spec/duration"));
+        let r = hours(s(cert, "/spec/renewBefore"));
+        assert!(
+            r < d && r >= 24,
+            "{}: renewBefore {r}h < duration {d}h",
+            cert["metadata"]["name"]
+        );
+    }
+    assert_eq!(serving["spec"]["privateKey"]["rotationPolicy"], "Always");
+
+    // Chain: serving ← CA Issuer ← CA Certificate ← self-signed Issuer.
+    let issuer = |cert: &Value| -> &Value {
+        let r = &cert["spec"]["issuerRef"];
+        assert_eq!(r["kind"], "Issuer");
+        assert_eq!(r["group"], "cert-manager.io");
+        objs.get("Issuer", s(r, "/name"))
+    };
+    let ca_issuer = issuer(serving);
+    let ca_secret = s(ca_issuer, "/spec/ca/secretName");
+    let ca_cert = objs
+        .all("Certificate")
+        .into_iter()
+        .find(|c| c["spec"]["secretName"] == ca_secret)
+        .expect("a CA Certificate writes the CA Issuer's Secret");
+    assert_eq!(ca_cert["spec"]["isCA"], true);
+    assert!(issuer(ca_cert)["spec"].get("selfSigned").is_some());
+    for o in objs
+        .all("Issuer")
+        .into_iter()
+        .chain(objs.all("Certificate"))
+    {
+        assert_eq!(o["metadata"]["namespace"], NS);
+    }
+
+    // The CA injector reads the serving Certificate.
+    assert_eq!(
+        mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        format!(
+            "{}/{}",
+            s(serving, "/metadata/namespace"),
+            s(serving, "/metadata/name")
+        )
+    );
+    assert!(mwc["webhooks"][0]["clientConfig"].get("caBundle").is_none());
+}
+
+#[test]
+fn self_managed_overlay_is_consistent() {
+    let copy = DeployCopy::new();
+    let (_, objs) = build(&copy.path("overlays/self-managed"));
+    check_common(&objs, "Ignore");
+    check_self_managed(&objs);
+}
+
+fn check_self_managed(objs: &Objects) {
+    let dep = objs.get("Deployment", "sidecar-kit");
+    let mwc = objs.get("MutatingWebhookConfiguration", "sidecar-kit");
+    let secret = objs.get("Secret", TLS_SECRET);
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert!(
+        arr(dep, "/spec/template/spec/volumes")
+            .iter()
+            .any(|v| v["secret"]["secretName"] == secret["metadata"]["name"]),
+        "the Deployment mounts the generated Secret"
+    );
+    for (key, content) in [
+        ("ca.crt", DUMMY_CA),
+        ("tls.crt", DUMMY_CRT),
+        ("tls.key", DUMMY_KEY),
+    ] {
+        assert_eq!(
+            without_whitespace(s(&secret["data"], &format!("/{key}"))),
+            base64(content.as_bytes()),
+            "{key} comes from tls/{key}"
+        );
+    }
+    assert_eq!(
+        without_whitespace(s(mwc, "/webhooks/0/clientConfig/caBundle")),
+        base64(DUMMY_CA.as_bytes()),
+        "caBundle is the CA that `sidecar-kit certs` wrote"
+    );
+    assert!(
+        mwc["metadata"]
+            .get("annotations")
+            .is_none_or(|a| a.get("cert-manager.io/inject-ca-from").is_none())
+    );
+    assert!(objs.all("Certificate").is_empty());
+}
+
+#[test]
+fn self_managed_overlay_keeps_keys_out_of_git() {
+    let ignore =
+        std::fs::read_to_string(deploy().join("overlays/self-managed/.gitignore")).unwrap();
+    assert!(
+        ignore.lines().any(|l| l.trim() == "/tls/"),
+        "deploy/overlays/self-managed/.gitignore ignores tls/"
+    );
+}
+
+#[test]
+fn fail_closed_component_flips_both_policies() {
+    let copy = DeployCopy::new();
+    let (_, objs) = build(&copy.fail_closed("cert-manager"));
+    check_common(&objs, "Fail");
+    check_cert_manager(&objs);
+    let (_, objs) = build(&copy.fail_closed("self-managed"));
+    check_common(&objs, "Fail");
+    check_self_managed(&objs);
+}
+
+#[test]
+fn bundled_profiles_are_valid() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sidecar-kit"))
+        .args(["profiles", "validate"])
+        .arg(deploy().join("base/profiles"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sidecar-kit profiles validate deploy/base/profiles:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The image the Deployment runs is the one the Dockerfile builds: same user, the three
+/// binaries, the server as entrypoint.
+#[test]
+fn dockerfile_matches_the_deployment() {
+    let text = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let (_, objs) = build(&deploy().join("base"));
+    let dep = objs.get("Deployment", "sidecar-kit");
+    let uid = dep["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+        .as_i64()
+        .unwrap();
+    assert!(text.contains(&format!("USER {uid}:{uid}")));
+    assert!(text.contains(r#"ENTRYPOINT ["/usr/local/bin/sidecar-kit"]"#));
+    for bin in ["sidecar-kit", "kubectl-sidecar", "sidecar-shim"] {
+        assert!(
+            text.contains(&format!("/usr/local/bin/{bin}")),
+            "the image has /usr/local/bin/{bin}"
+        );
+    }
+    // Universal wiring runs `sidecar-shim` by name from the shim image: it is on PATH there.
+    assert!(text.contains("FROM gcr.io/distroless/cc-debian12:nonroot"));
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    for entry in ["target", ".git"] {
+        assert!(
+            ignore.lines().any(|l| l.trim().trim_matches('/') == entry),
+            ".dockerignore leaves out {entry}"
+        );
+    }
+}
+
+// === tests: kubectl apply --dry-run=client against a fake API server ===
+
+/// The resource types of deploy/, as discovery reports them: (group, version, plural,
+/// singular, kind, namespaced).
+const RESOURCES: &[(&str, &str, &str, &str, &str, bool)] = &[
+    ("", "v1", "namespaces", "namespace", "Namespace", false),
+    (
+        "",
+        "v1",
+        "serviceaccounts",
+        "serviceaccount",
+        "ServiceAccount",
+        true,
+    ),
+    ("", "v1", "configmaps", "configmap", "ConfigMap", true),
+    ("", "v1", "secrets", "secret", "Secret", true),
+    ("", "v1", "services", "service", "Service", true),
+    (
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        true,
+    ),
+    (
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "poddisruptionbudget",
+        "PodDisruptionBudget",
+        true,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "mutatingwebhookconfiguration",
+        "MutatingWebhookConfiguration",
+        false,
+    ),
+    ("cert-manager.io", "v1", "issuers", "issuer", "Issuer", true),
+    (
+        "cert-manager.io",
+        "v1",
+        "certificates",
+        "certificate",
+        "Certificate",
+        true,
+    ),
+];
+
+/// A std-only HTTP/1.1 server on 127.0.0.1:0 that answers kubectl's discovery requests like
+/// an API server with the types above and no objects. Every request is recorded.
+struct FakeApiServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    requests: Arc<Mutex<Vec<String>>>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FakeApiServer {
+    fn start() -> FakeApiServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let accept = {
+            let (stop, requests) = (stop.clone(), requests.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let requests = requests.clone();
+                    std::thread::spawn(move || serve_connection(stream, &requests));
+                }
+            })
+        };
+        FakeApiServer {
+            addr,
+            stop,
+            requests,
+            accept: Some(accept),
+        }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeApiServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Answers requests on one connection until the client closes it (kubectl keeps
+/// connections alive).
+fn serve_connection(stream: TcpStream, requests: &Mutex<Vec<String>>) {
+    // A client that stops talking must not hold a thread forever.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (method, target) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = header.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let path = target.split('?').next().unwrap_or("").to_string();
+        requests.lock().unwrap().push(format!("{method} {path}"));
+        let (status, reply) = answer(&method, &path);
+        let reply = reply.to_string();
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            reply.len()
+        );
+        if writer.write_all(head.as_bytes()).is_err() || writer.write_all(reply.as_bytes()).is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// The reply to one request, shaped after a real API server's.
+fn answer(method: &str, path: &str) -> (&'static str, Value) {
+    let group_versions: BTreeSet<(&str, &str)> = RESOURCES.iter().map(|r| (r.0, r.1)).collect();
+    let resource_list = |group: &str, version: &str| -> Value {
+        let gv = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
+        let resources: Vec<Value> = RESOURCES
+            .iter()
+            .filter(|r| r.0 == group && r.1 == version)
+            .map(|r| {
+                json!({
+                    "name": r.2, "singularName": r.3, "namespaced": r.5, "kind": r.4,
+                    "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]
+                })
+            })
+            .collect();
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+               "resources": resources})
+    };
+    if method != "GET" {
+        return not_found(path);
+    }
+    match path {
+        "/version" => (
+            "200 OK",
+            json!({"major": "1", "minor": "32", "gitVersion": "v1.32.4",
+                   "platform": "linux/amd64"}),
+        ),
+        "/api" => (
+            "200 OK",
+            json!({"kind": "APIVersions", "versions": ["v1"],
+                   "serverAddressByClientCIDRs": [
+                       {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]}),
+        ),
+        "/apis" => {
+            let groups: Vec<Value> = group_versions
+                .iter()
+                .filter(|(g, _)| !g.is_empty())
+                .map(|(g, v)| {
+                    let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+                    json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+                })
+                .collect();
+            (
+                "200 OK",
+                json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+            )
+        }
+        "/api/v1" => ("200 OK", resource_list("", "v1")),
+        _ => {
+            let found = path.strip_prefix("/apis/").and_then(|rest| {
+                let (g, v) = rest.split_once('/')?;
+                group_versions
+                    .contains(&(g, v))
+                    .then(|| resource_list(g, v))
+            });
+            match found {
+                Some(list) => ("200 OK", list),
+                // Objects (none exist), OpenAPI documents, anything else.
+                None => not_found(path),
+            }
+        }
+    }
+}
+
+fn not_found(path: &str) -> (&'static str, Value) {
+    (
+        "404 Not Found",
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": format!("{path} not found"), "reason": "NotFound", "code": 404}),
+    )
+}
+
+/// `kubectl apply --dry-run=client` of a built overlay against the fake server: every object
+/// is accepted and nothing is written.
+fn dry_run(yaml: &str, objs: &Objects) {
+    let server = FakeApiServer::start();
+    let home = TempDir::new("kubeconfig");
+    let kubeconfig = home.0.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\n\
+             users:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n\
+             current-context: fake\n",
+            server.addr
+        ),
+    )
+    .unwrap();
+    let mut child = kubectl()
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", &home.0)
+        .arg("--cache-dir")
+        .arg(home.0.join("cache"))
+        .args([
+            "--request-timeout=10s",
+            "apply",
+            "--dry-run=client",
+            "--validate=false",
+            "-f",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs (install it, or set KUBECTL to its path)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let requests = server.requests();
+    drop(server);
+    assert!(
+        out.status.success(),
+        "kubectl apply --dry-run=client failed:\n{}\n{stdout}\nrequests:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        requests.join("\n")
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), objs.0.len(), "one line per object:\n{stdout}");
+    for l in &lines {
+        assert!(l.ends_with("(dry run)"), "{l}");
+    }
+    // kubectl looked every object up where the API server keeps it: the kinds map to the
+    // resources and scopes we expect.
+    for o in &objs.0 {
+        let kind = s(o, "/kind");
+        let r = RESOURCES
+            .iter()
+            .find(|r| r.4 == kind)
+            .unwrap_or_else(|| panic!("the fake API server knows {kind}"));
+        let prefix = if r.0.is_empty() {
+            format!("/api/{}", r.1)
+        } else {
+            format!("/apis/{}/{}", r.0, r.1)
+        };
+        let scope = if r.5 {
+            format!("/namespaces/{}", s(o, "/metadata/namespace"))
+        } else {
+            String::new()
+        };
+        let get = format!("GET {prefix}{scope}/{}/{}", r.2, s(o, "/metadata/name"));
+        assert!(requests.contains(&get), "kubectl asked for {get}: {requests:#?}");
+    }
+    let writes: Vec<&String> = requests.iter().filter(|r| !r.starts_with("GET ")).collect();
+    assert!(
+        writes.is_empty(),
+        "a client dry run writes nothing: {writes:?}"
+    );
+}
+
+#[test]
+fn overlays_pass_kubectl_apply_dry_run() {
+    let copy = DeployCopy::new();
+    for dir in [
+        deploy().join("overlays/cert-manager"),
+        copy.path("overlays/self-managed"),
+        copy.fail_closed("cert-manager"),
+    ] {
+        let (yaml, objs) = build(&dir);
+        dry_run(&yaml, &objs);
+    }
+}

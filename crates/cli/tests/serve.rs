@@ -1,0 +1,351 @@
+//! Black-box test of `sidecar-kit serve`: the real binary, on loopback, with freshly issued
+//! certificates: start, review, hot reload of profiles (and a broken one), SIGTERM while a
+//! review is in flight. Waits on conditions (log lines, readiness), never on fixed sleeps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sidecar-kit")
+}
+
+struct Server {
+    child: Child,
+    logs: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Server {
+    /// Waits for a log line whose message is `msg`.
+    fn wait_log(&mut self, msg: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(v) = self.seen.iter().find(|v| v["message"] == msg) {
+                return v.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(_) => panic!("no log line {msg:?}; saw: {:#?}", self.seen),
+            }
+        }
+    }
+}
+
+fn start(dir: &Path) -> Server {
+    let mut child = Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--probe-listen",
+            "127.0.0.1:0",
+            "--reload-interval",
+            "0.05",
+            "--log-format",
+            "json",
+            "--shutdown-timeout",
+            "10",
+        ])
+        .arg("--profiles")
+        .arg(dir.join("profiles"))
+        .arg("--tls-cert")
+        .arg(dir.join("tls/tls.crt"))
+        .arg("--tls-key")
+        .arg(dir.join("tls/tls.key"))
+        .env_remove("POD_NAMESPACE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    Server {
+        child,
+        logs: rx,
+        seen: Vec::new(),
+        dir: dir.to_path_buf(),
+    }
+}
+
+fn tls(dir: &Path) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(dir.join("tls/ca.crt")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+fn review_body(labels: Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u-1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "shop", "operation": "CREATE",
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "p-", "labels": labels},
+                       "spec": {"containers": [{"name": "app", "image": "app:1", "command": ["/app"]}]}}}
+    }))
+    .unwrap()
+}
+
+/// Sends one HTTP/1.1 request in two parts (the body's tail after `between` ran) and returns
+/// the status and body.
+async fn post_split(
+    addr: SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+    body: &[u8],
+    between: impl std::future::Future<Output = ()>,
+) -> (u16, Value) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut s = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let half = body.len() / 2;
+    s.write_all(&body[..half]).await.unwrap();
+    s.flush().await.unwrap();
+    between.await;
+    s.write_all(&body[half..]).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let status: u16 = text[9..12].parse().unwrap();
+    let json = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .and_then(|b| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    (
+        out[9..12].parse().unwrap(),
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    )
+}
+
+async fn eventually<Fut: std::future::Future<Output = bool>>(
+    what: &str,
+    mut f: impl FnMut() -> Fut,
+) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn addr(v: &Value) -> SocketAddr {
+    v["address"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reviews_reloads_and_drains_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("sk-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("profiles")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::copy(
+        root.join("examples/profiles/log-shipper.yaml"),
+        dir.join("profiles/log-shipper.yaml"),
+    )
+    .unwrap();
+    let certs = Command::new(bin())
+        .args(["certs", "--san", "localhost", "--out-dir"])
+        .arg(dir.join("tls"))
+        .output()
+        .unwrap();
+    assert!(
+        certs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&certs.stderr)
+    );
+    assert!(
+        String::from_utf8(certs.stdout).unwrap().trim().len() > 100,
+        "prints the caBundle"
+    );
+
+    let mut server = start(&dir);
+    let probe = addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
+    let webhook = addr(&server.wait_log("webhook listening (POST /mutate)"));
+    let (code, ready) = get(probe, "/readyz").await;
+    assert_eq!(code, 200, "{ready}");
+    assert_eq!(get(probe, "/healthz").await.0, 200);
+    let connector = tls(&dir);
+
+    // A review.
+    let (status, resp) = post_split(
+        webhook,
+        &connector,
+        &review_body(serde_json::json!({"logging": "shipped"})),
+        async {},
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        resp["response"]["auditAnnotations"]["injected"],
+        "log-shipper=universal"
+    );
+    let line = server.wait_log("review");
+    assert_eq!(line["uid"], "u-1", "logs carry the request uid");
+    assert_eq!(line["result"], "injected");
+
+    // Hot reload: a new profile is picked up without a restart.
+    std::fs::write(
+        dir.join("profiles/mesh.yaml"),
+        std::fs::read_to_string(root.join("crates/cli/tests/golden/profiles/mesh.yaml")).unwrap(),
+    )
+    .unwrap();
+    eventually("the new profile in /readyz", || async {
+        get(probe, "/readyz").await.1.contains("mesh-proxy")
+    })
+    .await;
+    let (_, resp) = post_split(
+        webhook,
+        &connector,
+        &review_body(serde_json::json!({"mesh": "on"})),
+        async {},
+    )
+    .await;
+    assert_eq!(
+        resp["response"]["auditAnnotations"]["injected"],
+        "mesh-proxy=native"
+    );
+
+    // A broken file keeps the last good set, and readiness says so.
+    std::fs::write(dir.join("profiles/broken.yaml"), "apiVersion: sidecar-kit.io/v1alpha1\nkind: SidecarProfile\nmetadata: {name: broken}\nspec: {containers: [{name: x}]}\n").unwrap();
+    eventually("the failed reload in /readyz", || async {
+        get(probe, "/readyz").await.1.contains("last reload failed")
+    })
+    .await;
+    let (code, detail) = get(probe, "/readyz").await;
+    assert_eq!(code, 200, "still ready with the last good set: {detail}");
+    assert!(
+        detail.contains("spec.containers[0].image"),
+        "names the field: {detail}"
+    );
+    let (_, resp) = post_split(
+        webhook,
+        &connector,
+        &review_body(serde_json::json!({"mesh": "on"})),
+        async {},
+    )
+    .await;
+    assert_eq!(
+        resp["response"]["auditAnnotations"]["injected"],
+        "mesh-proxy=native"
+    );
+    assert!(
+        get(probe, "/metrics")
+            .await
+            .1
+            .contains("sidecar_kit_profile_reloads_total{result=\"failure\"} 1")
+    );
+
+    // SIGTERM while a review is in flight: it completes, new connections are refused, exit 0.
+    let pid = server.child.id().to_string();
+    let (status, resp) = post_split(
+        webhook,
+        &connector,
+        &review_body(serde_json::json!({"logging": "shipped"})),
+        async {
+            assert!(
+                Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            server.wait_log("SIGTERM: no new connections; finishing in-flight reviews");
+            let refused = async {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while TcpStream::connect(webhook).await.is_ok() {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the listener still accepts after SIGTERM"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            refused.await;
+        },
+    )
+    .await;
+    assert_eq!(status, 200, "the in-flight review completes");
+    assert_eq!(resp["response"]["allowed"], true);
+    let exit = server.child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[test]
+fn bad_configuration_is_exit_2() {
+    let out = Command::new(bin())
+        .args([
+            "serve",
+            "--profiles",
+            "/no/such/dir",
+            "--tls-cert",
+            "a",
+            "--tls-key",
+            "b",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--profiles /no/such/dir: not a directory")
+    );
+    let out = Command::new(bin())
+        .args(["serve", "--profiles", "/tmp"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "missing --tls-cert");
+}
