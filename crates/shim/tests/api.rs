@@ -72,6 +72,9 @@ enum Reply {
     Watch(Vec<(Duration, String)>),
 }
 
+/// Maps a request path and how many times it was asked to a reply.
+type Route = dyn Fn(&str, usize) -> Reply + Send + Sync;
+
 /// A fake API server. `route` maps a request path to a reply; every request's head is kept.
 struct Server {
     port: u16,
@@ -340,7 +343,7 @@ fn old_node_exits_at_once_as_a_plain_init_container() {
 
 #[test]
 fn api_errors_fall_back_to_the_marker_protocol() {
-    let cases: Vec<(&str, Box<dyn Fn(&str, usize) -> Reply + Send + Sync>, &str)> = vec![
+    let cases: Vec<(&str, Box<Route>, &str)> = vec![
         (
             "forbidden",
             Box::new(|_, _| {
