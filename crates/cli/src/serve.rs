@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// Time allowed for a TLS handshake and for reading and answering one request, in seconds.
     #[arg(long, env = "SIDECAR_KIT_REQUEST_TIMEOUT", default_value_t = 10.0)]
     pub request_timeout: f64,
+    /// Benchmark only: answer every review with a bare `allowed` (the ceiling of the stack).
+    #[arg(long, hide = true)]
+    pub benchmark_bare_allow: bool,
     /// Log format.
     #[arg(long, env = "SIDECAR_KIT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -142,6 +145,7 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
         reload_interval: seconds(a.reload_interval, "--reload-interval")?,
         shutdown_timeout: seconds(a.shutdown_timeout, "--shutdown-timeout")?,
         request_timeout: seconds(a.request_timeout, "--request-timeout")?,
+        bare_allow: a.benchmark_bare_allow,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -55,6 +55,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Time allowed to read a request (headers and body) and to complete a TLS handshake.
     pub request_timeout: Duration,
+    /// Benchmark ceiling: answer every review with a bare `allowed`, skipping the engine.
+    pub bare_allow: bool,
 }
 
 impl Config {
@@ -167,6 +169,37 @@ pub fn webhook_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .with_state(state)
+}
+
+/// The benchmark ceiling: the same stack, answering `allowed` after reading only the uid.
+pub fn bare_router() -> Router {
+    #[derive(serde::Deserialize)]
+    struct Uid<'a> {
+        #[serde(borrow)]
+        uid: std::borrow::Cow<'a, str>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Review<'a> {
+        #[serde(borrow)]
+        request: Uid<'a>,
+    }
+    async fn bare(body: Body) -> Response {
+        let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "too large\n".into());
+        };
+        match serde_json::from_slice::<Review<'_>>(&bytes) {
+            Ok(r) => {
+                let out = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": r.request.uid, "allowed": true}});
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    out.to_string(),
+                )
+                    .into_response()
+            }
+            Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        }
+    }
+    Router::new().route("/mutate", post(bare))
 }
 
 /// The probe router: `/healthz`, `/readyz`, `/metrics`.
@@ -422,7 +455,12 @@ pub async fn run(
         .http2()
         .timer(hyper_util::rt::TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)));
-    let app = webhook_router(state.clone()).layer(axum::middleware::from_fn_with_state(
+    let app = if config.bare_allow {
+        bare_router()
+    } else {
+        webhook_router(state.clone())
+    };
+    let app = app.layer(axum::middleware::from_fn_with_state(
         config.request_timeout,
         request_deadline,
     ));

@@ -51,6 +51,7 @@ fn excluded(own: &str) -> Vec<String> {
         reload_interval: std::time::Duration::from_secs(1),
         shutdown_timeout: std::time::Duration::from_secs(1),
         request_timeout: std::time::Duration::from_secs(1),
+        bare_allow: false,
     }
     .excluded_namespaces()
 }

@@ -75,6 +75,7 @@ async fn start(
         reload_interval: Duration::from_millis(50),
         shutdown_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
+        bare_allow: false,
     };
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

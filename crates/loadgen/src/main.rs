@@ -1,0 +1,440 @@
+//! Load generator for `sidecar-kit serve`.
+//!
+//! Starts the server binary twice (the real stack, and the same stack answering a bare
+//! `allowed` as the ceiling), and for each runs, over HTTPS keep-alive with HTTP/1.1 and
+//! HTTP/2:
+//! - a closed loop with N requests in flight (throughput);
+//! - an open loop at a fixed offered rate, with latency measured from each request's
+//!   *intended* send time, so a stalled server cannot hide its queue (no coordinated
+//!   omission).
+//! It reports reviews/s, p50/p99/p99.9 latency, errors and the server's peak RSS.
+//!
+//!     cargo build --release -p sidecar-kit -p sidecar-kit-loadgen
+//!     target/release/sidecar-kit-loadgen --server target/release/sidecar-kit
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "Benchmark sidecar-kit serve with real AdmissionReviews over HTTPS.")]
+struct Args {
+    /// The sidecar-kit binary to start.
+    #[arg(long, default_value = "target/release/sidecar-kit")]
+    server: PathBuf,
+    /// Workspace root (for the example profile, facts and review fixture).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// Seconds per measured run (after a 1 s warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Requests in flight in the closed loop.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// HTTP/2 connections the in-flight requests are spread over.
+    #[arg(long, default_value_t = 4)]
+    h2_connections: usize,
+    /// Offered rate of the open loop, reviews per second.
+    #[arg(long, default_value_t = 2000.0)]
+    rate: f64,
+    /// Runs: which stacks to measure.
+    #[arg(long, value_delimiter = ',', default_value = "inject,ceiling")]
+    stacks: Vec<String>,
+    /// Print the results as JSON too.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    ca: String,
+    dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Server {
+    fn rss_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn start(args: &Args, bare: bool) -> Result<Server> {
+    let dir = std::env::temp_dir().join(format!("sk-loadgen-{}-{bare}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(&args.server)
+        .args(["certs", "--san", "localhost", "--out-dir"])
+        .arg(dir.join("tls"))
+        .output()
+        .context("running `sidecar-kit certs`")?;
+    if !out.status.success() {
+        bail!("certs failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut cmd = Command::new(&args.server);
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--probe-listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ])
+    .arg("--profiles")
+    .arg(args.root.join("examples/profiles"))
+    .arg("--facts")
+    .arg(args.root.join("examples/facts/capable.yaml"))
+    .arg("--tls-cert")
+    .arg(dir.join("tls/tls.crt"))
+    .arg("--tls-key")
+    .arg(dir.join("tls/tls.key"))
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    if bare {
+        cmd.arg("--benchmark-bare-allow");
+    }
+    let mut child = cmd.spawn().context("starting the server")?;
+    let stderr = child.stderr.take().context("server stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let Some(Ok(line)) = lines.next() else {
+            bail!("the server exited before listening")
+        };
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"] == "webhook listening (POST /mutate)" {
+            break v["address"].as_str().context("address")?.parse()?;
+        }
+    };
+    // Keep draining the logs so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let ca = std::fs::read_to_string(dir.join("tls/ca.crt"))?;
+    Ok(Server {
+        child,
+        addr,
+        ca,
+        dir,
+    })
+}
+
+fn connector(ca: &str, alpn: &[u8]) -> Result<tokio_rustls::TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        roots.add(c?)?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+#[derive(Clone)]
+enum Sender {
+    H1(Arc<tokio::sync::Mutex<hyper::client::conn::http1::SendRequest<Full<Bytes>>>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+async fn connect(addr: SocketAddr, tls: &tokio_rustls::TlsConnector, h2: bool) -> Result<Sender> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let stream = tls.connect(ServerName::try_from("localhost")?, tcp).await?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    if h2 {
+        let (send, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake(io)
+                .await?;
+        tokio::spawn(conn);
+        Ok(Sender::H2(send))
+    } else {
+        let (send, conn) = hyper::client::conn::http1::handshake(io).await?;
+        tokio::spawn(conn);
+        Ok(Sender::H1(Arc::new(tokio::sync::Mutex::new(send))))
+    }
+}
+
+/// Sends one review; true when answered 200 with an allowed response.
+async fn send(s: &Sender, body: &Bytes) -> bool {
+    let req = match hyper::Request::post("/mutate")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))
+    {
+        Ok(r) => r,
+        Err(_) => return false,
+    };
+    let resp = match s {
+        Sender::H1(m) => {
+            let mut g = m.lock().await;
+            if g.ready().await.is_err() {
+                return false;
+            }
+            g.send_request(req).await
+        }
+        Sender::H2(h) => {
+            let mut h = h.clone();
+            if h.ready().await.is_err() {
+                return false;
+            }
+            h.send_request(req).await
+        }
+    };
+    let Ok(resp) = resp else { return false };
+    let ok = resp.status() == 200;
+    match resp.into_body().collect().await {
+        Ok(b) => ok && memchr(b"\"allowed\":true", &b.to_bytes()),
+        Err(_) => false,
+    }
+}
+
+fn memchr(needle: &[u8], hay: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+struct RunResult {
+    reviews_per_s: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    errors: u64,
+    count: usize,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+fn summarize(mut lat: Vec<u32>, errors: u64, elapsed: Duration) -> RunResult {
+    lat.sort_unstable();
+    RunResult {
+        reviews_per_s: lat.len() as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&lat, 0.50),
+        p99: percentile(&lat, 0.99),
+        p999: percentile(&lat, 0.999),
+        errors,
+        count: lat.len(),
+    }
+}
+
+async fn senders(args: &Args, server: &Server, h2: bool) -> Result<Vec<Sender>> {
+    let tls = connector(&server.ca, if h2 { b"h2" } else { b"http/1.1" })?;
+    let n = if h2 {
+        args.h2_connections.max(1)
+    } else {
+        args.connections.max(1)
+    };
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(connect(server.addr, &tls, h2).await?);
+    }
+    Ok(out)
+}
+
+/// N requests in flight, each sent as soon as the previous one of its slot is answered.
+async fn closed_loop(args: &Args, server: &Server, h2: bool, body: &Bytes) -> Result<RunResult> {
+    let senders = senders(args, server, h2).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let recording = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..args.connections {
+        let s = senders[i % senders.len()].clone();
+        let (stop, recording, errors, body) = (
+            stop.clone(),
+            recording.clone(),
+            errors.clone(),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(200_000);
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let ok = send(&s, &body).await;
+                if recording.load(Ordering::Relaxed) {
+                    if ok {
+                        lat.push(t.elapsed().as_micros() as u32);
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    recording.store(true, Ordering::Relaxed);
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    recording.store(false, Ordering::Relaxed);
+    let elapsed = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await?);
+    }
+    Ok(summarize(all, errors.load(Ordering::Relaxed), elapsed))
+}
+
+/// A fixed offered rate; latency counts from the intended send time.
+async fn open_loop(args: &Args, server: &Server, h2: bool, body: &Bytes) -> Result<RunResult> {
+    let senders = senders(args, server, h2).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<(Instant, bool)>(1_000_000);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for i in 0..args.connections {
+        let s = senders[i % senders.len()].clone();
+        let (rx, errors, body) = (rx.clone(), errors.clone(), body.clone());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let job = rx.lock().await.recv().await;
+                let Some((intended, record)) = job else { break };
+                let ok = send(&s, &body).await;
+                if record {
+                    if ok {
+                        lat.push(intended.elapsed().as_micros() as u32);
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    let period = Duration::from_secs_f64(1.0 / args.rate);
+    let warmup = (args.rate as u64).max(1);
+    let total = warmup + (args.rate * args.duration) as u64;
+    let start = Instant::now();
+    let mut measured_from = start;
+    for i in 0..total {
+        let intended = start + period * i as u32;
+        if i == warmup {
+            measured_from = intended;
+        }
+        tokio::time::sleep_until(intended.into()).await;
+        if tx.send((intended, i >= warmup)).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await?);
+    }
+    let elapsed = Duration::from_secs_f64(args.duration).max(
+        measured_from
+            .elapsed()
+            .min(Duration::from_secs_f64(args.duration)),
+    );
+    Ok(summarize(all, errors.load(Ordering::Relaxed), elapsed))
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let body = Bytes::from(
+        std::fs::read(args.root.join("crates/webhook/tests/data/pod-create.json"))
+            .context("review fixture")?,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut rows = Vec::new();
+    println!(
+        "| stack | protocol | loop | reviews/s | p50 ms | p99 ms | p99.9 ms | errors | server peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for stack in &args.stacks {
+        let bare = match stack.as_str() {
+            "inject" => false,
+            "ceiling" => true,
+            other => bail!("--stacks: unknown stack {other:?}; use inject, ceiling"),
+        };
+        let server = start(&args, bare)?;
+        for h2 in [false, true] {
+            for open in [false, true] {
+                let r = runtime.block_on(async {
+                    if open {
+                        open_loop(&args, &server, h2, &body).await
+                    } else {
+                        closed_loop(&args, &server, h2, &body).await
+                    }
+                })?;
+                let proto = if h2 { "HTTP/2" } else { "HTTP/1.1" };
+                let lp = if open {
+                    format!("open {} /s", args.rate)
+                } else {
+                    format!("closed {}", args.connections)
+                };
+                let rss = server.rss_kib("VmHWM:");
+                println!(
+                    "| {stack} | {proto} | {lp} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} MiB |",
+                    r.reviews_per_s,
+                    r.p50,
+                    r.p99,
+                    r.p999,
+                    r.errors,
+                    rss as f64 / 1024.0
+                );
+                rows.push(serde_json::json!({"stack": stack, "protocol": proto, "loop": lp, "reviewsPerSecond": r.reviews_per_s, "p50ms": r.p50, "p99ms": r.p99, "p999ms": r.p999, "errors": r.errors, "count": r.count, "serverPeakRssKiB": rss}));
+            }
+        }
+    }
+    let by = |stack: &str, proto: &str| {
+        rows.iter()
+            .find(|r| {
+                r["stack"] == stack
+                    && r["protocol"] == proto
+                    && r["loop"].as_str().is_some_and(|l| l.starts_with("closed"))
+            })
+            .and_then(|r| r["reviewsPerSecond"].as_f64())
+    };
+    for proto in ["HTTP/1.1", "HTTP/2"] {
+        if let (Some(a), Some(b)) = (by("inject", proto), by("ceiling", proto)) {
+            println!(
+                "{proto}: injection reaches {:.0}% of the ceiling ({a:.0} vs {b:.0} reviews/s)",
+                100.0 * a / b
+            );
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    let _ = Path::new(".");
+    Ok(())
+}
