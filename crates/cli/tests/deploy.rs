@@ -117,29 +117,35 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// A throwaway copy of `deploy/` whose self-managed overlay has the files that
-/// `sidecar-kit certs` would write (dummy PEM: kustomize does not parse them).
+/// A throwaway copy of `deploy/` whose self-managed overlay has its certificates, made
+/// as deploy/README.md says: `sidecar-kit certs --out-dir deploy/overlays/self-managed/tls`.
 struct DeployCopy {
     dir: TempDir,
+    /// What `sidecar-kit certs` printed: the base64 caBundle.
+    bundle: String,
 }
-
-const DUMMY_CA: &str =
-    "-----BEGIN CERTIFICATE-----\nZHVtbXkgQ0EgZm9yIHRlc3Rz\n-----END CERTIFICATE-----\n";
-const DUMMY_CRT: &str =
-    "-----BEGIN CERTIFICATE-----\nZHVtbXkgc2VydmluZyBjZXJ0\n-----END CERTIFICATE-----\n";
-const DUMMY_KEY: &str =
-    "-----BEGIN PRIVATE KEY-----\nZHVtbXkga2V5LCBub3QgYSBrZXk=\n-----END PRIVATE KEY-----\n";
 
 impl DeployCopy {
     fn new() -> DeployCopy {
         let dir = TempDir::new("tree");
         copy_tree(&deploy(), &dir.0.join("deploy"));
-        let tls = dir.0.join("deploy/overlays/self-managed/tls");
-        std::fs::create_dir_all(&tls).unwrap();
-        std::fs::write(tls.join("ca.crt"), DUMMY_CA).unwrap();
-        std::fs::write(tls.join("tls.crt"), DUMMY_CRT).unwrap();
-        std::fs::write(tls.join("tls.key"), DUMMY_KEY).unwrap();
-        DeployCopy { dir }
+        let out = Command::new(env!("CARGO_BIN_EXE_sidecar-kit"))
+            .args(["certs", "--service", "sidecar-kit", "--namespace", NS])
+            .arg("--out-dir")
+            .arg(dir.0.join("deploy/overlays/self-managed/tls"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sidecar-kit certs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bundle = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        DeployCopy { dir, bundle }
+    }
+
+    fn tls_file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path("overlays/self-managed/tls").join(name)).unwrap()
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -279,6 +285,41 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+fn unbase64(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let clean: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    let mut out = Vec::new();
+    for chunk in clean.chunks(4) {
+        let digits: Vec<u8> = chunk.iter().copied().filter(|c| *c != b'=').collect();
+        let n = digits
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, c)| n | value(*c) << (18 - 6 * i));
+        out.extend(n.to_be_bytes()[1..digits.len()].iter());
+    }
+    out
+}
+
+/// The DER of the first PEM block.
+fn pem_der(pem: &str) -> Vec<u8> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    unbase64(&body)
+}
+
 fn without_whitespace(s: &str) -> String {
     s.chars().filter(|c| !c.is_whitespace()).collect()
 }
@@ -288,6 +329,21 @@ fn hours(d: &str) -> u64 {
     d.strip_suffix('h')
         .and_then(|h| h.parse().ok())
         .unwrap_or_else(|| panic!("duration {d} in whole hours"))
+}
+
+#[test]
+fn base64_helpers_round_trip() {
+    for text in [
+        "",
+        "a",
+        "ab",
+        "abc",
+        "abcd",
+        "-----BEGIN CERTIFICATE-----\n",
+    ] {
+        assert_eq!(unbase64(&base64(text.as_bytes())), text.as_bytes());
+    }
+    assert_eq!(base64(b"sidecar-kit"), "c2lkZWNhci1raXQ=");
 }
 
 // === the checks ===
@@ -600,7 +656,7 @@ fn restricted_violations(spec: &Value) -> Vec<String> {
     let pod_sc = &spec["securityContext"];
     for host in ["hostNetwork", "hostPID", "hostIPC"] {
         if spec[host] == true {
-            v.push(format!("{host}"));
+            v.push(host.to_string());
         }
     }
     let allowed_volumes = [
@@ -801,10 +857,10 @@ fn self_managed_overlay_is_consistent() {
     let copy = DeployCopy::new();
     let (_, objs) = build(&copy.path("overlays/self-managed"));
     check_common(&objs, "Ignore");
-    check_self_managed(&objs);
+    check_self_managed(&objs, &copy);
 }
 
-fn check_self_managed(objs: &Objects) {
+fn check_self_managed(objs: &Objects, copy: &DeployCopy) {
     let dep = objs.get("Deployment", "sidecar-kit");
     let mwc = objs.get("MutatingWebhookConfiguration", "sidecar-kit");
     let secret = objs.get("Secret", TLS_SECRET);
@@ -815,22 +871,38 @@ fn check_self_managed(objs: &Objects) {
             .any(|v| v["secret"]["secretName"] == secret["metadata"]["name"]),
         "the Deployment mounts the generated Secret"
     );
-    for (key, content) in [
-        ("ca.crt", DUMMY_CA),
-        ("tls.crt", DUMMY_CRT),
-        ("tls.key", DUMMY_KEY),
-    ] {
+    for key in ["ca.crt", "tls.crt", "tls.key"] {
         assert_eq!(
             without_whitespace(s(&secret["data"], &format!("/{key}"))),
-            base64(content.as_bytes()),
+            base64(copy.tls_file(key).as_bytes()),
             "{key} comes from tls/{key}"
         );
     }
+    let bundle = without_whitespace(s(mwc, "/webhooks/0/clientConfig/caBundle"));
     assert_eq!(
-        without_whitespace(s(mwc, "/webhooks/0/clientConfig/caBundle")),
-        base64(DUMMY_CA.as_bytes()),
-        "caBundle is the CA that `sidecar-kit certs` wrote"
+        bundle,
+        base64(copy.tls_file("ca.crt").as_bytes()),
+        "caBundle is tls/ca.crt"
     );
+    assert_eq!(
+        bundle, copy.bundle,
+        "caBundle is what `sidecar-kit certs` printed"
+    );
+
+    // The serving certificate names the Service: a dNSName in the subjectAltName is the
+    // name's ASCII bytes in the DER.
+    let svc = objs.get("Service", "sidecar-kit");
+    let der = pem_der(&copy.tls_file("tls.crt"));
+    let (name, ns) = (s(svc, "/metadata/name"), s(svc, "/metadata/namespace"));
+    for dns in [
+        format!("{name}.{ns}.svc"),
+        format!("{name}.{ns}.svc.cluster.local"),
+    ] {
+        assert!(
+            der.windows(dns.len()).any(|w| w == dns.as_bytes()),
+            "the certificate of `sidecar-kit certs` names {dns}"
+        );
+    }
     assert!(
         mwc["metadata"]
             .get("annotations")
@@ -857,7 +929,7 @@ fn fail_closed_component_flips_both_policies() {
     check_cert_manager(&objs);
     let (_, objs) = build(&copy.fail_closed("self-managed"));
     check_common(&objs, "Fail");
-    check_self_managed(&objs);
+    check_self_managed(&objs, &copy);
 }
 
 #[test]
@@ -893,8 +965,9 @@ fn dockerfile_matches_the_deployment() {
             "the image has /usr/local/bin/{bin}"
         );
     }
-    // Universal wiring runs `sidecar-shim` by name from the shim image: it is on PATH there.
-    assert!(text.contains("FROM gcr.io/distroless/cc-debian12:nonroot"));
+    // That base has /usr/local/bin on PATH, where universal wiring's install container
+    // finds `sidecar-shim` by name.
+    assert!(text.contains("ARG BASE_IMAGE=gcr.io/distroless/cc-debian12:nonroot"));
     let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
     for entry in ["target", ".git"] {
         assert!(
@@ -1210,7 +1283,10 @@ fn dry_run(yaml: &str, objs: &Objects) {
             String::new()
         };
         let get = format!("GET {prefix}{scope}/{}/{}", r.2, s(o, "/metadata/name"));
-        assert!(requests.contains(&get), "kubectl asked for {get}: {requests:#?}");
+        assert!(
+            requests.contains(&get),
+            "kubectl asked for {get}: {requests:#?}"
+        );
     }
     let writes: Vec<&String> = requests.iter().filter(|r| !r.starts_with("GET ")).collect();
     assert!(
