@@ -674,3 +674,32 @@ fn fixtures_follow_the_contract() {
     }
     assert!(Path::new(kubelet::SHIM).exists());
 }
+
+/// The imitation itself: a native sidecar that keeps crashing (no shim around it) is
+/// restarted at once the first time, then after the crash-loop back-off (10 s, 20 s, ...
+/// scaled). This back-off is why the shim supervises the sidecar instead of exiting with it.
+#[test]
+fn imitation_backs_off_a_crashing_native_sidecar() {
+    let mut spec = PodSpec::fixture("universal-pod.json");
+    let agent = spec.container_mut("agent");
+    agent.command = vec!["/bin/sh".into(), "-c".into(), "exit 1".into()];
+    agent.startup_probe = None;
+    let mut opts = Options::new(NodeKind::Capable);
+    opts.scale = 0.05; // back-off 0.5 s, then 1 s
+    let pod = Pod::start(spec, opts).unwrap();
+    let snap = pod.wait_until("four runs", T, |s| s.get("agent").runs >= 4);
+    let starts = &snap.get("agent").starts;
+    let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps[0] < Duration::from_millis(300),
+        "first restart at once: {gaps:?}"
+    );
+    assert!(
+        gaps[1] >= Duration::from_millis(500) && gaps[1] < Duration::from_millis(900),
+        "{gaps:?}"
+    );
+    assert!(
+        gaps[2] >= Duration::from_millis(1000) && gaps[2] < Duration::from_millis(1500),
+        "{gaps:?}"
+    );
+}
