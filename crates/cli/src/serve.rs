@@ -77,13 +77,17 @@ pub struct ServeArgs {
     /// Time allowed for a TLS handshake and for reading and answering one request, in seconds.
     #[arg(long, env = "SIDECAR_KIT_REQUEST_TIMEOUT", default_value_t = 10.0)]
     pub request_timeout: f64,
+    /// Memory for cached answers to repeated pods (a Deployment scaling up), in MiB; 0 disables.
+    #[arg(long, env = "SIDECAR_KIT_REVIEW_CACHE_MIB", default_value_t = 4)]
+    pub review_cache_mib: usize,
     /// Benchmark only: answer every review with a bare `allowed` (the ceiling of the stack).
     #[arg(long, hide = true)]
     pub benchmark_bare_allow: bool,
     /// Log format.
     #[arg(long, env = "SIDECAR_KIT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
-    /// Log filter (error, warn, info, debug, or tracing directives).
+    /// Log filter (error, warn, info, debug, or tracing directives; `info,review=warn` keeps
+    /// one line per review out).
     #[arg(long, env = "SIDECAR_KIT_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
 }
@@ -97,12 +101,20 @@ fn seconds(v: f64, flag: &str) -> Result<Duration, CliError> {
     Ok(Duration::from_secs_f64(v))
 }
 
-fn init_logs(format: LogFormat, level: &str) -> Result<(), CliError> {
+/// Logs go to stderr through a background writer, so a review never waits on a write(2);
+/// the guard flushes what is queued when serve returns.
+fn init_logs(
+    format: LogFormat,
+    level: &str,
+) -> Result<tracing_appender::non_blocking::WorkerGuard, CliError> {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .map_err(|e| CliError::input(format!("--log-level {level:?}: {e}")))?;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false);
     let _ = match format {
         LogFormat::Json => builder
@@ -112,11 +124,11 @@ fn init_logs(format: LogFormat, level: &str) -> Result<(), CliError> {
             .try_init(),
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
-    Ok(())
+    Ok(guard)
 }
 
 pub fn serve(a: ServeArgs) -> Result<(), CliError> {
-    init_logs(a.log_format, &a.log_level)?;
+    let _log_guard = init_logs(a.log_format, &a.log_level)?;
     if !a.profiles.is_dir() {
         return Err(CliError::input(format!(
             "--profiles {}: not a directory; give the directory of SidecarProfile files (a mounted ConfigMap)",
@@ -146,6 +158,7 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
         shutdown_timeout: seconds(a.shutdown_timeout, "--shutdown-timeout")?,
         request_timeout: seconds(a.request_timeout, "--request-timeout")?,
         bare_allow: a.benchmark_bare_allow,
+        review_cache_bytes: a.review_cache_mib.min(1024) * 1024 * 1024,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

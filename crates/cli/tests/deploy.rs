@@ -34,6 +34,8 @@ const ALLOWED_ENV: &[&str] = &[
     "SIDECAR_KIT_SHIM_IMAGE",
     "SIDECAR_KIT_LOG_FORMAT",
     "POD_NAMESPACE",
+    // The allocator's setting, not a flag twin.
+    "MIMALLOC_PURGE_DELAY",
 ];
 
 const STANDARD_LABELS: &[&str] = &[

@@ -38,7 +38,11 @@ fn profiles() -> ProfileSet {
                               "env": [{"name": "LOG_DIR", "value": "/var/log/app"}]}
         }
     });
-    ProfileSet::new(vec![Profile::from_value(&p, "bench").expect("valid profile")], None).expect("valid set")
+    ProfileSet::new(
+        vec![Profile::from_value(&p, "bench").expect("valid profile")],
+        None,
+    )
+    .expect("valid set")
 }
 
 /// The pod the example Deployment creates, as the API server sends it to a webhook.
@@ -85,7 +89,9 @@ fn sized_pod(containers: usize, env_per: usize, managed_kb: usize) -> Vec<u8> {
     let entry = json!({"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1", "time": "2026-11-25T10:00:00Z",
                        "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:env": {"k:{\"name\":\"VAR\"}": {".": {}, "f:name": {}, "f:value": {}}}, "f:image": {}, "f:name": {}}}}}});
     let entry_len = entry.to_string().len();
-    let managed: Vec<Value> = (0..(managed_kb * 1024 / entry_len).max(1)).map(|_| entry.clone()).collect();
+    let managed: Vec<Value> = (0..(managed_kb * 1024 / entry_len).max(1))
+        .map(|_| entry.clone())
+        .collect();
     serde_json::to_vec(&json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "big", "namespace": "shop", "labels": {"logging": "shipped"}, "managedFields": managed},
@@ -102,28 +108,47 @@ fn run(body: &[u8], set: &ProfileSet, opts: &Options) -> Vec<u8> {
 
 fn bench(c: &mut Criterion) {
     let set = profiles();
-    let native = Options { mode_override: Some(Mode::Native), ..Options::default() };
-    let universal = Options { mode_override: Some(Mode::Universal), ..Options::default() };
+    let native = Options {
+        mode_override: Some(Mode::Native),
+        ..Options::default()
+    };
+    let universal = Options {
+        mode_override: Some(Mode::Universal),
+        ..Options::default()
+    };
 
     let typical = typical_pod();
-    assert!(run(&typical, &set, &native).len() > 100, "the typical pod is injected");
+    assert!(
+        run(&typical, &set, &native).len() > 100,
+        "the typical pod is injected"
+    );
     let mut g = c.benchmark_group("typical");
     g.throughput(Throughput::Bytes(typical.len() as u64));
-    g.bench_function("native", |b| b.iter(|| run(black_box(&typical), &set, &native)));
-    g.bench_function("universal", |b| b.iter(|| run(black_box(&typical), &set, &universal)));
+    g.bench_function("native", |b| {
+        b.iter(|| run(black_box(&typical), &set, &native))
+    });
+    g.bench_function("universal", |b| {
+        b.iter(|| run(black_box(&typical), &set, &universal))
+    });
     g.finish();
 
     let huge = sized_pod(50, 30, 300);
     let mut g = c.benchmark_group("huge");
     g.throughput(Throughput::Bytes(huge.len() as u64));
-    g.bench_function("native", |b| b.iter(|| run(black_box(&huge), &set, &native)));
+    g.bench_function("native", |b| {
+        b.iter(|| run(black_box(&huge), &set, &native))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("scale");
     for n in [1usize, 10, 100] {
         let pod = sized_pod(n, 15, 3 * n);
         g.throughput(Throughput::Bytes(pod.len() as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(format!("{n}x-{}KB", pod.len() / 1024)), &pod, |b, p| b.iter(|| run(black_box(p), &set, &native)));
+        g.bench_with_input(
+            BenchmarkId::from_parameter(format!("{n}x-{}KB", pod.len() / 1024)),
+            &pod,
+            |b, p| b.iter(|| run(black_box(p), &set, &native)),
+        );
     }
     g.finish();
 }

@@ -179,6 +179,11 @@ pub trait Facts {
     fn namespace_labels(&self, namespace: &str) -> Option<Arc<BTreeMap<String, String>>>;
     /// The nodes the pod could land on, by class.
     fn candidates(&self, scheduling: &Scheduling) -> CandidateSummary;
+    /// Changes whenever any fact that can change a decision changes, so that callers may
+    /// cache decisions per generation. Constant facts keep the default.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 /// Facts from a file, or no facts at all.

@@ -492,9 +492,9 @@ fn validate_container(
         match env.as_array() {
             Some(list) => {
                 for (i, e) in list.iter().enumerate() {
-                    if e
-                        .get("name")
-                        .and_then(Value::as_str).is_none_or(|s| s.is_empty())
+                    if e.get("name")
+                        .and_then(Value::as_str)
+                        .is_none_or(|s| s.is_empty())
                     {
                         errs.push(FieldError::new(
                             format!("{field}.env[{i}].name"),

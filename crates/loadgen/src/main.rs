@@ -51,6 +51,13 @@ struct Args {
     /// Runs: which stacks to measure.
     #[arg(long, value_delimiter = ',', default_value = "inject,ceiling")]
     stacks: Vec<String>,
+    /// Distinct pods to cycle through: 1 is a pod storm from one template (the server's cache
+    /// of repeated pods answers); thousands force every review to be planned.
+    #[arg(long, default_value_t = 1)]
+    distinct_pods: usize,
+    /// Extra arguments for `sidecar-kit serve` (e.g. `--server-arg=--log-level=warn`). Repeatable.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
     /// Print the results as JSON too.
     #[arg(long)]
     json: bool,
@@ -115,11 +122,14 @@ fn start(args: &Args, bare: bool) -> Result<Server> {
     .arg(dir.join("tls/tls.crt"))
     .arg("--tls-key")
     .arg(dir.join("tls/tls.key"))
+    // As the Deployment sets it (deploy/base/deployment.yaml).
+    .env("MIMALLOC_PURGE_DELAY", "0")
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
     if bare {
         cmd.arg("--benchmark-bare-allow");
     }
+    cmd.args(&args.server_args);
     let mut child = cmd.spawn().context("starting the server")?;
     let stderr = child.stderr.take().context("server stderr")?;
     let mut lines = BufReader::new(stderr).lines();
@@ -221,6 +231,20 @@ fn memchr(needle: &[u8], hay: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// The review bodies, handed out in turn.
+#[derive(Clone)]
+struct Bodies {
+    all: Arc<Vec<Bytes>>,
+    next: Arc<AtomicU64>,
+}
+
+impl Bodies {
+    fn next(&self) -> Bytes {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.all.len();
+        self.all[i].clone()
+    }
+}
+
 struct RunResult {
     reviews_per_s: f64,
     p50: f64,
@@ -265,7 +289,7 @@ async fn senders(args: &Args, server: &Server, h2: bool) -> Result<Vec<Sender>> 
 }
 
 /// N requests in flight, each sent as soon as the previous one of its slot is answered.
-async fn closed_loop(args: &Args, server: &Server, h2: bool, body: &Bytes) -> Result<RunResult> {
+async fn closed_loop(args: &Args, server: &Server, h2: bool, body: &Bodies) -> Result<RunResult> {
     let senders = senders(args, server, h2).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let recording = Arc::new(AtomicBool::new(false));
@@ -283,7 +307,7 @@ async fn closed_loop(args: &Args, server: &Server, h2: bool, body: &Bytes) -> Re
             let mut lat = Vec::with_capacity(200_000);
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                let ok = send(&s, &body).await;
+                let ok = send(&s, &body.next()).await;
                 if recording.load(Ordering::Relaxed) {
                     if ok {
                         lat.push(t.elapsed().as_micros() as u32);
@@ -310,7 +334,7 @@ async fn closed_loop(args: &Args, server: &Server, h2: bool, body: &Bytes) -> Re
 }
 
 /// A fixed offered rate; latency counts from the intended send time.
-async fn open_loop(args: &Args, server: &Server, h2: bool, body: &Bytes) -> Result<RunResult> {
+async fn open_loop(args: &Args, server: &Server, h2: bool, body: &Bodies) -> Result<RunResult> {
     let senders = senders(args, server, h2).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<(Instant, bool)>(1_000_000);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -324,7 +348,7 @@ async fn open_loop(args: &Args, server: &Server, h2: bool, body: &Bytes) -> Resu
             loop {
                 let job = rx.lock().await.recv().await;
                 let Some((intended, record)) = job else { break };
-                let ok = send(&s, &body).await;
+                let ok = send(&s, &body.next()).await;
                 if record {
                     if ok {
                         lat.push(intended.elapsed().as_micros() as u32);
@@ -366,10 +390,31 @@ async fn open_loop(args: &Args, server: &Server, h2: bool, body: &Bytes) -> Resu
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let body = Bytes::from(
-        std::fs::read(args.root.join("crates/webhook/tests/data/pod-create.json"))
-            .context("review fixture")?,
+    let fixture =
+        std::fs::read_to_string(args.root.join("crates/webhook/tests/data/pod-create.json"))
+            .context("review fixture")?;
+    anyhow::ensure!(
+        fixture.contains("\"pod-template-hash\": \"7d9c6b5f4\""),
+        "the fixture's pod-template-hash label is where distinct pods vary"
     );
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
+        (0..args.distinct_pods.max(1))
+            .map(|i| {
+                Bytes::from(if i == 0 {
+                    fixture.clone()
+                } else {
+                    fixture.replace(
+                        "\"pod-template-hash\": \"7d9c6b5f4\"",
+                        &format!("\"pod-template-hash\": \"{i:09}\""),
+                    )
+                })
+            })
+            .collect(),
+    );
+    let body = Bodies {
+        all: bodies,
+        next: Arc::new(AtomicU64::new(0)),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

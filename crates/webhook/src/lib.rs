@@ -6,6 +6,7 @@
 //! the serving certificate are reloaded from their files while serving; a broken file keeps
 //! the last good one in force.
 
+pub mod cache;
 pub mod certs;
 pub mod metrics;
 pub mod review;
@@ -28,6 +29,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+/// Default memory for cached answers.
+pub const DEFAULT_REVIEW_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Request bodies larger than this get 413 (contract: 6 MiB).
 pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
@@ -57,6 +61,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Benchmark ceiling: answer every review with a bare `allowed`, skipping the engine.
     pub bare_allow: bool,
+    /// Bytes of memory for cached answers to repeated pods (0 disables the cache).
+    pub review_cache_bytes: usize,
 }
 
 impl Config {
@@ -80,6 +86,9 @@ pub struct AppState {
     pub metrics: Metrics,
     pub health: Health,
     pub in_flight: AtomicUsize,
+    pub cache: cache::Cache<review::Cached>,
+    /// Bumped on every profile set swap, so cached answers of the old set miss.
+    pub profiles_generation: std::sync::atomic::AtomicU64,
 }
 
 /// What `/readyz` reports.
@@ -147,11 +156,22 @@ impl AppState {
             metrics,
             health: Health::default(),
             in_flight: AtomicUsize::new(0),
+            cache: cache::Cache::new(DEFAULT_REVIEW_CACHE_BYTES),
+            profiles_generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     pub fn profiles(&self) -> Arc<ProfileSet> {
         self.profiles.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Swaps in a new profile set.
+    pub fn set_profiles(&self, set: ProfileSet) {
+        self.metrics.profiles_loaded.set(set.len() as i64);
+        if let Ok(mut p) = self.profiles.write() {
+            *p = Arc::new(set);
+            self.profiles_generation.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -272,11 +292,16 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
         }
     };
     let profiles = state.profiles();
+    let generations = (
+        state.profiles_generation.load(Ordering::SeqCst),
+        state.facts.generation(),
+    );
     let ctx = ReviewContext {
         profiles: &profiles,
         facts: state.facts.as_ref(),
         options: &state.options,
         failure: state.failure,
+        cache: Some((&state.cache, generations)),
     };
     match review::review(&bytes, &ctx) {
         Ok(r) => {
@@ -288,6 +313,13 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
                 .map(|(_, m)| m.as_str())
                 .unwrap_or("none");
             state.metrics.review(r.result.as_str(), mode);
+            state
+                .metrics
+                .review_cache
+                .get_or_create(&metrics::ResultLabel {
+                    result: if r.cached { "hit" } else { "miss" }.into(),
+                })
+                .inc();
             if let Some(code) = r.skip {
                 state
                     .metrics
@@ -305,12 +337,13 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
                 .join(",");
             match r.result {
                 review::Result_::Passed | review::Result_::Unchanged => {
-                    tracing::debug!(uid = %r.uid, namespace = %r.namespace, operation = %r.operation, result = r.result.as_str(), reason = %r.reason, "review")
+                    tracing::debug!(target: "review", uid = %r.uid, namespace = %r.namespace, operation = %r.operation, result = r.result.as_str(), reason = %r.reason, "review")
                 }
                 review::Result_::ErrorAllowed | review::Result_::ErrorDenied => {
-                    tracing::error!(uid = %r.uid, namespace = %r.namespace, name = %r.name, dry_run = r.dry_run, result = r.result.as_str(), reason = %r.reason, "review failed")
+                    tracing::error!(target: "review", uid = %r.uid, namespace = %r.namespace, name = %r.name, dry_run = r.dry_run, result = r.result.as_str(), reason = %r.reason, "review failed")
                 }
                 _ => tracing::info!(
+                    target: "review",
                     uid = %r.uid, namespace = %r.namespace, name = %r.name, dry_run = r.dry_run, result = r.result.as_str(),
                     injections = %injections, skip = r.skip.map(|s| s.as_str()).unwrap_or(""), reason = %r.reason,
                     warnings = r.warnings.len(), micros = elapsed.as_micros() as u64, "review"

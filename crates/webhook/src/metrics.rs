@@ -33,6 +33,7 @@ pub struct Metrics {
     pub profile_reloads: Family<ResultLabel, Counter>,
     pub certificate_reloads: Family<ResultLabel, Counter>,
     pub profiles_loaded: Gauge,
+    pub review_cache: Family<ResultLabel, Counter>,
     pub ready: Gauge,
     pub facts_synced: Gauge,
 }
@@ -77,6 +78,12 @@ impl Metrics {
             "Serving certificate reloads, by result (success, failure)",
             certificate_reloads.clone(),
         );
+        let review_cache = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "review_cache_lookups",
+            "Pod CREATE reviews answered from the cache of repeated pods (hit) or planned (miss)",
+            review_cache.clone(),
+        );
         let profiles_loaded = Gauge::default();
         registry.register(
             "profiles_loaded",
@@ -99,6 +106,7 @@ impl Metrics {
             profile_reloads,
             certificate_reloads,
             profiles_loaded,
+            review_cache,
             ready,
             facts_synced,
         }

@@ -1,6 +1,7 @@
 //! AdmissionReview in, AdmissionReview out. This only adapts: every decision is the core
 //! engine's, so the webhook and `sidecar-kit inject` always agree.
 
+use crate::cache::{self, Cache};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -153,6 +154,8 @@ pub struct Reviewed {
     pub reason: String,
     pub skip: Option<SkipCode>,
     pub warnings: Vec<String>,
+    /// Answered from the cache.
+    pub cached: bool,
 }
 
 /// Everything a review needs besides the request.
@@ -161,6 +164,29 @@ pub struct ReviewContext<'a> {
     pub facts: &'a dyn Facts,
     pub options: &'a Options,
     pub failure: FailureMode,
+    /// Answers to pods seen before, and the (profile set, facts) generations they hold for.
+    pub cache: Option<(&'a Cache<Cached>, (u64, u64))>,
+}
+
+/// A review answer as the cache keeps it: everything but the request's uid.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    patch: Option<String>,
+    warnings: Vec<String>,
+    audit: BTreeMap<&'static str, String>,
+    result: Result_,
+    injections: Vec<(String, Mode)>,
+    reason: String,
+    skip: Option<SkipCode>,
+}
+
+impl Cached {
+    fn size(&self) -> usize {
+        self.patch.as_ref().map_or(0, String::len)
+            + self.reason.len()
+            + self.warnings.iter().map(String::len).sum::<usize>()
+            + 256
+    }
 }
 
 const MAX_WARNING: usize = 240;
@@ -211,6 +237,7 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
         reason: String::new(),
         skip: None,
         warnings: Vec::new(),
+        cached: false,
     };
     let is_pod = req.kind.group.is_empty()
         && req.kind.kind == "Pod"
@@ -238,48 +265,83 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
         }
         (true, _, None) => return Err(BadReview("pod CREATE review has no object".into())),
         (true, _, Some(object)) => {
-            let mut options = ctx.options.clone();
-            if !out.namespace.is_empty() {
-                options.namespace = Some(out.namespace.clone());
-            }
-            let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                engine::inject(object.get(), ctx.profiles, ctx.facts, &options)
-            }));
-            let failure = match planned {
-                Ok(Ok(outcome)) => {
-                    record(&mut out, &mut response, &outcome);
-                    if !outcome.patch.is_empty() {
-                        response.patch_type = Some("JSONPatch");
-                        response.patch = Some(
-                            base64::engine::general_purpose::STANDARD
-                                .encode(patch::to_json(&outcome.patch)),
-                        );
-                    }
-                    None
-                }
-                Ok(Err(e)) => Some(format!("cannot read the pod: {e}")),
-                Err(_) => Some("internal error in the injection engine".to_string()),
+            let key = ctx
+                .cache
+                .filter(|(c, _)| c.enabled())
+                .and_then(|(_, g)| cache::key(object.get(), &out.namespace, g));
+            let hit = match (&key, ctx.cache) {
+                (Some(k), Some((c, _))) => c.get(k),
+                _ => None,
             };
-            if let Some(msg) = failure {
-                out.reason = msg.clone();
-                match ctx.failure {
-                    FailureMode::Allow => {
-                        out.result = Result_::ErrorAllowed;
-                        response.warnings.push(warning(&format!(
-                            "{msg}; the pod is admitted without sidecar injection"
-                        )));
-                        response.audit_annotations.insert("error", msg);
+            if let Some(hit) = hit {
+                out.cached = true;
+                out.result = hit.result;
+                out.injections.clone_from(&hit.injections);
+                out.reason.clone_from(&hit.reason);
+                out.skip = hit.skip;
+                response.warnings.clone_from(&hit.warnings);
+                response.audit_annotations.clone_from(&hit.audit);
+                if let Some(p) = &hit.patch {
+                    response.patch_type = Some("JSONPatch");
+                    response.patch = Some(p.clone());
+                }
+            } else {
+                let mut options = ctx.options.clone();
+                if !out.namespace.is_empty() {
+                    options.namespace = Some(out.namespace.clone());
+                }
+                let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    engine::inject(object.get(), ctx.profiles, ctx.facts, &options)
+                }));
+                let failure = match planned {
+                    Ok(Ok(outcome)) => {
+                        record(&mut out, &mut response, &outcome);
+                        if !outcome.patch.is_empty() {
+                            response.patch_type = Some("JSONPatch");
+                            response.patch = Some(
+                                base64::engine::general_purpose::STANDARD
+                                    .encode(patch::to_json(&outcome.patch)),
+                            );
+                        }
+                        if let (Some(k), Some((c, _))) = (key, ctx.cache) {
+                            let answer = Cached {
+                                patch: response.patch.clone(),
+                                warnings: response.warnings.clone(),
+                                audit: response.audit_annotations.clone(),
+                                result: out.result,
+                                injections: out.injections.clone(),
+                                reason: out.reason.clone(),
+                                skip: out.skip,
+                            };
+                            let size = answer.size();
+                            c.insert(k, answer, size);
+                        }
+                        None
                     }
-                    FailureMode::Deny => {
-                        out.result = Result_::ErrorDenied;
-                        response.allowed = false;
-                        response.status = Some(StatusOut {
-                            code: 500,
-                            reason: "InternalError",
-                            message: format!(
-                                "sidecar-kit could not inject this pod: {msg}; the webhook is configured to deny in that case (failure mode deny)"
-                            ),
-                        });
+                    Ok(Err(e)) => Some(format!("cannot read the pod: {e}")),
+                    Err(_) => Some("internal error in the injection engine".to_string()),
+                };
+                if let Some(msg) = failure {
+                    out.reason = msg.clone();
+                    match ctx.failure {
+                        FailureMode::Allow => {
+                            out.result = Result_::ErrorAllowed;
+                            response.warnings.push(warning(&format!(
+                                "{msg}; the pod is admitted without sidecar injection"
+                            )));
+                            response.audit_annotations.insert("error", msg);
+                        }
+                        FailureMode::Deny => {
+                            out.result = Result_::ErrorDenied;
+                            response.allowed = false;
+                            response.status = Some(StatusOut {
+                                code: 500,
+                                reason: "InternalError",
+                                message: format!(
+                                    "sidecar-kit could not inject this pod: {msg}; the webhook is configured to deny in that case (failure mode deny)"
+                                ),
+                            });
+                        }
                     }
                 }
             }

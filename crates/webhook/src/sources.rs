@@ -96,10 +96,7 @@ impl ProfileWatcher {
         match self.load(files) {
             Ok(set) => {
                 let names: Vec<String> = set.iter().map(|p| p.name.clone()).collect();
-                state.metrics.profiles_loaded.set(set.len() as i64);
-                if let Ok(mut p) = state.profiles.write() {
-                    *p = Arc::new(set);
-                }
+                state.set_profiles(set);
                 state
                     .metrics
                     .profile_reloads

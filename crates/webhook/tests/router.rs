@@ -52,6 +52,7 @@ fn excluded(own: &str) -> Vec<String> {
         shutdown_timeout: std::time::Duration::from_secs(1),
         request_timeout: std::time::Duration::from_secs(1),
         bare_allow: false,
+        review_cache_bytes: 1 << 20,
     }
     .excluded_namespaces()
 }
@@ -430,4 +431,45 @@ fn facts_trait_is_object_safe_for_the_state() {
         f.availability(),
         sidecar_kit_core::facts::Availability::Absent
     ));
+}
+
+#[tokio::test]
+async fn repeated_pods_are_answered_from_the_cache_until_profiles_change() {
+    let st = state(FailureMode::Allow);
+    let r = fixture();
+    let first = review(st.clone(), &r).await;
+    let mut second_req = r.clone();
+    second_req["request"]["uid"] = json!("another-uid");
+    second_req["request"]["object"]["metadata"]["managedFields"][0]["time"] =
+        json!("2026-11-25T10:00:01Z");
+    let second = review(st.clone(), &second_req).await;
+    assert_eq!(
+        second["uid"], "another-uid",
+        "a cached answer carries the new request's uid"
+    );
+    assert_eq!(first["patch"], second["patch"]);
+    assert_eq!(first["auditAnnotations"], second["auditAnnotations"]);
+    assert!(
+        st.metrics
+            .encode()
+            .contains("sidecar_kit_review_cache_lookups_total{result=\"hit\"} 1")
+    );
+
+    // A different pod misses.
+    let other = with_annotation(fixture(), "sidecar-kit.io/mode", "native");
+    let resp = review(st.clone(), &other).await;
+    assert_ne!(resp["patch"], first["patch"]);
+
+    // A profile reload misses: the new set decides.
+    st.set_profiles(ProfileSet::default());
+    let after = review(st.clone(), &r).await;
+    assert!(
+        after.get("patch").is_none(),
+        "no profiles loaded now: nothing injected, not the cached patch"
+    );
+    assert!(
+        st.metrics
+            .encode()
+            .contains("sidecar_kit_review_cache_lookups_total{result=\"miss\"} 3")
+    );
 }

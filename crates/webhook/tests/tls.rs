@@ -76,6 +76,7 @@ async fn start(
         shutdown_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
         bare_allow: false,
+        review_cache_bytes: 1 << 20,
     };
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -1,0 +1,228 @@
+//! A bounded cache of review answers. Pods created from one template (a Deployment scaling
+//! up, a Job's completions) carry the same labels, annotations and spec, and the engine's
+//! answer depends on nothing else of the object: the cache serves those repeats without
+//! planning again. The key holds the exact bytes the answer depends on (compared in full on
+//! a hit, so a hash collision cannot serve a wrong answer) and the generations of the
+//! profile set and the cluster facts, so a reload or a fact change misses.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+#[derive(Deserialize)]
+struct ObjectHead<'a> {
+    #[serde(borrow, default)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "apiVersion")]
+    api_version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    metadata: Option<MetaHead<'a>>,
+    #[serde(borrow, default)]
+    spec: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct MetaHead<'a> {
+    #[serde(borrow, default)]
+    labels: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    annotations: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    namespace: Option<&'a RawValue>,
+}
+
+/// The bytes an answer depends on, or `None` when the object cannot be read (no caching).
+pub fn key(object: &str, request_namespace: &str, generations: (u64, u64)) -> Option<Vec<u8>> {
+    // serde would also read the struct from an array: only objects are pods.
+    if !object.trim_start().starts_with('{') {
+        return None;
+    }
+    let head: ObjectHead<'_> = serde_json::from_str(object).ok()?;
+    let mut k = Vec::with_capacity(object.len() / 2 + 64);
+    k.extend_from_slice(&generations.0.to_le_bytes());
+    k.extend_from_slice(&generations.1.to_le_bytes());
+    let mut part = |p: Option<&str>| {
+        match p {
+            Some(s) => {
+                k.extend_from_slice(&(s.len() as u64 + 1).to_le_bytes());
+                k.extend_from_slice(s.as_bytes());
+            }
+            None => k.extend_from_slice(&0u64.to_le_bytes()),
+        };
+    };
+    part(Some(request_namespace));
+    part(head.kind.map(RawValue::get));
+    part(head.api_version.map(RawValue::get));
+    part(head.metadata.as_ref().map(|_| ""));
+    let meta = head.metadata.as_ref();
+    part(meta.and_then(|m| m.labels).map(RawValue::get));
+    part(meta.and_then(|m| m.annotations).map(RawValue::get));
+    part(meta.and_then(|m| m.namespace).map(RawValue::get));
+    part(head.spec.map(RawValue::get));
+    Some(k)
+}
+
+/// A map from key bytes to answers, bounded in bytes; the oldest entry goes first.
+pub struct Cache<V> {
+    /// Budget in bytes (keys plus the sizes given at insert); 0 disables the cache.
+    capacity: usize,
+    inner: Mutex<Inner<V>>,
+}
+
+/// Entries under one hash: (key bytes, answer, cost in bytes).
+type Bucket<V> = Vec<(Vec<u8>, Arc<V>, usize)>;
+
+struct Inner<V> {
+    map: HashMap<u64, Bucket<V>>,
+    order: VecDeque<u64>,
+    len: usize,
+    bytes: usize,
+}
+
+fn hash(k: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    k.hash(&mut h);
+    h.finish()
+}
+
+impl<V> Cache<V> {
+    pub fn new(capacity: usize) -> Self {
+        Cache {
+            capacity,
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+                len: 0,
+                bytes: 0,
+            }),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
+    pub fn get(&self, k: &[u8]) -> Option<Arc<V>> {
+        let h = hash(k);
+        let inner = self.inner.lock().ok()?;
+        inner
+            .map
+            .get(&h)?
+            .iter()
+            .find(|(key, _, _)| key == k)
+            .map(|(_, v, _)| v.clone())
+    }
+
+    /// Stores an answer of `size` bytes; entries over an eighth of the budget are not kept.
+    pub fn insert(&self, k: Vec<u8>, v: V, size: usize) {
+        let cost = k.len() + size;
+        if self.capacity == 0 || cost > self.capacity / 8 {
+            return;
+        }
+        let h = hash(&k);
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        if inner
+            .map
+            .get(&h)
+            .is_some_and(|b| b.iter().any(|(key, _, _)| *key == k))
+        {
+            return;
+        }
+        while inner.bytes + cost > self.capacity {
+            let Some(old) = inner.order.pop_front() else {
+                break;
+            };
+            let mut freed = 0;
+            if let Some(bucket) = inner.map.get_mut(&old)
+                && !bucket.is_empty()
+            {
+                freed = bucket.remove(0).2;
+            }
+            if inner.map.get(&old).is_some_and(Vec::is_empty) {
+                inner.map.remove(&old);
+            }
+            inner.len -= usize::from(freed > 0);
+            inner.bytes -= freed;
+        }
+        inner.map.entry(h).or_default().push((k, Arc::new(v), cost));
+        inner.order.push_back(h);
+        inner.len += 1;
+        inner.bytes += cost;
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|i| i.len).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_depends_on_what_the_answer_depends_on() {
+        let a = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"generateName":"web-","labels":{"app":"web"},"managedFields":[{"time":"1"}]},"spec":{"containers":[]}}"#;
+        let same = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"generateName":"web-","labels":{"app":"web"},"managedFields":[{"time":"2"}]},"spec":{"containers":[]}}"#;
+        let other_label = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"labels":{"app":"api"}},"spec":{"containers":[]}}"#;
+        let other_spec = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"x"}]}}"#;
+        let k = |o: &str, ns: &str, g: (u64, u64)| key(o, ns, g).unwrap();
+        assert_eq!(
+            k(a, "shop", (1, 0)),
+            k(same, "shop", (1, 0)),
+            "managedFields and names do not matter"
+        );
+        assert_ne!(k(a, "shop", (1, 0)), k(a, "other", (1, 0)));
+        assert_ne!(
+            k(a, "shop", (1, 0)),
+            k(a, "shop", (2, 0)),
+            "a profile reload misses"
+        );
+        assert_ne!(
+            k(a, "shop", (1, 0)),
+            k(a, "shop", (1, 1)),
+            "a facts change misses"
+        );
+        assert_ne!(k(a, "shop", (1, 0)), k(other_label, "shop", (1, 0)));
+        assert_ne!(
+            k(other_label, "shop", (1, 0)),
+            k(other_spec, "shop", (1, 0))
+        );
+        assert!(key("[1]", "", (0, 0)).is_none());
+    }
+
+    #[test]
+    fn bounded_and_exact() {
+        let c = Cache::new(80);
+        c.insert(b"a".to_vec(), 1, 9);
+        c.insert(b"b".to_vec(), 2, 9);
+        c.insert(b"big".to_vec(), 9, 20);
+        assert_eq!(
+            c.len(),
+            2,
+            "an entry over an eighth of the budget is not kept"
+        );
+        for (i, k) in [b"c", b"d", b"e", b"f", b"g", b"h", b"i"]
+            .into_iter()
+            .enumerate()
+        {
+            c.insert(k.to_vec(), 3 + i, 9);
+        }
+        assert_eq!(c.len(), 8, "80 bytes hold eight entries of 10");
+        assert!(c.get(b"a").is_none(), "the oldest went first");
+        assert_eq!(*c.get(b"i").unwrap(), 9);
+        assert!(c.get(b"never").is_none());
+        assert!(c.get(b"i").is_some());
+        let off = Cache::<u8>::new(0);
+        off.insert(b"a".to_vec(), 1, 1);
+        assert!(off.get(b"a").is_none());
+    }
+}
