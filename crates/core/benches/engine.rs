@@ -7,6 +7,8 @@
 //! - `huge`: 50 containers, 1,500 env vars, ~300 KB of managedFields.
 //! - `scale/N`: the same pod shape at 1×, 10× and 100× size, to show the cost is linear.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use sidecar_kit_core::engine::{self, Options};
