@@ -7,10 +7,13 @@
 //! - an open loop at a fixed offered rate, with latency measured from each request's
 //!   *intended* send time, so a stalled server cannot hide its queue (no coordinated
 //!   omission).
+//!
 //! It reports reviews/s, p50/p99/p99.9 latency, errors and the server's peak RSS.
 //!
-//!     cargo build --release -p sidecar-kit -p sidecar-kit-loadgen
-//!     target/release/sidecar-kit-loadgen --server target/release/sidecar-kit
+//! ```text
+//! cargo build --release -p sidecar-kit -p sidecar-kit-loadgen
+//! target/release/sidecar-kit-loadgen --server target/release/sidecar-kit
+//! ```
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
