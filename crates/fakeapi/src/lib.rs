@@ -244,6 +244,9 @@ pub(crate) struct Knobs {
     pub(crate) drop_watches_after: Option<usize>,
 }
 
+/// (size, kubelet minor, SidecarContainers line) of a generated kubelet exposition.
+pub(crate) type KubeletKey = (usize, u32, Option<GateLine>);
+
 pub(crate) struct Shared {
     pub(crate) store: Mutex<Inner>,
     pub(crate) knobs: RwLock<Knobs>,
@@ -252,7 +255,7 @@ pub(crate) struct Shared {
     pub(crate) shutdown_tx: signal::Sender<bool>,
     pub(crate) addr: SocketAddr,
     /// Generated kubelet expositions by (size, version minor, gate line).
-    pub(crate) kubelet_cache: Mutex<HashMap<(usize, u32, Option<GateLine>), Bytes>>,
+    pub(crate) kubelet_cache: Mutex<HashMap<KubeletKey, Bytes>>,
 }
 
 impl Shared {

@@ -555,40 +555,6 @@ pub(crate) fn api_resource_list(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crd_becomes_resource() {
-        let defs = ResourceDef::from_crd(&sidecar_profile_crd());
-        assert_eq!(defs.len(), 1);
-        let d = &defs[0];
-        assert_eq!(d.api_version(), "sidecar-kit.io/v1alpha1");
-        assert!(!d.namespaced);
-        assert!(d.status_subresource);
-        assert_eq!(d.qualified(), "sidecarprofiles.sidecar-kit.io");
-    }
-
-    #[test]
-    fn discovery_documents() {
-        let all = builtin();
-        let refs: Vec<&ResourceDef> = all.iter().collect();
-        let core = api_resource_list(&refs, "", "v1").unwrap();
-        let names: Vec<&str> = core["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap())
-            .collect();
-        assert!(names.contains(&"nodes/proxy"));
-        assert!(names.contains(&"pods/status"));
-        let groups = api_group_list(&refs);
-        assert_eq!(groups["groups"][0]["name"], "apps");
-        assert!(api_group(&refs, "nope").is_none());
-    }
-}
-
 // === OpenAPI v3 ===
 //
 // kubectl (1.27+) reads `/openapi/v3` to learn whether the server validates fields itself
@@ -707,4 +673,38 @@ pub(crate) fn openapi_v3_gv(defs: &[&ResourceDef], group: &str, version: &str) -
         "paths": paths,
         "components": {}
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crd_becomes_resource() {
+        let defs = ResourceDef::from_crd(&sidecar_profile_crd());
+        assert_eq!(defs.len(), 1);
+        let d = &defs[0];
+        assert_eq!(d.api_version(), "sidecar-kit.io/v1alpha1");
+        assert!(!d.namespaced);
+        assert!(d.status_subresource);
+        assert_eq!(d.qualified(), "sidecarprofiles.sidecar-kit.io");
+    }
+
+    #[test]
+    fn discovery_documents() {
+        let all = builtin();
+        let refs: Vec<&ResourceDef> = all.iter().collect();
+        let core = api_resource_list(&refs, "", "v1").unwrap();
+        let names: Vec<&str> = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"nodes/proxy"));
+        assert!(names.contains(&"pods/status"));
+        let groups = api_group_list(&refs);
+        assert_eq!(groups["groups"][0]["name"], "apps");
+        assert!(api_group(&refs, "nope").is_none());
+    }
 }

@@ -19,7 +19,7 @@ use crate::metrics::{GateLine, NodeProxy, apiserver_metrics, minor_of};
 use crate::resources::{self, ResourceDef};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{self, ApiError};
-use crate::store::{self, Served, UpdateMode, key_of, meta_str};
+use crate::store::{self, Entry, Served, UpdateMode, key_of, meta_str};
 use crate::table::{self, IncludeObject};
 use crate::util::Query;
 use crate::watch::{self, ChannelStream, WatchRequest, WatchSignals};
@@ -232,10 +232,40 @@ async fn non_resource(ctx: &Ctx, segs: &[&str]) -> Response {
                 None => error(&ApiError::no_route()),
             }
         }
-        // No OpenAPI v2 (as servers built without it): kubectl falls back to its compiled-in
-        // types for strategic merge patches.
+        ["openapi", "v2"] => openapi_v2(ctx),
         _ => error(&ApiError::no_route()),
     }
+}
+
+/// An OpenAPI v2 document without definitions. kubectl reads it (as protobuf) for
+/// client-side validation of kinds the v3 document does not cover, such as a custom
+/// resource whose CRD is missing: with no definitions every kind is "unknown" and skipped,
+/// so kubectl goes on to report the missing kind as against a real server.
+fn openapi_v2(ctx: &Ctx) -> Response {
+    let version = ctx.shared.knobs().version.clone();
+    if ctx.accept.contains("protobuf") {
+        fn field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+            out.push(tag);
+            // Lengths here are far below 128: one varint byte.
+            out.push(bytes.len() as u8);
+            out.extend_from_slice(bytes);
+        }
+        let mut info = Vec::new();
+        field(&mut info, 0x0a, b"Kubernetes");
+        field(&mut info, 0x12, version.as_bytes());
+        let mut doc = Vec::new();
+        field(&mut doc, 0x0a, b"2.0");
+        field(&mut doc, 0x12, &info);
+        return respond(
+            200,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+            doc,
+        );
+    }
+    json(
+        200,
+        &json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": version}, "paths": {}, "definitions": {}}),
+    )
 }
 
 fn version_doc(version: &str) -> Value {
@@ -522,35 +552,12 @@ fn partial(obj: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
 }
 
-/// Writes one list item: built-in lists carry no kind/apiVersion per item (as the real
-/// server's typed lists), custom resource lists do.
-fn write_item(out: &mut Vec<u8>, obj: &Value, served: &Served) {
-    if served.def.custom {
-        let _ = serde_json::to_writer(&mut *out, &watch::present(obj, served, false));
-        return;
-    }
-    let Some(map) = obj.as_object() else {
-        let _ = serde_json::to_writer(&mut *out, obj);
-        return;
+fn list_response(ctx: &Ctx, served: &Served, entries: &[Entry], metadata: Value) -> Response {
+    let items: Vec<Arc<Value>> = match negotiate(ctx) {
+        As::Plain => Vec::new(),
+        _ => entries.iter().map(|e| e.obj.clone()).collect(),
     };
-    out.push(b'{');
-    let mut first = true;
-    for (k, v) in map {
-        if k == "kind" || k == "apiVersion" {
-            continue;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        let _ = serde_json::to_writer(&mut *out, k);
-        out.push(b':');
-        let _ = serde_json::to_writer(&mut *out, v);
-    }
-    out.push(b'}');
-}
-
-fn list_response(ctx: &Ctx, served: &Served, items: &[Arc<Value>], metadata: Value) -> Response {
+    let items = &items[..];
     match negotiate(ctx) {
         As::Table(include) => json(200, &table::table(served, items, metadata, include)),
         As::Metadata => {
@@ -570,11 +577,17 @@ fn list_response(ctx: &Ctx, served: &Served, items: &[Arc<Value>], metadata: Val
             );
             let _ = serde_json::to_writer(&mut out, &metadata);
             out.extend_from_slice(b",\"items\":[");
-            for (i, item) in items.iter().enumerate() {
+            let want = served.def.api_version();
+            for (i, e) in entries.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_item(&mut out, item, served);
+                if served.def.custom && e.obj["apiVersion"].as_str() != Some(want.as_str()) {
+                    // Another served version of the same custom resource.
+                    let _ = serde_json::to_writer(&mut out, &watch::present(&e.obj, served, false));
+                } else {
+                    out.extend_from_slice(&e.item);
+                }
             }
             out.extend_from_slice(b"]}");
             json_bytes(200, out)
@@ -695,19 +708,19 @@ fn list(ctx: &Ctx, t: &Target) -> Result<Response, ApiError> {
             (store.rv, None)
         }
     };
-    let all = store.scan(t.served.bucket, t.ns.as_deref(), after.as_ref());
+    let all = store.scan_entries(t.served.bucket, t.ns.as_deref(), after.as_ref());
     drop(store);
-    let selected: Vec<Arc<Value>> = if labels.is_empty() && fields.is_empty() {
+    let selected: Vec<Entry> = if labels.is_empty() && fields.is_empty() {
         all
     } else {
         all.into_iter()
-            .filter(|o| labels.matches(o) && fields.matches(o, def))
+            .filter(|e| labels.matches(&e.obj) && fields.matches(&e.obj, def))
             .collect()
     };
     let mut metadata = Map::new();
     metadata.insert("resourceVersion".into(), snapshot_rv.to_string().into());
-    let page: &[Arc<Value>] = if limit > 0 && selected.len() > limit {
-        let last = key_of(&selected[limit - 1]);
+    let page: &[Entry] = if limit > 0 && selected.len() > limit {
+        let last = key_of(&selected[limit - 1].obj);
         metadata.insert(
             "continue".into(),
             encode_continue(snapshot_rv, &last, def.namespaced).into(),
@@ -1061,7 +1074,9 @@ fn delete_collection(ctx: &Ctx, t: &Target, bytes: &Bytes) -> Result<Response, A
     let mut gone = Vec::new();
     for v in victims {
         let (ns, name) = key_of(&v);
-        gone.push(store.delete(&t.served, &ns, &name, None, None, dry)?);
+        let obj = store.delete(&t.served, &ns, &name, None, None, dry)?;
+        let item = store::item_bytes(&obj, t.served.def.custom);
+        gone.push(Entry { obj, item });
     }
     let rv = store.rv;
     drop(store);

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
@@ -58,10 +59,47 @@ pub(crate) struct Change {
 
 #[derive(Debug, Default)]
 pub(crate) struct Bucket {
-    pub(crate) objects: BTreeMap<Key, Arc<Value>>,
+    pub(crate) objects: BTreeMap<Key, Entry>,
     pub(crate) history: VecDeque<Arc<Change>>,
     /// Every change with a resourceVersion above this is in `history`.
     pub(crate) floor: u64,
+}
+
+/// A stored object and its serialisation as a list item, made once per write so that
+/// lists of thousands of objects are a copy of bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) obj: Arc<Value>,
+    pub(crate) item: Bytes,
+}
+
+/// A list item: built-in lists carry no kind/apiVersion per item (as the real server's
+/// typed lists), custom resource lists do.
+pub(crate) fn item_bytes(obj: &Value, custom: bool) -> Bytes {
+    let mut out = Vec::with_capacity(2048);
+    match obj.as_object() {
+        Some(map) if !custom => {
+            out.push(b'{');
+            let mut first = true;
+            for (k, v) in map {
+                if k == "kind" || k == "apiVersion" {
+                    continue;
+                }
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                let _ = serde_json::to_writer(&mut out, k);
+                out.push(b':');
+                let _ = serde_json::to_writer(&mut out, v);
+            }
+            out.push(b'}');
+        }
+        _ => {
+            let _ = serde_json::to_writer(&mut out, obj);
+        }
+    }
+    Bytes::from(out)
 }
 
 /// A resource as served: its definition and the bucket holding its objects (several
@@ -200,7 +238,7 @@ impl Inner {
         self.buckets[bucket]
             .objects
             .get(&(ns.to_string(), name.to_string()))
-            .cloned()
+            .map(|e| e.obj.clone())
     }
 
     /// Objects of a bucket (of one namespace when `ns` is Some), in key order, starting
@@ -211,6 +249,19 @@ impl Inner {
         ns: Option<&str>,
         after: Option<&Key>,
     ) -> Vec<Arc<Value>> {
+        self.scan_entries(bucket, ns, after)
+            .into_iter()
+            .map(|e| e.obj)
+            .collect()
+    }
+
+    /// Like [`Inner::scan`], with the serialised list items.
+    pub(crate) fn scan_entries(
+        &self,
+        bucket: usize,
+        ns: Option<&str>,
+        after: Option<&Key>,
+    ) -> Vec<Entry> {
         let objects = &self.buckets[bucket].objects;
         let lower = match after {
             Some(k) => Bound::Excluded(k.clone()),
@@ -246,7 +297,14 @@ impl Inner {
                 bucket.objects.remove(&key);
             }
             _ => {
-                bucket.objects.insert(key, obj.clone());
+                let item = item_bytes(&obj, served.def.custom);
+                bucket.objects.insert(
+                    key,
+                    Entry {
+                        obj: obj.clone(),
+                        item,
+                    },
+                );
             }
         }
         let change = Arc::new(Change {

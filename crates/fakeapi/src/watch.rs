@@ -143,26 +143,38 @@ impl WatchRequest {
     }
 }
 
+/// Cuts the connection (the body stream fails, so hyper drops it without ending the
+/// chunked response), after the events already sent have reached the socket: hyper
+/// flushes what it has whenever the body has nothing new, so wait until the channel is
+/// drained and a moment more.
+async fn abort(out: &mpsc::Sender<Result<Bytes, std::io::Error>>) {
+    while out.capacity() < out.max_capacity() {
+        if out.is_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let _ = out
+        .send(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "watch dropped by the fake API server",
+        )))
+        .await;
+}
+
 /// Runs one watch until it times out, the client goes away, or a fault ends it.
 pub(crate) async fn run(
     mut req: WatchRequest,
     mut sig: WatchSignals,
     out: mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
-    let abort = || {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "watch dropped by the fake API server",
-        ))
-    };
     let mut sent = 0usize;
     let mut cursor = req.start_rv;
     let deadline = tokio::time::sleep(req.timeout);
     tokio::pin!(deadline);
     let mut ticker = tokio::time::interval(sig.bookmark_interval.max(Duration::from_millis(10)));
     ticker.tick().await;
-    // Mark the current generation as seen so only a later drop ends us.
-    sig.drop_all.borrow_and_update();
 
     let initial = std::mem::replace(&mut req.initial, Ok(Vec::new()));
     match initial {
@@ -179,7 +191,7 @@ pub(crate) async fn run(
                     }
                     sent += 1;
                     if sig.drop_after.is_some_and(|n| sent >= n) {
-                        let _ = out.send(abort()).await;
+                        abort(&out).await;
                         return;
                     }
                 }
@@ -197,7 +209,7 @@ pub(crate) async fn run(
             _ = &mut deadline => return,
             _ = sig.shutdown.changed() => return,
             _ = sig.drop_all.changed() => {
-                let _ = out.send(abort()).await;
+                abort(&out).await;
                 return;
             }
             _ = ticker.tick(), if req.bookmarks => {
@@ -217,7 +229,7 @@ pub(crate) async fn run(
                         }
                         sent += 1;
                         if sig.drop_after.is_some_and(|n| sent >= n) {
-                            let _ = out.send(abort()).await;
+                            abort(&out).await;
                             return;
                         }
                     }
