@@ -366,19 +366,24 @@ async fn open_loop(args: &Args, server: &Server, h2: bool, body: &Bodies) -> Res
     let period = Duration::from_secs_f64(1.0 / args.rate);
     let warmup = (args.rate as u64).max(1);
     let total = warmup + (args.rate * args.duration) as u64;
-    let start = Instant::now();
-    let mut measured_from = start;
-    for i in 0..total {
-        let intended = start + period * i as u32;
-        if i == warmup {
-            measured_from = intended;
+    // The schedule runs on its own OS thread: nanosleep wakes within tens of microseconds,
+    // where the async runtime's timer wheel rounds to milliseconds and would charge its
+    // own lateness to the server.
+    let start = Instant::now() + Duration::from_millis(50);
+    let measured_from = start + period * warmup as u32;
+    let dispatcher = std::thread::spawn(move || {
+        for i in 0..total {
+            let intended = start + period * i as u32;
+            let now = Instant::now();
+            if intended > now {
+                std::thread::sleep(intended - now);
+            }
+            if tx.blocking_send((intended, i >= warmup)).is_err() {
+                break;
+            }
         }
-        tokio::time::sleep_until(intended.into()).await;
-        if tx.send((intended, i >= warmup)).await.is_err() {
-            break;
-        }
-    }
-    drop(tx);
+    });
+    let _ = tokio::task::spawn_blocking(move || dispatcher.join()).await;
     let mut all = Vec::new();
     for w in workers {
         all.extend(w.await?);

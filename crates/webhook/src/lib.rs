@@ -487,7 +487,12 @@ pub async fn run(
         .http_builder()
         .http2()
         .timer(hyper_util::rt::TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        // The API server multiplexes many reviews over one connection: windows large enough
+        // that responses never wait for a WINDOW_UPDATE round trip.
+        .initial_stream_window_size(1 << 20)
+        .initial_connection_window_size(8 << 20)
+        .max_concurrent_streams(1000);
     let app = if config.bare_allow {
         bare_router()
     } else {
