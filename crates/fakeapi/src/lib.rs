@@ -22,6 +22,7 @@
 //! # let _ = kubeconfig; Ok(()) }
 //! ```
 
+mod managed;
 mod metrics;
 mod pods;
 mod resources;

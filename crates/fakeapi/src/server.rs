@@ -19,11 +19,11 @@ use crate::metrics::{GateLine, NodeProxy, apiserver_metrics, minor_of};
 use crate::resources::{self, ResourceDef};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{self, ApiError};
-use crate::store::{self, Entry, Served, UpdateMode, key_of, meta_str};
+use crate::store::{self, Entry, Managed, Served, UpdateMode, key_of, meta_str};
 use crate::table::{self, IncludeObject};
 use crate::util::Query;
 use crate::watch::{self, ChannelStream, WatchRequest, WatchSignals};
-use crate::{ApiMetrics, Deny, RequestRecord, Shared, pods, seed};
+use crate::{ApiMetrics, Deny, RequestRecord, Shared, managed, pods, seed};
 
 /// The real server's request body limit (3 MiB).
 const BODY_LIMIT: usize = 3 * 1024 * 1024;
@@ -47,6 +47,27 @@ struct Ctx {
     user: String,
     accept: String,
     content_type: String,
+    user_agent: String,
+}
+
+impl Ctx {
+    /// The field manager of a write: `fieldManager`, else the client's name from its
+    /// User-Agent (as the real server derives it).
+    fn writer(&self, def: &ResourceDef, mode: UpdateMode) -> managed::Writer {
+        let manager = match self.query.get("fieldManager").filter(|m| !m.is_empty()) {
+            Some(m) => m.to_string(),
+            None => match self.user_agent.split('/').next().filter(|s| !s.is_empty()) {
+                Some(ua) => ua.to_string(),
+                None => "unknown".to_string(),
+            },
+        };
+        managed::Writer {
+            manager,
+            api_version: def.api_version(),
+            subresource: (mode == UpdateMode::Status).then(|| "status".to_string()),
+            skip_status: def.status_subresource && mode != UpdateMode::Status,
+        }
+    }
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> String {
@@ -99,6 +120,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 user,
                 accept: header_str(&parts.headers, header::ACCEPT),
                 content_type: header_str(&parts.headers, header::CONTENT_TYPE),
+                user_agent: header_str(&parts.headers, header::USER_AGENT),
             };
             route(&ctx, body).await
         }
@@ -472,9 +494,8 @@ async fn resource(ctx: &Ctx, group: &str, version: &str, rest: &[&str], body: Bo
         "list" => list(ctx, &t),
         "watch" => return watch(ctx, &t),
         "get" => get(ctx, &t, name),
-        "create" => {
-            parse_body(ctx, &bytes).and_then(|obj| create(ctx, &t.served, ns.unwrap_or(""), obj))
-        }
+        "create" => parse_body(ctx, &bytes)
+            .and_then(|obj| create(ctx, &t.served, ns.unwrap_or(""), obj, false)),
         "update" => parse_body(ctx, &bytes).and_then(|obj| update(ctx, &t, name, obj, status_mode)),
         "patch" => patch(ctx, &t, name, &bytes, status_mode),
         "delete" => delete(ctx, &t, name, &bytes),
@@ -783,7 +804,13 @@ fn check_namespace(def: &ResourceDef, obj: &mut Value, ns: &str) -> Result<(), A
 
 /// Create with admission: defaults, the mutation hook (pods), name generation, field
 /// dropping and validation; stored unless dry-run.
-fn create(ctx: &Ctx, served: &Served, ns: &str, mut obj: Value) -> Result<Response, ApiError> {
+fn create(
+    ctx: &Ctx,
+    served: &Served,
+    ns: &str,
+    mut obj: Value,
+    apply: bool,
+) -> Result<Response, ApiError> {
     let def = served.def.clone();
     check_type(&def, &obj)?;
     if obj.get("metadata").is_none_or(Value::is_null) {
@@ -855,6 +882,12 @@ fn create(ctx: &Ctx, served: &Served, ns: &str, mut obj: Value) -> Result<Respon
     {
         obj["status"] = json!({});
     }
+    let writer = ctx.writer(&def, UpdateMode::Main);
+    if apply {
+        obj = managed::apply(None, &obj, &writer, true).unwrap_or(obj);
+    } else {
+        managed::record_update(None, &mut obj, &writer);
+    }
     if dry_run(ctx) {
         return Ok(object_response(ctx, 201, served, &Arc::new(obj)));
     }
@@ -872,12 +905,14 @@ fn update(
     let def = &t.served.def;
     check_type(def, &obj)?;
     check_namespace(def, &mut obj, t.ns.as_deref().unwrap_or(""))?;
+    let writer = Managed::Record(ctx.writer(def, mode));
     let stored = ctx.shared.store().update(
         &t.served,
         t.ns.as_deref().unwrap_or(""),
         name,
         obj,
         mode,
+        &writer,
         dry_run(ctx),
     )?;
     Ok(object_response(ctx, 200, &t.served, &stored))
@@ -969,19 +1004,35 @@ fn patch(
             if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.insert("name".into(), name.into());
             }
-            return create(ctx, &t.served, ns, obj);
+            return create(ctx, &t.served, ns, obj, true);
         }
         return Err(ApiError::not_found(&def, name));
     };
     let mut doc = (*current).clone();
+    let mut applied = false;
     match kind {
         Kind::Merge(p) => json_patch::merge(&mut doc, &p),
-        Kind::Apply(mut p) => {
+        Kind::Apply(p) => {
             check_type(&def, &p)?;
-            // Minimal server-side apply: the applied configuration is merged in; fields
-            // it no longer names are kept (no managed fields, no conflicts).
-            strip_nulls(&mut p);
-            json_patch::merge(&mut doc, &p)
+            let writer = ctx.writer(&def, mode);
+            doc = managed::apply(Some(&current), &p, &writer, ctx.query.flag("force")).map_err(
+                |c| {
+                    let causes: Vec<Value> = c
+                    .iter()
+                    .map(|c| {
+                        let who = if c.operation == "Apply" {
+                            format!("conflict with \"{}\"", c.manager)
+                        } else {
+                            format!("conflict with \"{}\" using {}", c.manager, c.api_version)
+                        };
+                        json!({"reason": "FieldManagerConflict", "message": who, "field": c.field})
+                    })
+                    .collect();
+                    ApiError::new(409, "Conflict", managed::conflict_message(&c))
+                        .with_details(json!({"causes": causes}))
+                },
+            )?;
+            applied = true;
         }
         Kind::Json(p) => json_patch::patch(&mut doc, &p)
             .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?,
@@ -995,18 +1046,16 @@ fn patch(
         meta.insert("resourceVersion".into(), current_rv.into());
         meta.insert("name".into(), name.into());
     }
-    let stored = ctx
-        .shared
-        .store()
-        .update(&t.served, ns, name, doc, mode, dry_run(ctx))?;
+    let managed_by = if applied {
+        Managed::Precomputed
+    } else {
+        Managed::Record(ctx.writer(&def, mode))
+    };
+    let stored =
+        ctx.shared
+            .store()
+            .update(&t.served, ns, name, doc, mode, &managed_by, dry_run(ctx))?;
     Ok(object_response(ctx, 200, &t.served, &stored))
-}
-
-fn strip_nulls(v: &mut Value) {
-    if let Value::Object(m) = v {
-        m.retain(|_, x| !x.is_null());
-        m.values_mut().for_each(strip_nulls);
-    }
 }
 
 fn delete_options(bytes: &Bytes) -> Value {

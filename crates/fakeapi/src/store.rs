@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use crate::managed;
 use crate::resources::{self, ResourceDef};
 use crate::status::{ApiError, FieldError};
 use crate::util;
@@ -25,6 +26,17 @@ pub(crate) enum UpdateMode {
     Status,
     /// A test's seed: everything is taken.
     Seed,
+}
+
+/// What happens to `metadata.managedFields` on a write.
+#[derive(Debug, Clone)]
+pub(crate) enum Managed {
+    /// Keep the stored object's (seeds from tests).
+    Keep,
+    /// The fields this write changes go to this writer (operation Update).
+    Record(managed::Writer),
+    /// Already computed by server-side apply.
+    Precomputed,
 }
 
 /// What a watch event says happened.
@@ -380,6 +392,8 @@ impl Inner {
     /// metadata.resourceVersion, immutable metadata kept, status kept (or only status
     /// taken, for the status subresource), generation bumped on spec changes, and no new
     /// resourceVersion when nothing changed.
+    // The arguments are what a PUT carries; bundling them would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn update(
         &mut self,
         served: &Served,
@@ -387,6 +401,7 @@ impl Inner {
         name: &str,
         mut obj: Value,
         mode: UpdateMode,
+        managed: &Managed,
         dry_run: bool,
     ) -> Result<Arc<Value>, ApiError> {
         let def = served.def.clone();
@@ -455,7 +470,12 @@ impl Inner {
                     None => meta.remove(k),
                 };
             }
-            meta.remove("managedFields");
+            if !matches!(managed, Managed::Precomputed) {
+                match old_meta.get("managedFields") {
+                    Some(v) => meta.insert("managedFields".into(), v.clone()),
+                    None => meta.remove("managedFields"),
+                };
+            }
             meta.insert(
                 "resourceVersion".into(),
                 old_meta
@@ -483,6 +503,9 @@ impl Inner {
             && served.def.group == "apiextensions.k8s.io"
         {
             crd_status(&mut obj);
+        }
+        if let Managed::Record(w) = managed {
+            managed::record_update(Some(&old), &mut obj, w);
         }
         if obj == *old {
             return Ok(old);
@@ -561,7 +584,15 @@ impl Inner {
                         old["metadata"]["resourceVersion"].clone(),
                     );
                 }
-                self.update(served, &ns, &name, obj, UpdateMode::Seed, false)
+                self.update(
+                    served,
+                    &ns,
+                    &name,
+                    obj,
+                    UpdateMode::Seed,
+                    &Managed::Keep,
+                    false,
+                )
             }
             _ => {
                 let uid = meta_str(&obj, "uid").to_string();
