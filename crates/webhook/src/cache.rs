@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
@@ -80,7 +80,14 @@ struct Inner<V> {
     order: VecDeque<u64>,
     len: usize,
     bytes: usize,
+    /// Hashes of keys seen once: an answer is stored only when its key comes back, so a
+    /// stream of all-different pods costs no memory (a doorkeeper, as in TinyLFU).
+    seen: HashSet<u64>,
+    seen_order: VecDeque<u64>,
 }
+
+/// Keys remembered by the doorkeeper.
+const SEEN: usize = 4096;
 
 fn hash(k: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
@@ -97,6 +104,8 @@ impl<V> Cache<V> {
                 order: VecDeque::new(),
                 len: 0,
                 bytes: 0,
+                seen: HashSet::new(),
+                seen_order: VecDeque::new(),
             }),
         }
     }
@@ -114,6 +123,28 @@ impl<V> Cache<V> {
             .iter()
             .find(|(key, _, _)| key == k)
             .map(|(_, v, _)| v.clone())
+    }
+
+    /// Whether an answer for this key is worth storing: true from its second sighting on.
+    pub fn admit(&self, k: &[u8]) -> bool {
+        if self.capacity == 0 {
+            return false;
+        }
+        let h = hash(k);
+        let Ok(mut inner) = self.inner.lock() else {
+            return false;
+        };
+        if inner.seen.contains(&h) {
+            return true;
+        }
+        if inner.seen_order.len() >= SEEN
+            && let Some(old) = inner.seen_order.pop_front()
+        {
+            inner.seen.remove(&old);
+        }
+        inner.seen.insert(h);
+        inner.seen_order.push_back(h);
+        false
     }
 
     /// Stores an answer of `size` bytes; entries over an eighth of the budget are not kept.
@@ -221,6 +252,11 @@ mod tests {
         assert_eq!(*c.get(b"i").unwrap(), 9);
         assert!(c.get(b"never").is_none());
         assert!(c.get(b"i").is_some());
+        assert!(
+            !c.admit(b"first"),
+            "a key seen once is not worth storing yet"
+        );
+        assert!(c.admit(b"first"), "it is when it comes back");
         let off = Cache::<u8>::new(0);
         off.insert(b"a".to_vec(), 1, 1);
         assert!(off.get(b"a").is_none());

@@ -303,7 +303,9 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
                                     .encode(patch::to_json(&outcome.patch)),
                             );
                         }
-                        if let (Some(k), Some((c, _))) = (key, ctx.cache) {
+                        if let (Some(k), Some((c, _))) = (key, ctx.cache)
+                            && c.admit(&k)
+                        {
                             let answer = Cached {
                                 patch: response.patch.clone(),
                                 warnings: response.warnings.clone(),

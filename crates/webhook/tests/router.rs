@@ -438,6 +438,8 @@ async fn repeated_pods_are_answered_from_the_cache_until_profiles_change() {
     let st = state(FailureMode::Allow);
     let r = fixture();
     let first = review(st.clone(), &r).await;
+    // Seen once: planned, remembered; seen twice: stored; from then on answered from it.
+    let _ = review(st.clone(), &r).await;
     let mut second_req = r.clone();
     second_req["request"]["uid"] = json!("another-uid");
     second_req["request"]["object"]["metadata"]["managedFields"][0]["time"] =
@@ -470,6 +472,6 @@ async fn repeated_pods_are_answered_from_the_cache_until_profiles_change() {
     assert!(
         st.metrics
             .encode()
-            .contains("sidecar_kit_review_cache_lookups_total{result=\"miss\"} 3")
+            .contains("sidecar_kit_review_cache_lookups_total{result=\"miss\"} 4")
     );
 }
