@@ -155,5 +155,104 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// 5,000 nodes in pools, as a large cluster in the middle of an upgrade has them: per-node
+/// hostname labels, zones, pools with taints, a few cordoned nodes, mixed kubelet versions.
+fn big_cluster() -> sidecar_kit_core::facts::ClusterFacts {
+    use sidecar_kit_core::facts::{ApiServerFacts, ClusterFacts, LabelerFacts, NodeFacts, Taint};
+    use sidecar_kit_core::version::GateState;
+    let nodes = (0..5000)
+        .map(|i| {
+            let pool = ["general", "general", "general", "memory", "gpu", "legacy"][i % 6];
+            let version = match pool {
+                "legacy" => "v1.27.16",
+                "memory" if i % 12 == 3 => "v1.28.9",
+                _ => "v1.31.4",
+            };
+            let mut labels = std::collections::BTreeMap::new();
+            labels.insert("kubernetes.io/hostname".to_string(), format!("node-{i}"));
+            labels.insert(
+                "topology.kubernetes.io/zone".to_string(),
+                format!("zone-{}", i % 3),
+            );
+            labels.insert("pool".to_string(), pool.to_string());
+            labels.insert("kubernetes.io/os".to_string(), "linux".to_string());
+            let taints = if pool == "gpu" {
+                vec![Taint {
+                    key: "nvidia.com/gpu".into(),
+                    value: Some("present".into()),
+                    effect: "NoSchedule".into(),
+                }]
+            } else {
+                vec![]
+            };
+            NodeFacts {
+                name: format!("node-{i}"),
+                kubelet_version: version.into(),
+                sidecar_containers: GateState::Unknown,
+                unschedulable: i % 97 == 0,
+                labels,
+                taints,
+            }
+        })
+        .collect();
+    ClusterFacts {
+        api_version: sidecar_kit_core::facts::FACTS_API_VERSION.into(),
+        kind: sidecar_kit_core::facts::FACTS_KIND.into(),
+        api_server: ApiServerFacts {
+            version: Some("v1.32.3".into()),
+            sidecar_containers: GateState::Enabled,
+        },
+        labeler: Some(LabelerFacts { lease_fresh: true }),
+        nodes,
+        namespaces: vec![],
+    }
+}
+
+fn bench_facts(c: &mut Criterion) {
+    use sidecar_kit_core::facts::{Facts, NodeSelectorTerm, Scheduling, StaticFacts, Toleration};
+    use sidecar_kit_core::nodeindex::NodeIndex;
+    let cluster = big_cluster();
+    let mut g = c.benchmark_group("facts-5000-nodes");
+    g.bench_function("index-build", |b| {
+        b.iter(|| NodeIndex::new(black_box(&cluster.nodes)))
+    });
+    let facts = StaticFacts::new(cluster);
+    let set = profiles();
+    let auto = Options::default();
+    let typical = typical_pod();
+    assert!(!run_with(&typical, &set, &facts, &auto).is_empty());
+    g.bench_function("auto-typical-pod", |b| {
+        b.iter(|| run_with(black_box(&typical), &set, &facts, &auto))
+    });
+    // The worst case: a pod whose scheduling touches every part of the index.
+    let worst: Scheduling = Scheduling {
+        node_name: None,
+        node_selector: [("kubernetes.io/os".to_string(), "linux".to_string())].into(),
+        required_terms: (0..4)
+            .map(|t| serde_json::from_value::<NodeSelectorTerm>(json!({"matchExpressions": [
+                {"key": "pool", "operator": "NotIn", "values": ["legacy", format!("x{t}")]},
+                {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["zone-0", "zone-1"]},
+                {"key": "kubernetes.io/hostname", "operator": "Exists"}],
+                "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["node-1", "node-2"]}]})).expect("term"))
+            .collect(),
+        tolerations: vec![Toleration { key: Some("nvidia.com/gpu".into()), operator: Some("Exists".into()), value: None, effect: None }; 8],
+    };
+    g.bench_function("candidates-worst-case", |b| {
+        b.iter(|| facts.candidates(black_box(&worst)))
+    });
+    g.finish();
+}
+
+fn run_with(
+    body: &[u8],
+    set: &ProfileSet,
+    facts: &dyn sidecar_kit_core::facts::Facts,
+    opts: &Options,
+) -> Vec<u8> {
+    let text = std::str::from_utf8(body).expect("utf-8");
+    let out = engine::inject(text, set, facts, opts).expect("valid pod");
+    patch::to_json(&out.patch)
+}
+
+criterion_group!(benches, bench, bench_facts);
 criterion_main!(benches);

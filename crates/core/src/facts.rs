@@ -72,7 +72,7 @@ impl NodeFacts {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Taint {
     pub key: String,
@@ -190,6 +190,7 @@ pub trait Facts {
 #[derive(Debug, Clone, Default)]
 pub struct StaticFacts {
     facts: Option<ClusterFacts>,
+    index: Option<crate::nodeindex::NodeIndex>,
     api_version: Option<KubeVersion>,
     namespaces: BTreeMap<String, Arc<BTreeMap<String, String>>>,
 }
@@ -210,8 +211,10 @@ impl StaticFacts {
             .iter()
             .map(|n| (n.name.clone(), Arc::new(n.labels.clone())))
             .collect();
+        let index = Some(crate::nodeindex::NodeIndex::new(&facts.nodes));
         StaticFacts {
             facts: Some(facts),
+            index,
             api_version,
             namespaces,
         }
@@ -245,15 +248,10 @@ impl Facts for StaticFacts {
         self.namespaces.get(namespace).cloned()
     }
     fn candidates(&self, scheduling: &Scheduling) -> CandidateSummary {
-        let mut summary = CandidateSummary::default();
-        for node in self.facts.iter().flat_map(|f| &f.nodes) {
-            if scheduling.admits(node) {
-                let is_1_28 =
-                    KubeVersion::parse(&node.kubelet_version).is_some_and(|v| v.minor_is(1, 28));
-                summary.add(&node.name, node.class(), is_1_28, node.is_windows());
-            }
-        }
-        summary
+        self.index
+            .as_ref()
+            .map(|i| i.candidates(scheduling))
+            .unwrap_or_default()
     }
 }
 

@@ -20,6 +20,7 @@
 
 pub mod engine;
 pub mod facts;
+pub mod nodeindex;
 pub mod patch;
 pub mod pod;
 pub mod profile;
