@@ -45,14 +45,17 @@ fn names() -> Vec<String> {
     vec!["localhost".into(), "sidecar-kit.sidecar-kit.svc".into()]
 }
 
-async fn start(
-    dir: &Path,
-    client_ca: Option<PathBuf>,
-) -> (
+type Started = (
     Bound,
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), String>>,
-) {
+);
+
+async fn start(dir: &Path, client_ca: Option<PathBuf>) -> Started {
+    start_with(dir, client_ca, Duration::from_secs(5)).await
+}
+
+async fn start_with(dir: &Path, client_ca: Option<PathBuf>, request_timeout: Duration) -> Started {
     let profiles = dir.join("profiles");
     std::fs::create_dir_all(&profiles).unwrap();
     std::fs::copy(
@@ -74,7 +77,7 @@ async fn start(
         facts: None,
         reload_interval: Duration::from_millis(50),
         shutdown_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(5),
+        request_timeout,
         bare_allow: false,
         review_cache_bytes: 1 << 20,
     };
@@ -325,6 +328,64 @@ async fn verifies_client_certificates_when_configured() {
     let (_, status, _) = call(bound.webhook, &trusted, false).await.unwrap();
     assert_eq!(status, 200);
 
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_timed_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = TempDir::new("slow");
+    let pair = certs::issue(&names(), 30).unwrap();
+    write(&dir.0.join("tls.crt"), &pair.cert_pem);
+    write(&dir.0.join("tls.key"), &pair.key_pem);
+    let (bound, stop, task) = start_with(&dir.0, None, Duration::from_millis(300)).await;
+    let tls = connector(&pair.ca_pem, None, b"http/1.1");
+
+    // A client that sends half its headers and then nothing: the server hangs up on it.
+    let tcp = TcpStream::connect(bound.webhook).await.unwrap();
+    let mut s = tls
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    s.write_all(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the server keeps a stalled client forever");
+    assert!(t.elapsed() < Duration::from_secs(5));
+
+    // A client that sends headers and half a body: 408 or a closed connection, within the bound.
+    let tcp = TcpStream::connect(bound.webhook).await.unwrap();
+    let mut s = tls
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    s.write_all(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let res = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    assert!(res.is_ok(), "a stalled body is not bounded");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+
+    // A TCP client that never starts the TLS handshake is dropped too.
+    let mut raw = TcpStream::connect(bound.webhook).await.unwrap();
+    let mut b = [0u8; 16];
+    let res = tokio::time::timeout(Duration::from_secs(10), raw.read(&mut b)).await;
+    assert!(
+        matches!(res, Ok(Ok(0)) | Ok(Err(_))),
+        "a silent TCP client is not dropped: {res:?}"
+    );
+
+    // And the server still answers others.
+    assert_eq!(call(bound.webhook, &tls, false).await.unwrap().1, 200);
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
