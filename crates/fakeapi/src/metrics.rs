@@ -314,7 +314,14 @@ pub enum NodeProxy {
     Hang,
     /// 403 Forbidden, as RBAC without `nodes/proxy` answers.
     Forbidden,
-    /// 503: the API server cannot reach the kubelet.
+    /// 500 with the dial error, no reason: what the API server answers when it cannot
+    /// connect to the kubelet (the proxy's transport error goes through
+    /// `ErrorToAPIStatus`, which makes any non-Status error a 500).
+    Unreachable,
+    /// 503 ServiceUnavailable, as answered by something between the client and the
+    /// kubelet (an aggregation layer, a tunnel, a proxy in front of the API server). Note
+    /// that kube-rs clients retry 429/503/504 by default, up to 15 times with exponential
+    /// back-off: a request to such a node takes minutes unless the caller bounds it.
     Unavailable,
 }
 

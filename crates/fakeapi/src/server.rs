@@ -1294,6 +1294,13 @@ async fn node_proxy(ctx: &Ctx, t: &Target) -> Response {
                 &name,
             ));
         }
+        Some(NodeProxy::Unreachable) => {
+            return error(&ApiError::new(
+                500,
+                "",
+                format!("dial tcp {ip}:10250: connect: connection refused"),
+            ));
+        }
         Some(NodeProxy::Unavailable) => {
             return error(&ApiError::new(
                 503,
@@ -1361,8 +1368,11 @@ async fn node_proxy(ctx: &Ctx, t: &Target) -> Response {
             });
             respond(200, text, Body::from_stream(ChannelStream(rx)))
         }
-        Some(NodeProxy::Forbidden | NodeProxy::Unavailable | NodeProxy::Hang) => {
-            error(&ApiError::no_route())
-        }
+        Some(
+            NodeProxy::Forbidden
+            | NodeProxy::Unavailable
+            | NodeProxy::Unreachable
+            | NodeProxy::Hang,
+        ) => error(&ApiError::no_route()),
     }
 }

@@ -743,6 +743,14 @@ async fn node_proxy_behaviours() {
         (code, st["reason"].as_str()),
         (503, Some("ServiceUnavailable"))
     );
+    fake.set_node_proxy("gone", NodeProxy::Unreachable);
+    let (code, st) = c.get_json("/api/v1/nodes/gone/proxy/metrics").await;
+    assert_eq!(
+        st,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": "dial tcp 10.0.0.7:10250: connect: connection refused", "code": 500})
+    );
+    assert_eq!(code, 500);
     fake.set_node_proxy("deny", NodeProxy::Forbidden);
     assert_eq!(c.get("/api/v1/nodes/deny/proxy/metrics").await.status, 403);
     fake.set_node_proxy("hang", NodeProxy::Hang);
