@@ -349,6 +349,16 @@ async fn apply_a_crd_a_profile_and_a_lease() {
     );
     let dry = k.ok(&["apply", "-f", &lease, "--dry-run=server"]).await;
     assert!(dry.contains("(server dry run)"), "{dry}");
+    let out = k.ok(&["delete", "-f", &lease]).await;
+    assert_eq!(
+        out.trim(),
+        "lease.coordination.k8s.io \"sidecar-kit-labeler\" deleted"
+    );
+    let out = k.run(&["get", "leases", "-n", "kube-node-lease"]).await;
+    assert_eq!(
+        (out.code, out.stderr.trim()),
+        (0, "No resources found in kube-node-lease namespace.")
+    );
     fake.shutdown().await;
 }
 
