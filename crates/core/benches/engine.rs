@@ -240,6 +240,34 @@ fn bench_facts(c: &mut Criterion) {
     g.bench_function("candidates-worst-case", |b| {
         b.iter(|| facts.candidates(black_box(&worst)))
     });
+    // What the engine asks for the typical pod: no selector, the API server's default
+    // tolerations (not-ready, unreachable).
+    let typical_scheduling = Scheduling {
+        tolerations: [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ]
+        .map(|k| Toleration {
+            key: Some(k.into()),
+            operator: Some("Exists".into()),
+            value: None,
+            effect: Some("NoExecute".into()),
+        })
+        .to_vec(),
+        ..Scheduling::default()
+    };
+    g.bench_function("candidates-typical-pod", |b| {
+        b.iter(|| facts.candidates(black_box(&typical_scheduling)))
+    });
+    // The whole decision for the typical pod on a cluster of 5,000 capable nodes.
+    let mut capable = big_cluster();
+    for n in &mut capable.nodes {
+        n.kubelet_version = "v1.31.4".into();
+    }
+    let capable = StaticFacts::new(capable);
+    g.bench_function("auto-native-typical-pod", |b| {
+        b.iter(|| run_with(black_box(&typical), &set, &capable, &auto))
+    });
     g.finish();
 }
 

@@ -23,11 +23,18 @@ impl Bits {
         Bits(vec![0; n.div_ceil(64)])
     }
     fn full(n: usize) -> Bits {
-        let mut b = Bits::empty(n);
-        for i in 0..n {
-            b.set(i);
-        }
+        let mut b = Bits(vec![u64::MAX; n.div_ceil(64)]);
+        b.trim(n);
         b
+    }
+    /// Clears the bits past `n`.
+    fn trim(&mut self, n: usize) {
+        let rem = n % 64;
+        if rem != 0
+            && let Some(last) = self.0.last_mut()
+        {
+            *last &= (1u64 << rem) - 1;
+        }
     }
     fn set(&mut self, i: usize) {
         self.0[i / 64] |= 1 << (i % 64);
@@ -50,12 +57,7 @@ impl Bits {
         for w in &mut self.0 {
             *w = !*w;
         }
-        let rem = n % 64;
-        if rem != 0
-            && let Some(last) = self.0.last_mut()
-        {
-            *last &= (1u64 << rem) - 1;
-        }
+        self.trim(n);
     }
     fn count_and(&self, o: &Bits) -> usize {
         self.0
@@ -86,6 +88,8 @@ pub struct NodeIndex {
     by_name: HashMap<String, usize>,
     /// key → value → nodes.
     labels: HashMap<String, HashMap<String, Bits>>,
+    /// key → nodes that have the key at all (`Exists`, `DoesNotExist`, `NotIn`).
+    keys: HashMap<String, Bits>,
     /// Distinct sets of NoSchedule/NoExecute taints (cordons included) and their nodes.
     taint_groups: Vec<(Vec<Taint>, Bits)>,
     classes: [Bits; 4],
@@ -117,6 +121,7 @@ impl NodeIndex {
             names: Vec::with_capacity(n),
             by_name: HashMap::with_capacity(n),
             labels: HashMap::new(),
+            keys: HashMap::new(),
             taint_groups: Vec::new(),
             classes: [
                 Bits::empty(n),
@@ -137,6 +142,10 @@ impl NodeIndex {
                     .entry(k.clone())
                     .or_default()
                     .entry(v.clone())
+                    .or_insert_with(|| Bits::empty(n))
+                    .set(i);
+                idx.keys
+                    .entry(k.clone())
                     .or_insert_with(|| Bits::empty(n))
                     .set(i);
             }
@@ -180,11 +189,10 @@ impl NodeIndex {
     }
 
     fn key_any(&self, key: &str) -> Bits {
-        let mut b = Bits::empty(self.n);
-        for bits in self.labels.get(key).into_iter().flat_map(HashMap::values) {
-            b.or(bits);
-        }
-        b
+        self.keys
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| Bits::empty(self.n))
     }
 
     fn value(&self, key: &str, value: &str) -> Option<&Bits> {
