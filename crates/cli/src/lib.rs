@@ -75,7 +75,7 @@ enum Command {
     #[command(subcommand)]
     Profiles(profiles::ProfilesCommand),
     /// Serve the mutating admission webhook (HTTPS POST /mutate; probes and metrics on plain HTTP).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Issue a CA and a serving certificate for the webhook Service (clusters without cert-manager).
     Certs(serve::CertsArgs),
     /// Print the version, the git commit and the contract version.
@@ -135,7 +135,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Uninject(a) => inject::uninject(a),
         Command::Explain(a) => explain::explain(a),
         Command::Profiles(c) => profiles::run(c),
-        Command::Serve(a) => serve::serve(a),
+        Command::Serve(a) => serve::serve(*a),
         Command::Certs(a) => serve::certs(a),
         Command::Version(a) => {
             match a.output {

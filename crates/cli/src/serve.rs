@@ -2,6 +2,8 @@
 
 use crate::{CliError, output};
 use clap::{Args, ValueEnum};
+use sidecar_kit_cluster::live::{LiveFacts, LiveOptions};
+use sidecar_kit_core::facts::{Facts, StaticFacts};
 use sidecar_kit_webhook::review::FailureMode;
 use sidecar_kit_webhook::{Config, certs};
 use std::net::SocketAddr;
@@ -65,9 +67,28 @@ pub struct ServeArgs {
     /// Image carrying sidecar-shim, for profiles that name none.
     #[arg(long, env = "SIDECAR_KIT_SHIM_IMAGE", value_name = "IMAGE")]
     pub shim_image: Option<String>,
-    /// A ClusterFacts file for auto mode (without it, auto uses each profile's fallback).
-    #[arg(long, env = "SIDECAR_KIT_FACTS", value_name = "FILE")]
+    /// A ClusterFacts file for auto mode, instead of live facts from the cluster.
+    #[arg(
+        long,
+        env = "SIDECAR_KIT_FACTS",
+        value_name = "FILE",
+        conflicts_with = "no_cluster"
+    )]
     pub facts: Option<PathBuf>,
+    /// Kubeconfig for live cluster facts (default: KUBECONFIG, ~/.kube/config, or the pod's
+    /// service account).
+    #[arg(long, env = "SIDECAR_KIT_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, env = "SIDECAR_KIT_CONTEXT")]
+    pub context: Option<String>,
+    /// Do not read the cluster: auto mode uses each profile's fallback.
+    #[arg(long, env = "SIDECAR_KIT_NO_CLUSTER")]
+    pub no_cluster: bool,
+    /// The label-nodes Lease (NAMESPACE/NAME) whose freshness lets auto use the affinity and
+    /// universal fallbacks; by default sidecar-kit-label-nodes in the webhook's namespace.
+    #[arg(long, env = "SIDECAR_KIT_LABELER_LEASE", value_name = "NS/NAME")]
+    pub labeler_lease: Option<String>,
     /// How often profile and certificate files are checked, in seconds.
     #[arg(long, env = "SIDECAR_KIT_RELOAD_INTERVAL", default_value_t = 2.0)]
     pub reload_interval: f64,
@@ -153,7 +174,6 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
             .filter(|s| !s.is_empty())
             .collect(),
         shim_image: a.shim_image,
-        facts: a.facts,
         reload_interval: seconds(a.reload_interval, "--reload-interval")?,
         shutdown_timeout: seconds(a.shutdown_timeout, "--shutdown-timeout")?,
         request_timeout: seconds(a.request_timeout, "--request-timeout")?,
@@ -164,15 +184,45 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::runtime(format!("cannot start the runtime: {e}")))?;
+    let lease = match &a.labeler_lease {
+        Some(l) => Some(
+            l.split_once('/')
+                .map(|(n, m)| (n.to_string(), m.to_string()))
+                .ok_or_else(|| {
+                    CliError::input(format!("--labeler-lease {l:?}: give NAMESPACE/NAME"))
+                })?,
+        ),
+        None => config
+            .own_namespace
+            .clone()
+            .map(|ns| (ns, "sidecar-kit-label-nodes".to_string())),
+    };
+    let static_facts = match &a.facts {
+        Some(f) => Some(sidecar_kit_manifests::load_facts(&f.display().to_string())?),
+        None => None,
+    };
+    let connect = sidecar_kit_cluster::Connect {
+        kubeconfig: a.kubeconfig,
+        context: a.context,
+    };
+    let no_cluster = a.no_cluster;
     runtime.block_on(async move {
-        tracing::info!(
-            version = crate::VERSION,
-            commit = crate::GIT_COMMIT,
-            "sidecar-kit serve starting"
-        );
-        sidecar_kit_webhook::run(config, shutdown_signal(), None)
-            .await
-            .map_err(CliError::runtime)
+        tracing::info!(version = crate::VERSION, commit = crate::GIT_COMMIT, "sidecar-kit serve starting");
+        let facts: Box<dyn Facts + Send + Sync> = match static_facts {
+            Some(f) => Box::new(StaticFacts::new(f)),
+            None if no_cluster => Box::new(StaticFacts::none()),
+            None => match connect.client().await {
+                Ok(client) => {
+                    tracing::info!("reading cluster facts (nodes, namespaces, API server, labeler lease) for auto mode");
+                    Box::new(LiveFacts::start(client, LiveOptions { labeler_lease: lease, ..LiveOptions::default() }))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no cluster facts: auto mode uses each profile's fallback");
+                    Box::new(StaticFacts::none())
+                }
+            },
+        };
+        sidecar_kit_webhook::run(config, facts, shutdown_signal(), None).await.map_err(CliError::runtime)
     })
 }
 

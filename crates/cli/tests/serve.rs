@@ -54,6 +54,10 @@ impl Server {
 }
 
 fn start(dir: &Path) -> Server {
+    start_with(dir, &["--no-cluster"])
+}
+
+fn start_with(dir: &Path, extra: &[&str]) -> Server {
     let mut child = Command::new(bin())
         .args([
             "serve",
@@ -74,6 +78,7 @@ fn start(dir: &Path) -> Server {
         .arg(dir.join("tls/tls.crt"))
         .arg("--tls-key")
         .arg(dir.join("tls/tls.key"))
+        .args(extra)
         .env_remove("POD_NAMESPACE")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -348,4 +353,82 @@ fn bad_configuration_is_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "missing --tls-cert");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_decides_auto_mode_from_live_cluster_facts() {
+    use sidecar_kit_fakeapi::{FakeApi, FakeConfig, NodeSeed};
+    let fake = FakeApi::start(FakeConfig {
+        version: "v1.31.4".into(),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let s = fake.state();
+    s.seed_node(NodeSeed::new("new-1", "v1.31.4").label("pool", "new"))
+        .unwrap();
+    s.seed_node(NodeSeed::new("old-1", "v1.27.9").label("pool", "old"))
+        .unwrap();
+    s.seed_namespace("shop", &[]).unwrap();
+    let dir = std::env::temp_dir().join(format!("sk-serve-live-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("profiles")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::copy(
+        root.join("examples/profiles/log-shipper.yaml"),
+        dir.join("profiles/log-shipper.yaml"),
+    )
+    .unwrap();
+    assert!(
+        Command::new(bin())
+            .args(["certs", "--san", "localhost", "--out-dir"])
+            .arg(dir.join("tls"))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let kubeconfig = fake.write_kubeconfig(&dir).unwrap();
+    let kc = kubeconfig.display().to_string();
+    let mut server = start_with(&dir, &["--kubeconfig", &kc]);
+    let probe = addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
+    let webhook = addr(&server.wait_log("webhook listening (POST /mutate)"));
+    eventually("the node cache in /readyz", || async {
+        get(probe, "/readyz").await.1.contains("nodes: 2 in cache")
+    })
+    .await;
+    let connector = tls(&dir);
+
+    // Mixed nodes, no fresh labeler Lease: the universal fallback is not trusted, legacy it is.
+    let (_, resp) = post_split(
+        webhook,
+        &connector,
+        &review_body(serde_json::json!({"logging": "shipped"})),
+        async {},
+    )
+    .await;
+    assert_eq!(
+        resp["response"]["auditAnnotations"]["injected"], "log-shipper=legacy",
+        "{resp}"
+    );
+    // A pod that only fits the new pool: native.
+    let body = String::from_utf8(review_body(serde_json::json!({"logging": "shipped"})))
+        .unwrap()
+        .replace(
+            "\"containers\"",
+            "\"nodeSelector\":{\"pool\":\"new\"},\"containers\"",
+        );
+    let (_, resp) = post_split(webhook, &connector, body.as_bytes(), async {}).await;
+    assert_eq!(
+        resp["response"]["auditAnnotations"]["injected"], "log-shipper=native",
+        "{resp}"
+    );
+    assert!(
+        get(probe, "/metrics")
+            .await
+            .1
+            .contains("sidecar_kit_cluster_facts_synced 1")
+    );
+    drop(server);
+    fake.shutdown().await;
 }

@@ -184,6 +184,18 @@ pub trait Facts {
     fn generation(&self) -> u64 {
         0
     }
+    /// One line on where the facts stand, for readiness details and logs.
+    fn describe(&self) -> String {
+        match self.availability() {
+            Availability::Known => "cluster facts known".into(),
+            Availability::Absent => {
+                "no cluster facts: auto mode uses each profile's fallback".into()
+            }
+            Availability::Unsynced(why) => {
+                format!("cluster facts unavailable ({why}): auto mode uses each profile's fallback")
+            }
+        }
+    }
 }
 
 /// Facts from a file, or no facts at all.

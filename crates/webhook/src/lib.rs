@@ -51,8 +51,6 @@ pub struct Config {
     /// System or own namespaces to inject into after all.
     pub allow_namespaces: Vec<String>,
     pub shim_image: Option<String>,
-    /// A facts file for `auto` mode, until live cluster facts are wired in.
-    pub facts: Option<PathBuf>,
     /// How often profile and certificate files are checked for changes.
     pub reload_interval: Duration,
     /// How long in-flight reviews may take to finish after SIGTERM.
@@ -161,6 +159,15 @@ impl AppState {
         }
     }
 
+    /// Updates the readiness detail and the metric about cluster facts.
+    pub fn refresh_facts_health(&self) {
+        let known = self.facts.availability() == sidecar_kit_core::facts::Availability::Known;
+        self.metrics.facts_synced.set(i64::from(known));
+        if let Ok(mut f) = self.health.facts.write() {
+            *f = self.facts.describe();
+        }
+    }
+
     pub fn profiles(&self) -> Arc<ProfileSet> {
         self.profiles.read().map(|p| p.clone()).unwrap_or_default()
     }
@@ -232,6 +239,7 @@ pub fn probe_router(state: Arc<AppState>) -> Router {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    state.refresh_facts_health();
     let report = state.health.report();
     let code = if state.health.ready() {
         StatusCode::OK
@@ -380,32 +388,18 @@ pub struct Bound {
 /// `config.shutdown_timeout`.
 pub async fn run(
     config: Config,
+    facts: Box<dyn Facts + Send + Sync>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     bound: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<(), String> {
-    let facts = load_facts(config.facts.as_ref())?;
-    let facts_note = if config.facts.is_some() {
-        "from the facts file"
-    } else {
-        "none: auto mode uses each profile's fallback"
-    };
     let options = Options {
         excluded_namespaces: config.excluded_namespaces(),
         ..Options::default()
     };
-    let state = Arc::new(AppState::new(
-        ProfileSet::default(),
-        Box::new(facts),
-        options,
-        config.failure,
-    ));
-    if let Ok(mut f) = state.health.facts.write() {
-        *f = format!("cluster facts: {facts_note}");
-    }
-    state
-        .metrics
-        .facts_synced
-        .set(i64::from(config.facts.is_some()));
+    let mut app_state = AppState::new(ProfileSet::default(), facts, options, config.failure);
+    app_state.cache = cache::Cache::new(config.review_cache_bytes);
+    let state = Arc::new(app_state);
+    state.refresh_facts_health();
 
     // Probe listener first: the kubelet can see why we are not ready yet.
     let probe_listener = tokio::net::TcpListener::bind(config.probe_listen)
@@ -536,6 +530,7 @@ pub async fn run(
                     rustls_config.reload_from_config(c);
                 }
                 state.metrics.ready.set(i64::from(state.health.ready()));
+                state.refresh_facts_health();
             }
             _ = stopped(&mut stop_wait) => break,
         }

@@ -47,7 +47,6 @@ fn excluded(own: &str) -> Vec<String> {
         own_namespace: Some(own.into()),
         allow_namespaces: vec![],
         shim_image: None,
-        facts: None,
         reload_interval: std::time::Duration::from_secs(1),
         shutdown_timeout: std::time::Duration::from_secs(1),
         request_timeout: std::time::Duration::from_secs(1),

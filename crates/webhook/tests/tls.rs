@@ -74,7 +74,6 @@ async fn start_with(dir: &Path, client_ca: Option<PathBuf>, request_timeout: Dur
         own_namespace: None,
         allow_namespaces: vec![],
         shim_image: None,
-        facts: None,
         reload_interval: Duration::from_millis(50),
         shutdown_timeout: Duration::from_secs(5),
         request_timeout,
@@ -85,6 +84,7 @@ async fn start_with(dir: &Path, client_ca: Option<PathBuf>, request_timeout: Dur
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(sidecar_kit_webhook::run(
         config,
+        Box::new(sidecar_kit_core::facts::StaticFacts::none()),
         async move {
             let _ = stop_rx.await;
         },

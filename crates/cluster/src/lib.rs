@@ -1,0 +1,10 @@
+//! The Kubernetes API adapter of sidecar-kit (kube-rs): one client setup for every command,
+//! the API server's version and `SidecarContainers` gate, a live cache of what decisions
+//! need from nodes and namespaces (behind the core's `Facts` trait), and the `label-nodes`
+//! controller.
+
+pub mod apiserver;
+pub mod connect;
+pub mod live;
+
+pub use connect::{ClusterError, Connect};

@@ -1,0 +1,393 @@
+//! Live cluster facts for `auto` mode: watches of nodes and namespaces kept to what decisions
+//! need, the node index rebuilt when they change, the API server's version and gate, and the
+//! freshness of the labeler's Lease. While a watch has not synced or the API cannot be
+//! reached, `availability()` says so and `auto` uses each profile's fallback.
+
+use crate::apiserver::{self, GateSource};
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use sidecar_kit_core::facts::{
+    Availability, CandidateSummary, Facts, NodeFacts, Scheduling, Taint,
+};
+use sidecar_kit_core::nodeindex::NodeIndex;
+use sidecar_kit_core::status::NODE_REASON_ANNOTATION;
+use sidecar_kit_core::version::{GateState, KubeVersion};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Where the labeler's Lease is, and how often things are looked at again.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Namespace and name of the `label-nodes` Lease.
+    pub labeler_lease: Option<(String, String)>,
+    /// How often the API server's version and gate, and the Lease, are read again.
+    pub refresh: Duration,
+    /// The least time between two rebuilds of the node index.
+    pub rebuild_every: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            labeler_lease: None,
+            refresh: Duration::from_secs(30),
+            rebuild_every: Duration::from_millis(200),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    api_version: Option<KubeVersion>,
+    api_gate: GateState,
+    api_note: String,
+    nodes: HashMap<String, NodeFacts>,
+    index: Option<Arc<NodeIndex>>,
+    nodes_synced: bool,
+    nodes_problem: Option<String>,
+    namespaces: HashMap<String, Arc<BTreeMap<String, String>>>,
+    namespaces_synced: bool,
+    namespaces_problem: Option<String>,
+    lease_fresh: Option<bool>,
+    generation: u64,
+}
+
+/// Facts from the live cluster. Cheap to clone; the watches run in background tasks.
+#[derive(Clone, Default)]
+pub struct LiveFacts {
+    state: Arc<RwLock<State>>,
+}
+
+/// What sidecar-kit keeps of a Node: nothing decisions do not need.
+pub fn node_facts(node: &Node) -> NodeFacts {
+    let meta = &node.metadata;
+    let gate = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(NODE_REASON_ANNOTATION))
+        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        .filter(|r| r.get("source").and_then(|s| s.as_str()) == Some("metrics"))
+        .and_then(|r| match r.get("gate").and_then(|g| g.as_str()) {
+            Some("enabled") => Some(GateState::Enabled),
+            Some("disabled") => Some(GateState::Disabled),
+            _ => None,
+        })
+        .unwrap_or_default();
+    NodeFacts {
+        name: meta.name.clone().unwrap_or_default(),
+        kubelet_version: node
+            .status
+            .as_ref()
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.kubelet_version.clone())
+            .unwrap_or_default(),
+        sidecar_containers: gate,
+        unschedulable: node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
+        labels: meta.labels.clone().unwrap_or_default(),
+        taints: node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| Taint {
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                        effect: t.effect.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+impl LiveFacts {
+    /// Starts the watches and refreshers on the current runtime.
+    pub fn start(client: kube::Client, opts: LiveOptions) -> LiveFacts {
+        let facts = LiveFacts::default();
+        tokio::spawn(
+            facts
+                .clone()
+                .watch_nodes(client.clone(), opts.rebuild_every),
+        );
+        tokio::spawn(facts.clone().watch_namespaces(client.clone()));
+        tokio::spawn(facts.clone().refresh(client, opts));
+        facts
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rebuild(&self) {
+        let nodes: Vec<NodeFacts> = {
+            let s = self.read();
+            let mut v: Vec<NodeFacts> = s.nodes.values().cloned().collect();
+            v.sort_by(|a, b| a.name.cmp(&b.name));
+            v
+        };
+        let index = Arc::new(NodeIndex::new(&nodes));
+        let mut s = self.write();
+        s.index = Some(index);
+        s.generation += 1;
+    }
+
+    async fn watch_nodes(self, client: kube::Client, rebuild_every: Duration) {
+        let api: Api<Node> = Api::all(client);
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let mut staging: Option<HashMap<String, NodeFacts>> = None;
+        let mut dirty = false;
+        let mut last_rebuild = Instant::now() - rebuild_every;
+        let mut tick = tokio::time::interval(rebuild_every);
+        loop {
+            tokio::select! {
+                ev = stream.next() => {
+                    let Some(ev) = ev else { break };
+                    match ev {
+                        Ok(Event::Init) => staging = Some(HashMap::new()),
+                        Ok(Event::InitApply(n)) => {
+                            let f = node_facts(&n);
+                            if let Some(st) = staging.as_mut() {
+                                st.insert(f.name.clone(), f);
+                            }
+                        }
+                        Ok(Event::InitDone) => {
+                            let nodes = staging.take().unwrap_or_default();
+                            let count = nodes.len();
+                            {
+                                let mut s = self.write();
+                                s.nodes = nodes;
+                                s.nodes_synced = true;
+                                s.nodes_problem = None;
+                            }
+                            self.rebuild();
+                            last_rebuild = Instant::now();
+                            dirty = false;
+                            tracing::info!(nodes = count, "node cache synced");
+                        }
+                        Ok(Event::Apply(n)) => {
+                            let f = node_facts(&n);
+                            let mut s = self.write();
+                            s.nodes_problem = None;
+                            if s.nodes.get(&f.name) != Some(&f) {
+                                s.nodes.insert(f.name.clone(), f);
+                                dirty = true;
+                            }
+                        }
+                        Ok(Event::Delete(n)) => {
+                            let name = n.metadata.name.unwrap_or_default();
+                            dirty |= self.write().nodes.remove(&name).is_some();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "node watch failed; retrying with back-off");
+                            self.write().nodes_problem = Some(format!("node watch: {e}"));
+                        }
+                    }
+                }
+                _ = tick.tick() => {}
+            }
+            if dirty && last_rebuild.elapsed() >= rebuild_every {
+                self.rebuild();
+                last_rebuild = Instant::now();
+                dirty = false;
+            }
+        }
+    }
+
+    async fn watch_namespaces(self, client: kube::Client) {
+        let api: Api<Namespace> = Api::all(client);
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let mut staging: Option<HashMap<String, Arc<BTreeMap<String, String>>>> = None;
+        while let Some(ev) = stream.next().await {
+            let entry = |n: &Namespace| {
+                (
+                    n.metadata.name.clone().unwrap_or_default(),
+                    Arc::new(n.metadata.labels.clone().unwrap_or_default()),
+                )
+            };
+            match ev {
+                Ok(Event::Init) => staging = Some(HashMap::new()),
+                Ok(Event::InitApply(n)) => {
+                    if let Some(st) = staging.as_mut() {
+                        let (k, v) = entry(&n);
+                        st.insert(k, v);
+                    }
+                }
+                Ok(Event::InitDone) => {
+                    let mut s = self.write();
+                    s.namespaces = staging.take().unwrap_or_default();
+                    s.namespaces_synced = true;
+                    s.namespaces_problem = None;
+                    s.generation += 1;
+                }
+                Ok(Event::Apply(n)) => {
+                    let (k, v) = entry(&n);
+                    let mut s = self.write();
+                    s.namespaces_problem = None;
+                    if s.namespaces.get(&k) != Some(&v) {
+                        s.namespaces.insert(k, v);
+                        s.generation += 1;
+                    }
+                }
+                Ok(Event::Delete(n)) => {
+                    let mut s = self.write();
+                    s.namespaces
+                        .remove(n.metadata.name.as_deref().unwrap_or(""));
+                    s.generation += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "namespace watch failed; retrying with back-off");
+                    self.write().namespaces_problem = Some(format!("namespace watch: {e}"));
+                }
+            }
+        }
+    }
+
+    async fn refresh(self, client: kube::Client, opts: LiveOptions) {
+        let mut tick = tokio::time::interval(opts.refresh);
+        loop {
+            tick.tick().await;
+            match apiserver::api_server(&client, Duration::from_secs(10)).await {
+                Ok(r) => {
+                    let note = match &r.source {
+                        GateSource::Metrics => format!(
+                            "API server {}: SidecarContainers {} (from /metrics)",
+                            r.version, r.gate
+                        ),
+                        GateSource::NoLine => format!(
+                            "API server {}: no SidecarContainers line in /metrics (inferred from the version)",
+                            r.version
+                        ),
+                        GateSource::Unreadable(why) => format!(
+                            "API server {}: gate inferred from the version ({why})",
+                            r.version
+                        ),
+                    };
+                    let mut s = self.write();
+                    let (v, g) = (KubeVersion::parse(&r.version), r.gate);
+                    if s.api_version != v || s.api_gate != g {
+                        s.generation += 1;
+                    }
+                    s.api_version = v;
+                    s.api_gate = g;
+                    s.api_note = note;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the API server's version");
+                    self.write().api_note = format!("API server: {e}");
+                }
+            }
+            if let Some((ns, name)) = &opts.labeler_lease {
+                let api: Api<Lease> = Api::namespaced(client.clone(), ns);
+                let fresh = match api.get_opt(name).await {
+                    Ok(Some(l)) => Some(lease_fresh(&l, k8s_openapi::jiff::Timestamp::now())),
+                    Ok(None) => Some(false),
+                    Err(e) => {
+                        tracing::warn!(error = %e, lease = %name, "cannot read the labeler's Lease");
+                        None
+                    }
+                };
+                let mut s = self.write();
+                if s.lease_fresh != fresh {
+                    s.lease_fresh = fresh;
+                    s.generation += 1;
+                }
+            }
+        }
+    }
+
+    /// One line for `/readyz` and logs: what auto mode decides from right now.
+    fn summary(&self) -> String {
+        let s = self.read();
+        let nodes = match (&s.nodes_problem, s.nodes_synced) {
+            (Some(p), _) => format!("nodes: {p}"),
+            (None, true) => format!("nodes: {} in cache", s.nodes.len()),
+            (None, false) => "nodes: not synced yet".to_string(),
+        };
+        let ns = match (&s.namespaces_problem, s.namespaces_synced) {
+            (Some(p), _) => format!("namespaces: {p}"),
+            (None, true) => format!("namespaces: {}", s.namespaces.len()),
+            (None, false) => "namespaces: not synced yet".to_string(),
+        };
+        let lease = match s.lease_fresh {
+            Some(true) => "labeler lease fresh",
+            Some(false) => "labeler lease not fresh",
+            None => "labeler lease unknown",
+        };
+        format!(
+            "{nodes}; {ns}; {}; {lease}",
+            if s.api_note.is_empty() {
+                "API server: not read yet"
+            } else {
+                &s.api_note
+            }
+        )
+    }
+
+    /// Number of nodes in the cache (for tests and metrics).
+    pub fn node_count(&self) -> usize {
+        self.read().nodes.len()
+    }
+}
+
+/// A Lease is fresh while its last renewal plus its duration is not past.
+pub fn lease_fresh(l: &Lease, now: k8s_openapi::jiff::Timestamp) -> bool {
+    let Some(spec) = &l.spec else { return false };
+    if spec.holder_identity.as_deref().unwrap_or("").is_empty() {
+        return false;
+    }
+    let (Some(renew), Some(secs)) = (&spec.renew_time, spec.lease_duration_seconds) else {
+        return false;
+    };
+    renew.0.as_second() + i64::from(secs) >= now.as_second()
+}
+
+impl Facts for LiveFacts {
+    fn availability(&self) -> Availability {
+        let s = self.read();
+        if let Some(p) = s.nodes_problem.as_ref().or(s.namespaces_problem.as_ref()) {
+            return Availability::Unsynced(format!("{p}; the API may be unreachable"));
+        }
+        if !s.nodes_synced || !s.namespaces_synced {
+            return Availability::Unsynced("node and namespace caches not synced yet".into());
+        }
+        Availability::Known
+    }
+    fn api_server(&self) -> (Option<KubeVersion>, GateState) {
+        let s = self.read();
+        (s.api_version.clone(), s.api_gate)
+    }
+    fn labeler_lease_fresh(&self) -> Option<bool> {
+        self.read().lease_fresh
+    }
+    fn namespace_labels(&self, namespace: &str) -> Option<Arc<BTreeMap<String, String>>> {
+        self.read().namespaces.get(namespace).cloned()
+    }
+    fn candidates(&self, scheduling: &Scheduling) -> CandidateSummary {
+        let index = self.read().index.clone();
+        index.map(|i| i.candidates(scheduling)).unwrap_or_default()
+    }
+    fn generation(&self) -> u64 {
+        self.read().generation
+    }
+    fn describe(&self) -> String {
+        self.summary()
+    }
+}
