@@ -376,7 +376,12 @@ fn check_common(objs: &Objects, failure_policy: &str) {
         assert_eq!(labels["app.kubernetes.io/name"], "sidecar-kit", "{what}");
         assert_eq!(labels["app.kubernetes.io/part-of"], "sidecar-kit", "{what}");
         assert_eq!(labels["app.kubernetes.io/version"], version, "{what}");
-        let cluster_scoped = ["Namespace", "MutatingWebhookConfiguration"];
+        let cluster_scoped = [
+            "Namespace",
+            "MutatingWebhookConfiguration",
+            "ClusterRole",
+            "ClusterRoleBinding",
+        ];
         if !cluster_scoped.iter().any(|k| o["kind"] == *k) {
             assert_eq!(o["metadata"]["namespace"], NS, "{what} is in {NS}");
         }
@@ -396,8 +401,25 @@ fn check_common(objs: &Objects, failure_policy: &str) {
         "disabled"
     );
 
-    // Identity: no token while the server does not call the API.
-    assert_eq!(sa["automountServiceAccountToken"], false);
+    // Identity: a token, and read-only access to exactly what auto mode decides from.
+    assert_eq!(sa["automountServiceAccountToken"], true);
+    let role = objs.get("ClusterRole", "sidecar-kit-webhook");
+    for rule in role["rules"].as_array().unwrap() {
+        for verb in rule["verbs"].as_array().unwrap() {
+            assert!(
+                ["get", "list", "watch"].contains(&verb.as_str().unwrap()),
+                "the webhook only reads: {rule}"
+            );
+        }
+    }
+    let binding = objs.get("ClusterRoleBinding", "sidecar-kit-webhook");
+    assert_eq!(binding["subjects"][0]["name"], sa["metadata"]["name"]);
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    let lease_role = objs.get("Role", "sidecar-kit-webhook");
+    assert_eq!(
+        lease_role["rules"][0]["resourceNames"][0], "sidecar-kit-label-nodes",
+        "one named Lease, read only"
+    );
     assert_eq!(
         pod["spec"]["serviceAccountName"], sa["metadata"]["name"],
         "the pods run as the ServiceAccount"
@@ -985,6 +1007,38 @@ fn dockerfile_matches_the_deployment() {
 /// singular, kind, namespaced).
 const RESOURCES: &[(&str, &str, &str, &str, &str, bool)] = &[
     ("", "v1", "namespaces", "namespace", "Namespace", false),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "role",
+        "Role",
+        true,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+    ),
     (
         "",
         "v1",
