@@ -208,21 +208,30 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
     let no_cluster = a.no_cluster;
     runtime.block_on(async move {
         tracing::info!(version = crate::VERSION, commit = crate::GIT_COMMIT, "sidecar-kit serve starting");
-        let facts: Box<dyn Facts + Send + Sync> = match static_facts {
-            Some(f) => Box::new(StaticFacts::new(f)),
-            None if no_cluster => Box::new(StaticFacts::none()),
-            None => match connect.client().await {
-                Ok(client) => {
-                    tracing::info!("reading cluster facts (nodes, namespaces, API server, labeler lease) for auto mode");
-                    Box::new(LiveFacts::start(client, LiveOptions { labeler_lease: lease, ..LiveOptions::default() }))
-                }
+        let client = if no_cluster {
+            None
+        } else {
+            match connect.client().await {
+                Ok(c) => Some(c),
                 Err(e) => {
-                    tracing::warn!(error = %e, "no cluster facts: auto mode uses each profile's fallback");
-                    Box::new(StaticFacts::none())
+                    tracing::warn!(error = %e, "no cluster access: auto mode uses each profile's fallback, and no Events are posted");
+                    None
                 }
-            },
+            }
         };
-        sidecar_kit_webhook::run(config, facts, shutdown_signal(), None).await.map_err(CliError::runtime)
+        let facts: Box<dyn Facts + Send + Sync> = match (static_facts, &client) {
+            (Some(f), _) => Box::new(StaticFacts::new(f)),
+            (None, Some(c)) => {
+                tracing::info!("reading cluster facts (nodes, namespaces, API server, labeler lease) for auto mode");
+                Box::new(LiveFacts::start(c.clone(), LiveOptions { labeler_lease: lease, ..LiveOptions::default() }))
+            }
+            (None, None) => Box::new(StaticFacts::none()),
+        };
+        let events: Option<std::sync::Arc<dyn sidecar_kit_core::events::EventSink>> = client.map(|c| {
+            let instance = std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "sidecar-kit".into());
+            std::sync::Arc::new(sidecar_kit_cluster::events::Recorder::start(c, instance, Default::default())) as _
+        });
+        sidecar_kit_webhook::run(config, facts, events, shutdown_signal(), None).await.map_err(CliError::runtime)
     })
 }
 

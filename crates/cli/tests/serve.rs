@@ -429,6 +429,39 @@ async fn serve_decides_auto_mode_from_live_cluster_facts() {
             .1
             .contains("sidecar_kit_cluster_facts_synced 1")
     );
+
+    // Events on the owner: none for a dry run, one for the real create.
+    let owned = |uid: &str, dry: bool| {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&review_body(serde_json::json!({"logging": "shipped"})))
+                .unwrap();
+        v["request"]["dryRun"] = serde_json::json!(dry);
+        v["request"]["object"]["metadata"]["ownerReferences"] = serde_json::json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("web-{uid}"), "uid": uid, "controller": true}]);
+        serde_json::to_vec(&v).unwrap()
+    };
+    let (status, _) = post_split(webhook, &connector, &owned("dry-1", true), async {}).await;
+    assert_eq!(status, 200);
+    let (status, _) = post_split(webhook, &connector, &owned("real-1", false), async {}).await;
+    assert_eq!(status, 200);
+    let events = || {
+        fake.state()
+            .list("events.events.k8s.io", Some("shop"))
+            .unwrap()
+    };
+    eventually("an Event on the owner", || async { !events().is_empty() }).await;
+    let evs = events();
+    assert_eq!(evs.len(), 1, "no Event for the dry run: {evs:#?}");
+    assert_eq!(evs[0]["regarding"]["uid"], "real-1");
+    assert_eq!(evs[0]["reason"], "Injected");
+    assert_eq!(evs[0]["reportingController"], "sidecar-kit.io/webhook");
+    assert!(
+        evs[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("log-shipper (legacy)"),
+        "{}",
+        evs[0]
+    );
     drop(server);
     fake.shutdown().await;
 }

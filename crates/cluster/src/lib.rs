@@ -5,6 +5,7 @@
 
 pub mod apiserver;
 pub mod connect;
+pub mod events;
 pub mod live;
 
 pub use connect::{ClusterError, Connect};

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod engine;
+pub mod events;
 pub mod facts;
 pub mod nodeindex;
 pub mod patch;

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod certs;
+pub use sidecar_kit_core::events;
 pub mod metrics;
 pub mod review;
 pub mod sources;
@@ -87,6 +88,8 @@ pub struct AppState {
     pub cache: cache::Cache<review::Cached>,
     /// Bumped on every profile set swap, so cached answers of the old set miss.
     pub profiles_generation: std::sync::atomic::AtomicU64,
+    /// Where Events about decisions go (none: no Events).
+    pub events: Option<Arc<dyn events::EventSink>>,
 }
 
 /// What `/readyz` reports.
@@ -156,6 +159,7 @@ impl AppState {
             in_flight: AtomicUsize::new(0),
             cache: cache::Cache::new(DEFAULT_REVIEW_CACHE_BYTES),
             profiles_generation: std::sync::atomic::AtomicU64::new(0),
+            events: None,
         }
     }
 
@@ -328,6 +332,11 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
                     result: if r.cached { "hit" } else { "miss" }.into(),
                 })
                 .inc();
+            if let Some(sink) = &state.events
+                && !r.dry_run
+            {
+                emit_event(sink.as_ref(), &bytes, &r);
+            }
             if let Some(code) = r.skip {
                 state
                     .metrics
@@ -367,6 +376,64 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
     }
 }
 
+/// Describes the decision as an Event on the pod's controller owner.
+fn emit_event(sink: &dyn events::EventSink, body: &[u8], r: &review::Reviewed) {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        request: Req,
+    }
+    #[derive(serde::Deserialize)]
+    struct Req {
+        #[serde(default)]
+        object: Option<Box<serde_json::value::RawValue>>,
+    }
+    let (reason, kind, message) = match r.result {
+        review::Result_::Injected => (
+            "Injected",
+            "Normal",
+            format!(
+                "sidecar-kit injected {}",
+                r.injections
+                    .iter()
+                    .map(|(p, m)| format!("{p} ({m})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ) + &format!(": {}", r.reason),
+        ),
+        review::Result_::Skipped => {
+            let warn = r.skip.is_some_and(|c| c.is_input_error());
+            (
+                "Skipped",
+                if warn { "Warning" } else { "Normal" },
+                format!("sidecar-kit did not inject: {}", r.reason),
+            )
+        }
+        review::Result_::ErrorAllowed => (
+            "Skipped",
+            "Warning",
+            format!(
+                "sidecar-kit could not decide, the pod runs without injection: {}",
+                r.reason
+            ),
+        ),
+        _ => return,
+    };
+    let Some(owner) = serde_json::from_slice::<Body>(body)
+        .ok()
+        .and_then(|b| b.request.object)
+        .and_then(|o| events::controller_owner(o.get()))
+    else {
+        return;
+    };
+    sink.emit(events::Note {
+        regarding: owner,
+        namespace: r.namespace.clone(),
+        reason,
+        kind,
+        message,
+    });
+}
+
 /// Loads the facts file, or none.
 pub fn load_facts(path: Option<&PathBuf>) -> Result<StaticFacts, String> {
     match path {
@@ -389,6 +456,7 @@ pub struct Bound {
 pub async fn run(
     config: Config,
     facts: Box<dyn Facts + Send + Sync>,
+    events: Option<Arc<dyn events::EventSink>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     bound: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<(), String> {
@@ -398,6 +466,7 @@ pub async fn run(
     };
     let mut app_state = AppState::new(ProfileSet::default(), facts, options, config.failure);
     app_state.cache = cache::Cache::new(config.review_cache_bytes);
+    app_state.events = events;
     let state = Arc::new(app_state);
     state.refresh_facts_health();
 

@@ -85,6 +85,7 @@ async fn start_with(dir: &Path, client_ca: Option<PathBuf>, request_timeout: Dur
     let task = tokio::spawn(sidecar_kit_webhook::run(
         config,
         Box::new(sidecar_kit_core::facts::StaticFacts::none()),
+        None,
         async move {
             let _ = stop_rx.await;
         },
