@@ -78,8 +78,23 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Issue a CA and a serving certificate for the webhook Service (clusters without cert-manager).
     Certs(serve::CertsArgs),
+    /// Print the SidecarProfile CustomResourceDefinition (generated from the profile types).
+    Crd(CrdArgs),
     /// Print the version, the git commit and the contract version.
     Version(VersionArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CrdArgs {
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = CrdFormat::Yaml)]
+    output: CrdFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum CrdFormat {
+    Yaml,
+    Json,
 }
 
 #[derive(clap::Args, Debug)]
@@ -137,6 +152,20 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Profiles(c) => profiles::run(c),
         Command::Serve(a) => serve::serve(*a),
         Command::Certs(a) => serve::certs(a),
+        Command::Crd(a) => {
+            let crd = sidecar_kit_core::crd::sidecar_profile_crd();
+            let text = match a.output {
+                CrdFormat::Yaml => {
+                    serde_saphyr::to_string(&crd).map_err(|e| CliError::runtime(e.to_string()))?
+                }
+                CrdFormat::Json => {
+                    serde_json::to_string_pretty(&crd)
+                        .map_err(|e| CliError::runtime(e.to_string()))?
+                        + "\n"
+                }
+            };
+            output::print(&text)
+        }
         Command::Version(a) => {
             match a.output {
                 VersionFormat::Text => output::print(&format!("sidecar-kit {VERSION_LINE}\n"))?,

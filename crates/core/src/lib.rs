@@ -18,6 +18,8 @@
 //! assert!(out.patch.iter().any(|op| op.path() == "/spec/initContainers"));
 //! ```
 
+#[cfg(feature = "schema")]
+pub mod crd;
 pub mod engine;
 pub mod events;
 pub mod facts;

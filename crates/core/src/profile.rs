@@ -23,6 +23,7 @@ pub const RELEASE_SHIM_IMAGE: &str = concat!(
 );
 
 /// Injection mode.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -65,6 +66,7 @@ impl fmt::Display for Mode {
 }
 
 /// What `auto` does when the candidate nodes are mixed.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Fallback {
@@ -84,6 +86,7 @@ impl Fallback {
     }
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum JobCompletion {
@@ -213,9 +216,10 @@ struct RawMeta {
     name: Option<String>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawSpec {
+pub(crate) struct RawSpec {
     #[serde(default)]
     selector: Option<LabelSelector>,
     #[serde(default)]
@@ -224,12 +228,32 @@ struct RawSpec {
     mode: Option<Mode>,
     #[serde(default)]
     fallback: Option<Fallback>,
+    /// Where native sidecars go: first, last, {before: NAME} or {after: NAME}.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::crd::position_schema")
+    )]
     position: Option<Value>,
+    /// Sidecar containers: Kubernetes Containers, kept as given.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::crd::objects_schema")
+    )]
     containers: Vec<Value>,
+    /// Setup steps: regular init containers, kept as given.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::crd::objects_schema")
+    )]
     init_containers: Vec<Value>,
+    /// Volumes the sidecars need, kept as given.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::crd::objects_schema")
+    )]
     volumes: Vec<Value>,
     #[serde(default)]
     app_containers: Option<RawApp>,
@@ -241,15 +265,27 @@ struct RawSpec {
     job_completion: Option<JobCompletion>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawApp {
+    /// Volume mounts added to every app container.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::crd::objects_schema")
+    )]
     volume_mounts: Vec<Value>,
+    /// Environment variables added to every app container.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::crd::objects_schema")
+    )]
     env: Vec<Value>,
 }
 
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawShim {
