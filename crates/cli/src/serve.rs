@@ -82,6 +82,9 @@ pub struct ServeArgs {
     /// Kubeconfig context.
     #[arg(long, env = "SIDECAR_KIT_CONTEXT")]
     pub context: Option<String>,
+    /// Do not take profiles from SidecarProfile objects (the CRD), only from --profiles.
+    #[arg(long, env = "SIDECAR_KIT_NO_CRD_PROFILES")]
+    pub no_crd_profiles: bool,
     /// Do not read the cluster: auto mode uses each profile's fallback.
     #[arg(long, env = "SIDECAR_KIT_NO_CLUSTER")]
     pub no_cluster: bool,
@@ -206,6 +209,7 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
         context: a.context,
     };
     let no_cluster = a.no_cluster;
+    let crd_profiles = !a.no_crd_profiles;
     runtime.block_on(async move {
         tracing::info!(version = crate::VERSION, commit = crate::GIT_COMMIT, "sidecar-kit serve starting");
         let client = if no_cluster {
@@ -227,11 +231,30 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
             }
             (None, None) => Box::new(StaticFacts::none()),
         };
-        let events: Option<std::sync::Arc<dyn sidecar_kit_core::events::EventSink>> = client.map(|c| {
-            let instance = std::env::var("POD_NAME").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "sidecar-kit".into());
-            std::sync::Arc::new(sidecar_kit_cluster::events::Recorder::start(c, instance, Default::default())) as _
-        });
-        sidecar_kit_webhook::run(config, facts, events, shutdown_signal(), None).await.map_err(CliError::runtime)
+
+        let profiles: Option<std::sync::Arc<dyn sidecar_kit_core::profile::ProfileFeed>> = match (&client, crd_profiles) {
+            (Some(c), true) => Some(std::sync::Arc::new(sidecar_kit_cluster::profiles::CrdProfiles::start(c.clone(), true))),
+            _ => None,
+        };
+        let events = events_of(client);
+        sidecar_kit_webhook::run(config, sidecar_kit_webhook::Adapters { facts, events, profiles }, shutdown_signal(), None).await.map_err(CliError::runtime)
+    })
+}
+
+/// The Event recorder, when the cluster can be reached.
+fn events_of(
+    client: Option<sidecar_kit_cluster::Client>,
+) -> Option<std::sync::Arc<dyn sidecar_kit_core::events::EventSink>> {
+    client.map(|c| {
+        let instance = std::env::var("POD_NAME")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "sidecar-kit".into());
+        std::sync::Arc::new(sidecar_kit_cluster::events::Recorder::start(
+            c,
+            instance,
+            Default::default(),
+        )) as _
     })
 }
 

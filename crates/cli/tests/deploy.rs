@@ -381,6 +381,7 @@ fn check_common(objs: &Objects, failure_policy: &str) {
             "MutatingWebhookConfiguration",
             "ClusterRole",
             "ClusterRoleBinding",
+            "CustomResourceDefinition",
         ];
         if !cluster_scoped.iter().any(|k| o["kind"] == *k) {
             assert_eq!(o["metadata"]["namespace"], NS, "{what} is in {NS}");
@@ -406,9 +407,12 @@ fn check_common(objs: &Objects, failure_policy: &str) {
     let role = objs.get("ClusterRole", "sidecar-kit-webhook");
     for rule in role["rules"].as_array().unwrap() {
         let events = rule["apiGroups"] == serde_json::json!(["events.k8s.io"]);
+        let status = rule["resources"] == serde_json::json!(["sidecarprofiles/status"]);
         for verb in rule["verbs"].as_array().unwrap() {
             let allowed: &[&str] = if events {
                 &["create"]
+            } else if status {
+                &["patch"]
             } else {
                 &["get", "list", "watch"]
             };
@@ -1014,6 +1018,14 @@ fn dockerfile_matches_the_deployment() {
 const RESOURCES: &[(&str, &str, &str, &str, &str, bool)] = &[
     ("", "v1", "namespaces", "namespace", "Namespace", false),
     (
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "customresourcedefinition",
+        "CustomResourceDefinition",
+        false,
+    ),
+    (
         "rbac.authorization.k8s.io",
         "v1",
         "clusterroles",
@@ -1368,4 +1380,28 @@ fn overlays_pass_kubectl_apply_dry_run() {
         let (yaml, objs) = build(&dir);
         dry_run(&yaml, &objs);
     }
+}
+
+/// The CRD shipped in deploy/base is exactly what `sidecar-kit crd` prints.
+#[test]
+fn shipped_crd_matches_the_generated_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sidecar-kit"))
+        .arg("crd")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/base/crd.yaml"),
+    )
+    .unwrap();
+    let body: String = shipped
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        body,
+        String::from_utf8(out.stdout).unwrap(),
+        "deploy/base/crd.yaml is stale: regenerate it with `sidecar-kit crd`"
+    );
 }

@@ -164,6 +164,61 @@ async fn post_split(
     (status, json)
 }
 
+/// Reads one HTTP/1.1 response (with a content-length) from a kept-alive stream.
+async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> (u16, Value) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.unwrap();
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap();
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.unwrap();
+    (
+        head[9..12].parse().unwrap(),
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+/// Sends a whole review and then, on the same connection (so it is being served), half of a
+/// second one; runs `between`; sends the rest; returns the second answer.
+async fn post_in_flight(
+    addr: SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+    body: &[u8],
+    between: impl std::future::Future<Output = ()>,
+) -> (u16, Value) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut s = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let (status, _) = read_response(&mut s).await;
+    assert_eq!(status, 200);
+    s.write_all(head.as_bytes()).await.unwrap();
+    let half = body.len() / 2;
+    s.write_all(&body[..half]).await.unwrap();
+    s.flush().await.unwrap();
+    between.await;
+    s.write_all(&body[half..]).await.unwrap();
+    read_response(&mut s).await
+}
+
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
@@ -297,7 +352,7 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
 
     // SIGTERM while a review is in flight: it completes, new connections are refused, exit 0.
     let pid = server.child.id().to_string();
-    let (status, resp) = post_split(
+    let (status, resp) = post_in_flight(
         webhook,
         &connector,
         &review_body(serde_json::json!({"logging": "shipped"})),
@@ -461,6 +516,140 @@ async fn serve_decides_auto_mode_from_live_cluster_facts() {
             .contains("log-shipper (legacy)"),
         "{}",
         evs[0]
+    );
+    drop(server);
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_profiles_from_the_crd() {
+    use sidecar_kit_fakeapi::{FakeApi, FakeConfig};
+    let fake = FakeApi::start(FakeConfig {
+        version: "v1.31.4".into(),
+        install_sidecar_profile_crd: true,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let s = fake.state();
+    s.seed_namespace("shop", &[]).unwrap();
+    let dir = std::env::temp_dir().join(format!("sk-serve-crd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("profiles")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::copy(
+        root.join("examples/profiles/log-shipper.yaml"),
+        dir.join("profiles/log-shipper.yaml"),
+    )
+    .unwrap();
+    assert!(
+        Command::new(bin())
+            .args(["certs", "--san", "localhost", "--out-dir"])
+            .arg(dir.join("tls"))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let kc = fake.write_kubeconfig(&dir).unwrap().display().to_string();
+    let mut server = start_with(&dir, &["--kubeconfig", &kc]);
+    let probe = addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
+    let webhook = addr(&server.wait_log("webhook listening (POST /mutate)"));
+    let connector = tls(&dir);
+    const RES: &str = "sidecarprofiles.sidecar-kit.io";
+
+    // A valid object joins the set, and its status says so.
+    let mesh: serde_json::Value = serde_json::to_value(
+        sidecar_kit_manifests::read_path(
+            &root
+                .join("crates/cli/tests/golden/profiles/mesh.yaml")
+                .display()
+                .to_string(),
+        )
+        .unwrap()[0]
+            .value
+            .clone(),
+    )
+    .unwrap();
+    s.insert(RES, mesh).unwrap();
+    eventually("the CRD profile in /readyz", || async {
+        get(probe, "/readyz").await.1.contains("mesh-proxy")
+    })
+    .await;
+    let (_, resp) = post_split(
+        webhook,
+        &connector,
+        &review_body(serde_json::json!({"mesh": "on"})),
+        async {},
+    )
+    .await;
+    assert_eq!(
+        resp["response"]["auditAnnotations"]["injected"], "mesh-proxy=native",
+        "{resp}"
+    );
+    eventually("the Valid condition", || async {
+        s.get(RES, None, "mesh-proxy")
+            .unwrap()
+            .unwrap()
+            .pointer("/status/conditions/0/status")
+            == Some(&serde_json::json!("True"))
+    })
+    .await;
+
+    // An invalid one is left out, and its status names the field.
+    s.insert(RES, serde_json::json!({"apiVersion": "sidecar-kit.io/v1alpha1", "kind": "SidecarProfile", "metadata": {"name": "broken"},
+        "spec": {"containers": [{"name": "agent"}]}})).unwrap();
+    eventually("the Invalid condition", || async {
+        s.get(RES, None, "broken")
+            .unwrap()
+            .unwrap()
+            .pointer("/status/conditions/0/message")
+            .and_then(|m| m.as_str())
+            .is_some_and(|m| m.contains("spec.containers[0].image"))
+    })
+    .await;
+    eventually("the invalid object in /readyz", || async {
+        get(probe, "/readyz")
+            .await
+            .1
+            .contains("invalid (see their status): broken")
+    })
+    .await;
+    assert_eq!(
+        get(probe, "/readyz").await.0,
+        200,
+        "an invalid object does not make the webhook unready"
+    );
+
+    // A name both in the directory and in the cluster: the last good set stays, /readyz says why.
+    let mut dup = serde_json::to_value(
+        sidecar_kit_manifests::read_path(
+            &root
+                .join("examples/profiles/log-shipper.yaml")
+                .display()
+                .to_string(),
+        )
+        .unwrap()[0]
+            .value
+            .clone(),
+    )
+    .unwrap();
+    dup["spec"]["priority"] = serde_json::json!(1);
+    s.insert(RES, dup).unwrap();
+    eventually("the conflict in /readyz", || async {
+        get(probe, "/readyz").await.1.contains("is defined twice")
+    })
+    .await;
+    let (_, resp) = post_split(
+        webhook,
+        &connector,
+        &review_body(serde_json::json!({"mesh": "on"})),
+        async {},
+    )
+    .await;
+    assert_eq!(
+        resp["response"]["auditAnnotations"]["injected"], "mesh-proxy=native",
+        "the last good set is in force"
     );
     drop(server);
     fake.shutdown().await;

@@ -6,6 +6,10 @@
 pub mod apiserver;
 pub mod connect;
 pub mod events;
+pub mod labeler;
+pub mod lease;
 pub mod live;
+pub mod profiles;
 
 pub use connect::{ClusterError, Connect};
+pub use kube::Client;

@@ -953,3 +953,11 @@ impl ProfileSet {
         self.profiles.is_empty()
     }
 }
+
+/// Profiles that come from somewhere other than files (the SidecarProfile CRD, watched by the
+/// cluster adapter): a generation that changes with them, and the objects with their origins.
+pub trait ProfileFeed: Send + Sync {
+    fn snapshot(&self) -> (u64, Vec<(String, Value)>);
+    /// One line on where the feed stands, for readiness details.
+    fn describe(&self) -> String;
+}

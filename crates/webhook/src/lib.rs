@@ -444,6 +444,25 @@ pub fn load_facts(path: Option<&PathBuf>) -> Result<StaticFacts, String> {
     }
 }
 
+/// What the cluster adapter supplies: facts for auto mode, a sink for Events, and profiles
+/// from the SidecarProfile CRD. Without a cluster: no facts, no Events, files only.
+pub struct Adapters {
+    pub facts: Box<dyn Facts + Send + Sync>,
+    pub events: Option<Arc<dyn events::EventSink>>,
+    pub profiles: Option<Arc<dyn sidecar_kit_core::profile::ProfileFeed>>,
+}
+
+impl Adapters {
+    /// No cluster: no facts, no Events, profiles from files only.
+    pub fn none() -> Adapters {
+        Adapters {
+            facts: Box::new(StaticFacts::none()),
+            events: None,
+            profiles: None,
+        }
+    }
+}
+
 /// Addresses the server bound, reported once both listeners are up.
 #[derive(Debug, Clone, Copy)]
 pub struct Bound {
@@ -455,8 +474,7 @@ pub struct Bound {
 /// `config.shutdown_timeout`.
 pub async fn run(
     config: Config,
-    facts: Box<dyn Facts + Send + Sync>,
-    events: Option<Arc<dyn events::EventSink>>,
+    adapters: Adapters,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     bound: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<(), String> {
@@ -464,6 +482,11 @@ pub async fn run(
         excluded_namespaces: config.excluded_namespaces(),
         ..Options::default()
     };
+    let Adapters {
+        facts,
+        events,
+        profiles: feed,
+    } = adapters;
     let mut app_state = AppState::new(ProfileSet::default(), facts, options, config.failure);
     app_state.cache = cache::Cache::new(config.review_cache_bytes);
     app_state.events = events;
@@ -497,7 +520,7 @@ pub async fn run(
 
     // Profiles: the first good load is required before serving reviews.
     let profiles =
-        sources::ProfileWatcher::new(config.profiles_dir.clone(), config.shim_image.clone());
+        sources::ProfileWatcher::new(config.profiles_dir.clone(), config.shim_image.clone(), feed);
     let certs = sources::CertWatcher::new(
         config.tls_cert.clone(),
         config.tls_key.clone(),

@@ -5,7 +5,7 @@
 
 use crate::{AppState, Health};
 use rustls::ServerConfig;
-use sidecar_kit_core::profile::ProfileSet;
+use sidecar_kit_core::profile::{Profile, ProfileFeed, ProfileSet};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -31,24 +31,31 @@ fn profile_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Watches the profile directory.
+/// Watches the profile directory, and the SidecarProfile objects of the cluster when fed.
 pub struct ProfileWatcher {
     dir: PathBuf,
     shim_image: Option<String>,
+    feed: Option<Arc<dyn ProfileFeed>>,
     last: Option<u64>,
     loaded: bool,
 }
 
 impl ProfileWatcher {
-    pub fn new(dir: PathBuf, shim_image: Option<String>) -> Self {
+    pub fn new(
+        dir: PathBuf,
+        shim_image: Option<String>,
+        feed: Option<Arc<dyn ProfileFeed>>,
+    ) -> Self {
         ProfileWatcher {
             dir,
             shim_image,
+            feed,
             last: None,
             loaded: false,
         }
     }
 
+    /// A hash of the directory's files and the feed's generation.
     fn fingerprint(&self) -> Result<(u64, usize), String> {
         let files = profile_files(&self.dir)?;
         let mut h = DefaultHasher::new();
@@ -58,29 +65,33 @@ impl ProfileWatcher {
                 .map_err(|e| format!("cannot read {}: {e}", f.display()))?
                 .hash(&mut h);
         }
+        if let Some(feed) = &self.feed {
+            feed.snapshot().0.hash(&mut h);
+        }
         Ok((h.finish(), files.len()))
     }
 
     fn load(&self, files: usize) -> Result<ProfileSet, String> {
-        if files == 0 {
-            return Ok(ProfileSet::default());
+        let join = |errs: Vec<String>| errs.join("; ");
+        let mut profiles = if files == 0 {
+            Vec::new()
+        } else {
+            sidecar_kit_manifests::load_profiles(&[self.dir.display().to_string()])
+                .map_err(|errs| join(errs.iter().map(ToString::to_string).collect()))?
+        };
+        if let Some(feed) = &self.feed {
+            // Objects the cluster adapter found invalid are left out (their status says why).
+            for (origin, obj) in feed.snapshot().1 {
+                if let Ok(p) = Profile::from_value(&obj, &origin) {
+                    profiles.push(p);
+                }
+            }
         }
-        let profiles = sidecar_kit_manifests::load_profiles(&[self.dir.display().to_string()])
-            .map_err(|errs| {
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })?;
-        ProfileSet::new(profiles, self.shim_image.as_deref()).map_err(|errs| {
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        ProfileSet::new(profiles, self.shim_image.as_deref())
+            .map_err(|errs| join(errs.iter().map(ToString::to_string).collect()))
     }
 
-    /// Loads the directory if it changed since the last look.
+    /// Loads the directory (and the feed) if either changed since the last look.
     pub fn poll(&mut self, state: &AppState) {
         let (fp, files) = match self.fingerprint() {
             Ok(x) => x,
@@ -104,15 +115,25 @@ impl ProfileWatcher {
                         result: "success".into(),
                     })
                     .inc();
+                let feed = self
+                    .feed
+                    .as_ref()
+                    .map(|f| format!("; cluster: {}", f.describe()))
+                    .unwrap_or_default();
                 Health::set(
                     &state.health.profiles,
                     true,
                     format!(
-                        "{} profile(s) from {}: {}",
+                        "{} profile(s) from {}{}: {}",
                         names.len(),
                         self.dir.display(),
+                        if self.feed.is_some() {
+                            " and the cluster"
+                        } else {
+                            ""
+                        },
                         names.join(", ")
-                    ),
+                    ) + &feed,
                 );
                 tracing::info!(dir = %self.dir.display(), profiles = %names.join(","), "profiles loaded");
                 self.loaded = true;

@@ -84,8 +84,7 @@ async fn start_with(dir: &Path, client_ca: Option<PathBuf>, request_timeout: Dur
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(sidecar_kit_webhook::run(
         config,
-        Box::new(sidecar_kit_core::facts::StaticFacts::none()),
-        None,
+        sidecar_kit_webhook::Adapters::none(),
         async move {
             let _ = stop_rx.await;
         },
