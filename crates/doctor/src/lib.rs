@@ -1,0 +1,8 @@
+//! `sidecar-kit doctor` and `lint`: checks that explain why native sidecars fail, as
+//! findings with a severity, the object they concern, what is wrong and how to fix it.
+//! Every command produces a [`Report`]; [`render`] writes it in any output format, and
+//! [`exit_code`] turns it into the documented exit code.
+
+pub mod report;
+
+pub use report::{BlindSpot, Finding, Format, Report, Severity, exit_code, render};
