@@ -3,6 +3,7 @@
 
 mod explain;
 mod inject;
+mod lint;
 mod output;
 mod profiles;
 mod serve;
@@ -71,6 +72,8 @@ enum Command {
     Uninject(inject::UninjectArgs),
     /// Per pod template: which profiles match, the mode chosen and the facts behind it.
     Explain(explain::ExplainArgs),
+    /// Check manifests offline for the native-sidecar rules met only at apply time.
+    Lint(lint::LintArgs),
     /// Work with SidecarProfile files.
     #[command(subcommand)]
     Profiles(profiles::ProfilesCommand),
@@ -138,7 +141,10 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
-            eprintln!("error: {}", e.message);
+            // An empty message is an exit code that reports findings already written.
+            if !e.message.is_empty() {
+                eprintln!("error: {}", e.message);
+            }
             ExitCode::from(e.code)
         }
     }
@@ -150,6 +156,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Uninject(a) => inject::uninject(a),
         Command::Explain(a) => explain::explain(a),
         Command::Profiles(c) => profiles::run(c),
+        Command::Lint(a) => lint::lint(a),
         Command::Serve(a) => serve::serve(*a),
         Command::Certs(a) => serve::certs(a),
         Command::Crd(a) => {

@@ -94,10 +94,10 @@ fn golden() {
         } else {
             stdout
         };
-        if c.exit != 0 {
+        if (1..10).contains(&c.exit) {
             assert!(
                 stdout.is_empty(),
-                "{}: nothing partial on stdout on error, got {stdout}",
+                "{}: nothing partial on stdout on error (exit codes 10-12 report findings on stdout), got {stdout}",
                 c.name
             );
         }

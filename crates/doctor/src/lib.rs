@@ -3,6 +3,7 @@
 //! Every command produces a [`Report`]; [`render`] writes it in any output format, and
 //! [`exit_code`] turns it into the documented exit code.
 
+pub mod lint;
 pub mod report;
 
 pub use report::{BlindSpot, Finding, Format, Report, Severity, exit_code, render};
