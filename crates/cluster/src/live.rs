@@ -133,13 +133,7 @@ impl LiveFacts {
     }
 
     fn rebuild(&self) {
-        let nodes: Vec<NodeFacts> = {
-            let s = self.read();
-            let mut v: Vec<NodeFacts> = s.nodes.values().cloned().collect();
-            v.sort_by(|a, b| a.name.cmp(&b.name));
-            v
-        };
-        let index = Arc::new(NodeIndex::new(&nodes));
+        let index = Arc::new(index_of(&self.read().nodes));
         let mut s = self.write();
         s.index = Some(index);
         s.generation += 1;
@@ -169,13 +163,16 @@ impl LiveFacts {
                         Ok(Event::InitDone) => {
                             let nodes = staging.take().unwrap_or_default();
                             let count = nodes.len();
+                            // Build the index before publishing: a synced cache always has it.
+                            let index = Arc::new(index_of(&nodes));
                             {
                                 let mut s = self.write();
                                 s.nodes = nodes;
+                                s.index = Some(index);
                                 s.nodes_synced = true;
                                 s.nodes_problem = None;
+                                s.generation += 1;
                             }
-                            self.rebuild();
                             last_rebuild = Instant::now();
                             dirty = false;
                             tracing::info!(nodes = count, "node cache synced");
@@ -345,6 +342,56 @@ impl LiveFacts {
     pub fn node_count(&self) -> usize {
         self.read().nodes.len()
     }
+
+    /// An estimate of the heap the node cache holds: the kept fields of every node (names,
+    /// versions, labels, taints, with map and string overheads) and the index's bitsets.
+    pub fn approx_node_bytes(&self) -> usize {
+        let s = self.read();
+        let string = |x: &String| x.capacity() + std::mem::size_of::<String>();
+        let per_node: usize = s
+            .nodes
+            .iter()
+            .map(|(k, n)| {
+                string(k)
+                    + std::mem::size_of::<NodeFacts>()
+                    + n.name.capacity()
+                    + n.kubelet_version.capacity()
+                    + n.labels
+                        .iter()
+                        .map(|(a, b)| string(a) + string(b) + 16)
+                        .sum::<usize>()
+                    + n.taints
+                        .iter()
+                        .map(|t| {
+                            std::mem::size_of::<Taint>()
+                                + t.key.capacity()
+                                + t.effect.capacity()
+                                + t.value.as_ref().map_or(0, String::capacity)
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        let distinct_values: usize = {
+            let mut v = std::collections::HashSet::new();
+            for n in s.nodes.values() {
+                for kv in &n.labels {
+                    v.insert(kv);
+                }
+            }
+            v.len()
+        };
+        // One bitset of n bits per label value and key, per class and taint group (a few).
+        let bitsets = (distinct_values + 16) * s.nodes.len().div_ceil(64) * 8;
+        per_node + bitsets
+    }
+}
+
+/// The index of a node map, in name order.
+fn index_of(nodes: &HashMap<String, NodeFacts>) -> NodeIndex {
+    let mut v: Vec<&NodeFacts> = nodes.values().collect();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    let owned: Vec<NodeFacts> = v.into_iter().cloned().collect();
+    NodeIndex::new(&owned)
 }
 
 /// A Lease is fresh while its last renewal plus its duration is not past.

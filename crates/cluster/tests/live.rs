@@ -192,3 +192,61 @@ async fn unreachable_api_is_not_known() {
         facts.availability()
     );
 }
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sync time and memory of the node cache for 5,000 nodes. Run with
+/// `cargo test --release -p sidecar-kit-cluster --test live -- --ignored --nocapture node_cache_5000`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run explicitly"]
+async fn node_cache_5000() {
+    let fake = FakeApi::start(FakeConfig {
+        version: "v1.31.4".into(),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let s = fake.state();
+    s.seed_nodes((0..5000).map(|i| {
+        let pool = ["general", "general", "memory", "gpu", "legacy"][i % 5];
+        NodeSeed::new(
+            format!("node-{i:04}"),
+            if pool == "legacy" {
+                "v1.27.16"
+            } else {
+                "v1.31.4"
+            },
+        )
+        .label("pool", pool)
+        .label("topology.kubernetes.io/zone", format!("zone-{}", i % 3))
+        .label("node.kubernetes.io/instance-type", "m6i.2xlarge")
+    }))
+    .unwrap();
+    let (c, _dir) = client(&fake).await;
+    let before = rss_kib();
+    let t = Instant::now();
+    let facts = LiveFacts::start(c, fast());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while facts.availability() != Availability::Known || facts.node_count() < 5000 {
+        assert!(Instant::now() < deadline, "no sync in 2 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let sync = t.elapsed();
+    let summary = facts.candidates(&Scheduling::default());
+    assert_eq!(summary.total(), 5000, "{}", summary.describe());
+    println!(
+        "node cache: 5000 nodes synced in {:.0} ms; cache ~{:.1} MiB (estimate of kept fields and index); process RSS grew {:.1} MiB (includes the client's list buffers)",
+        sync.as_secs_f64() * 1000.0,
+        facts.approx_node_bytes() as f64 / 1048576.0,
+        (rss_kib().saturating_sub(before)) as f64 / 1024.0
+    );
+    fake.shutdown().await;
+}
