@@ -96,25 +96,30 @@ pub struct Loaded {
     pub options: Options,
 }
 
-pub fn load(a: &EngineArgs) -> Result<Loaded, CliError> {
-    let profiles = manifests::load_profiles(&a.profiles).map_err(|errs| {
+/// Loads profile files and builds the set; `what` words the count of problems in the files.
+pub fn load_set(
+    paths: &[String],
+    shim_image: Option<&str>,
+    what: &str,
+) -> Result<ProfileSet, CliError> {
+    let join = |errs: Vec<String>| errs.join("\n");
+    let profiles = manifests::load_profiles(paths).map_err(|errs| {
         CliError::input(format!(
-            "{} problem(s) in the profiles:\n{}",
+            "{} {what}:\n{}",
             errs.len(),
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
+            join(errs.iter().map(ToString::to_string).collect())
         ))
     })?;
-    let profiles = ProfileSet::new(profiles, a.shim_image.as_deref()).map_err(|errs| {
-        CliError::input(
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    ProfileSet::new(profiles, shim_image)
+        .map_err(|errs| CliError::input(join(errs.iter().map(ToString::to_string).collect())))
+}
+
+pub fn load(a: &EngineArgs) -> Result<Loaded, CliError> {
+    let profiles = load_set(
+        &a.profiles,
+        a.shim_image.as_deref(),
+        "problem(s) in the profiles",
+    )?;
     let facts = match &a.facts {
         Some(f) => StaticFacts::new(manifests::load_facts(f)?),
         None => StaticFacts::none(),
@@ -184,15 +189,18 @@ fn out_format(o: Option<OutputFormat>, docs: &[Document]) -> Format {
     }
 }
 
-pub fn inject(a: InjectArgs) -> Result<(), CliError> {
-    let l = load(&a.engine)?;
-    let format = out_format(a.output, &l.docs);
+/// Runs `plan` on every document and applies its patch. Warnings go to stderr, and with
+/// `notes` also the skips that are no error; skips that are input errors fail the run, after
+/// all documents were looked at, with nothing written to stdout.
+fn transform(
+    docs: &[Document],
+    notes: bool,
+    plan: impl Fn(&str) -> Result<Outcome, sidecar_kit_core::pod::ViewError>,
+) -> Result<Vec<Value>, CliError> {
     let mut errors = Vec::new();
-    let mut out = Vec::with_capacity(l.docs.len());
-    for doc in &l.docs {
-        let outcome = run_engine(doc, |j| {
-            engine::inject(j, &l.profiles, &l.facts, &l.options)
-        })?;
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let outcome = run_engine(doc, &plan)?;
         for t in &outcome.templates {
             let place = template_place(doc, &t.spec_pointer);
             for w in &t.warnings {
@@ -201,7 +209,7 @@ pub fn inject(a: InjectArgs) -> Result<(), CliError> {
             if let TemplateResult::Skipped(s) = &t.result {
                 if s.code.is_input_error() {
                     errors.push(format!("{place}: {}", s.message));
-                } else {
+                } else if notes {
                     output::note("note", &place, &format!("not injected: {}", s.message));
                 }
             }
@@ -221,41 +229,21 @@ pub fn inject(a: InjectArgs) -> Result<(), CliError> {
             message: errors.join("\n"),
         });
     }
+    Ok(out)
+}
+
+pub fn inject(a: InjectArgs) -> Result<(), CliError> {
+    let l = load(&a.engine)?;
+    let format = out_format(a.output, &l.docs);
+    let out = transform(&l.docs, true, |j| {
+        engine::inject(j, &l.profiles, &l.facts, &l.options)
+    })?;
     write(out, format)
 }
 
 pub fn uninject(a: UninjectArgs) -> Result<(), CliError> {
     let docs = read_all(&a.files)?;
     let format = out_format(a.output, &docs);
-    let mut errors = Vec::new();
-    let mut out = Vec::with_capacity(docs.len());
-    for doc in &docs {
-        let outcome = run_engine(doc, engine::uninject)?;
-        for t in &outcome.templates {
-            let place = template_place(doc, &t.spec_pointer);
-            for w in &t.warnings {
-                output::note("warning", &place, w);
-            }
-            if let TemplateResult::Skipped(s) = &t.result
-                && s.code.is_input_error()
-            {
-                errors.push(format!("{place}: {}", s.message));
-            }
-        }
-        let mut v = doc.value.clone();
-        manifests::apply(&mut v, &outcome.patch).map_err(|e| {
-            CliError::runtime(format!(
-                "{}: the planned patch does not apply ({e}); this is a bug in sidecar-kit",
-                doc.describe()
-            ))
-        })?;
-        out.push(v);
-    }
-    if !errors.is_empty() {
-        return Err(CliError {
-            code: exit::INPUT,
-            message: errors.join("\n"),
-        });
-    }
+    let out = transform(&docs, false, engine::uninject)?;
     write(out, format)
 }

@@ -2,8 +2,6 @@
 
 use crate::{CliError, output};
 use clap::Subcommand;
-use sidecar_kit_core::profile::ProfileSet;
-use sidecar_kit_manifests as manifests;
 
 #[derive(Subcommand, Debug)]
 pub enum ProfilesCommand {
@@ -24,24 +22,7 @@ pub enum ProfilesCommand {
 pub fn run(c: ProfilesCommand) -> Result<(), CliError> {
     match c {
         ProfilesCommand::Validate { paths, shim_image } => {
-            let profiles = manifests::load_profiles(&paths).map_err(|errs| {
-                CliError::input(format!(
-                    "{} problem(s):\n{}",
-                    errs.len(),
-                    errs.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                ))
-            })?;
-            let set = ProfileSet::new(profiles, shim_image.as_deref()).map_err(|errs| {
-                CliError::input(
-                    errs.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                )
-            })?;
+            let set = crate::inject::load_set(&paths, shim_image.as_deref(), "problem(s)")?;
             let mut text = format!("{} profile(s) valid\n", set.len());
             for p in set.iter() {
                 text.push_str(&format!(
