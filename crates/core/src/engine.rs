@@ -1678,56 +1678,56 @@ fn finish(
             }
             let name = &c.view.name;
             let cp = format!("{sp}/containers/{ci}");
-            let mounts = c.view.volume_mounts.as_deref().unwrap_or(&[]);
-            let mut target: Vec<Result<usize, Value>> = mounts
+            let mount_keys: Vec<&str> = c
+                .view
+                .volume_mounts
                 .iter()
-                .enumerate()
-                .filter(|(_, m)| {
-                    !prev_added
-                        .app_mounts
-                        .iter()
-                        .any(|x| &x.container == name && x.name == m.mount_path)
-                })
-                .map(|(i, _)| Ok(i))
+                .flatten()
+                .map(|m| m.mount_path.as_str())
                 .collect();
-            target.extend(
-                adds.app_mounts
-                    .iter()
-                    .filter(|(i, _, _)| *i == ci)
-                    .map(|(_, _, v)| Err(v.clone())),
-            );
-            edit_list(
-                &mut ops,
-                &format!("{cp}/volumeMounts"),
-                c.view.volume_mounts.is_some(),
-                mounts.len(),
-                target,
-            );
-            let env = c.view.env.as_deref().unwrap_or(&[]);
-            let mut target: Vec<Result<usize, Value>> = env
+            let env_keys: Vec<&str> = c
+                .view
+                .env
                 .iter()
-                .enumerate()
-                .filter(|(_, e)| {
-                    !prev_added
-                        .app_env
-                        .iter()
-                        .any(|x| &x.container == name && x.name == e.name)
-                })
-                .map(|(i, _)| Ok(i))
+                .flatten()
+                .map(|e| e.name.as_str())
                 .collect();
-            target.extend(
-                adds.app_env
+            for (field, present, keys, ours, new) in [
+                (
+                    "volumeMounts",
+                    c.view.volume_mounts.is_some(),
+                    &mount_keys,
+                    &prev_added.app_mounts,
+                    &adds.app_mounts,
+                ),
+                (
+                    "env",
+                    c.view.env.is_some(),
+                    &env_keys,
+                    &prev_added.app_env,
+                    &adds.app_env,
+                ),
+            ] {
+                // Keep what is not ours, append what this plan adds to this container.
+                let mut target: Vec<Result<usize, Value>> = keys
                     .iter()
-                    .filter(|(i, _, _)| *i == ci)
-                    .map(|(_, _, v)| Err(v.clone())),
-            );
-            edit_list(
-                &mut ops,
-                &format!("{cp}/env"),
-                c.view.env.is_some(),
-                env.len(),
-                target,
-            );
+                    .enumerate()
+                    .filter(|(_, k)| !ours.iter().any(|x| &x.container == name && x.name == **k))
+                    .map(|(i, _)| Ok(i))
+                    .collect();
+                target.extend(
+                    new.iter()
+                        .filter(|(i, _, _)| *i == ci)
+                        .map(|(_, _, v)| Err(v.clone())),
+                );
+                edit_list(
+                    &mut ops,
+                    &format!("{cp}/{field}"),
+                    present,
+                    keys.len(),
+                    target,
+                );
+            }
             let base_cmd = if prev_added.app_commands.contains(name) {
                 c.view.command.as_deref().and_then(unwrap_app)
             } else {
