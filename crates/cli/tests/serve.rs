@@ -103,6 +103,35 @@ fn start_with(dir: &Path, extra: &[&str]) -> Server {
     }
 }
 
+/// A fresh directory with the example profile and certificates from `sidecar-kit certs`;
+/// returns it and the workspace root.
+fn workdir(tag: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sk-serve-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("profiles")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::copy(
+        root.join("examples/profiles/log-shipper.yaml"),
+        dir.join("profiles/log-shipper.yaml"),
+    )
+    .unwrap();
+    let certs = Command::new(bin())
+        .args(["certs", "--san", "localhost", "--out-dir"])
+        .arg(dir.join("tls"))
+        .output()
+        .unwrap();
+    assert!(
+        certs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&certs.stderr)
+    );
+    assert!(
+        String::from_utf8(certs.stdout).unwrap().trim().len() > 100,
+        "prints the caBundle"
+    );
+    (dir, root)
+}
+
 fn tls(dir: &Path) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(dir.join("tls/ca.crt")).unwrap() {
@@ -249,29 +278,7 @@ fn addr(v: &Value) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reviews_reloads_and_drains_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("sk-serve-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("profiles")).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::fs::copy(
-        root.join("examples/profiles/log-shipper.yaml"),
-        dir.join("profiles/log-shipper.yaml"),
-    )
-    .unwrap();
-    let certs = Command::new(bin())
-        .args(["certs", "--san", "localhost", "--out-dir"])
-        .arg(dir.join("tls"))
-        .output()
-        .unwrap();
-    assert!(
-        certs.status.success(),
-        "{}",
-        String::from_utf8_lossy(&certs.stderr)
-    );
-    assert!(
-        String::from_utf8(certs.stdout).unwrap().trim().len() > 100,
-        "prints the caBundle"
-    );
+    let (dir, root) = workdir("sigterm");
 
     let mut server = start(&dir);
     let probe = addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
@@ -425,24 +432,7 @@ async fn serve_decides_auto_mode_from_live_cluster_facts() {
     s.seed_node(NodeSeed::new("old-1", "v1.27.9").label("pool", "old"))
         .unwrap();
     s.seed_namespace("shop", &[]).unwrap();
-    let dir = std::env::temp_dir().join(format!("sk-serve-live-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("profiles")).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::fs::copy(
-        root.join("examples/profiles/log-shipper.yaml"),
-        dir.join("profiles/log-shipper.yaml"),
-    )
-    .unwrap();
-    assert!(
-        Command::new(bin())
-            .args(["certs", "--san", "localhost", "--out-dir"])
-            .arg(dir.join("tls"))
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    let (dir, _) = workdir("live");
     let kubeconfig = fake.write_kubeconfig(&dir).unwrap();
     let kc = kubeconfig.display().to_string();
     let mut server = start_with(&dir, &["--kubeconfig", &kc]);
@@ -533,24 +523,7 @@ async fn serve_takes_profiles_from_the_crd() {
     .unwrap();
     let s = fake.state();
     s.seed_namespace("shop", &[]).unwrap();
-    let dir = std::env::temp_dir().join(format!("sk-serve-crd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("profiles")).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::fs::copy(
-        root.join("examples/profiles/log-shipper.yaml"),
-        dir.join("profiles/log-shipper.yaml"),
-    )
-    .unwrap();
-    assert!(
-        Command::new(bin())
-            .args(["certs", "--san", "localhost", "--out-dir"])
-            .arg(dir.join("tls"))
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    let (dir, root) = workdir("crd");
     let kc = fake.write_kubeconfig(&dir).unwrap().display().to_string();
     let mut server = start_with(&dir, &["--kubeconfig", &kc]);
     let probe = addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
