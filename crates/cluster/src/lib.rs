@@ -6,6 +6,8 @@
 pub mod apiserver;
 pub mod connect;
 pub mod events;
+pub mod labeler;
+pub mod lease;
 pub mod live;
 pub mod profiles;
 
