@@ -3,6 +3,7 @@
 
 mod explain;
 mod inject;
+mod label_nodes;
 mod lint;
 mod output;
 mod profiles;
@@ -81,6 +82,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Issue a CA and a serving certificate for the webhook Service (clusters without cert-manager).
     Certs(serve::CertsArgs),
+    /// Keep the sidecar-kit.io/native-sidecars label on every node (controller with leader election).
+    LabelNodes(Box<label_nodes::Args>),
     /// Print the SidecarProfile CustomResourceDefinition (generated from the profile types).
     Crd(CrdArgs),
     /// Print the version, the git commit and the contract version.
@@ -159,6 +162,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Lint(a) => lint::lint(a),
         Command::Serve(a) => serve::serve(*a),
         Command::Certs(a) => serve::certs(a),
+        Command::LabelNodes(a) => label_nodes::run(*a),
         Command::Crd(a) => {
             let crd = sidecar_kit_core::crd::sidecar_profile_crd();
             let text = match a.output {

@@ -1,0 +1,291 @@
+//! `label-nodes`: the controller that keeps `sidecar-kit.io/native-sidecars` on every node
+//! (logic in `sidecar_kit_cluster::labeler`; this file reads flags, logs and signals).
+
+use crate::serve::LogFormat;
+use crate::{CliError, exit};
+use clap::ArgAction;
+use sidecar_kit_cluster::labeler::{self, Labeler, LabelerConfig};
+use sidecar_kit_cluster::{ClusterError, Connect};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Every flag has an environment twin (shown in brackets).\n\
+Labels each node sidecar-kit.io/native-sidecars=true (capable), false (kubelet older than 1.28) or rejected \
+(knows the field with the gate off); no label where the class is unknown. The reason annotation \
+sidecar-kit.io/native-sidecars-reason says what decided it. Only the holder of the Lease writes; \
+the Lease is released on SIGTERM so that another replica takes over at once.\n\
+Needs get, list, watch and patch on nodes, create, get and update on the Lease, and optionally get on \
+nodes/proxy (each kubelet's SidecarContainers gate; without it the version decides).\n\
+Exit codes: 0 stopped on SIGTERM/SIGINT; 1 runtime error (cannot listen); 2 bad flags; \
+3 cluster unreachable or forbidden at start."
+)]
+pub struct Args {
+    /// Kubeconfig (default: KUBECONFIG, ~/.kube/config, or the pod's service account).
+    #[arg(long, env = "SIDECAR_KIT_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, env = "SIDECAR_KIT_CONTEXT")]
+    pub context: Option<String>,
+    /// Namespace of the Lease [default: POD_NAMESPACE, else sidecar-kit].
+    #[arg(long, env = "SIDECAR_KIT_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Name of the Lease (the webhook reads its freshness to trust node labels).
+    #[arg(
+        long,
+        env = "SIDECAR_KIT_LEASE_NAME",
+        default_value = "sidecar-kit-label-nodes"
+    )]
+    pub lease_name: String,
+    /// This replica's identity in the Lease, unique per replica [default: POD_NAME, else the
+    /// host name].
+    #[arg(long, env = "SIDECAR_KIT_IDENTITY")]
+    pub identity: Option<String>,
+    /// leaseDurationSeconds: a leader that stops renewing is replaced after this long.
+    #[arg(
+        long,
+        env = "SIDECAR_KIT_LEASE_DURATION",
+        default_value_t = 15,
+        value_name = "SECONDS"
+    )]
+    pub lease_duration: u32,
+    /// How often the leader renews the Lease, in seconds (less than --lease-duration).
+    #[arg(
+        long,
+        env = "SIDECAR_KIT_LEASE_RENEW_INTERVAL",
+        default_value_t = 5.0,
+        value_name = "SECONDS"
+    )]
+    pub lease_renew_interval: f64,
+    /// Read each 1.28+ node's SidecarContainers gate from its kubelet metrics
+    /// (/api/v1/nodes/NAME/proxy/metrics); false: from the kubelet version only.
+    #[arg(long, env = "SIDECAR_KIT_NODE_METRICS", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub node_metrics: bool,
+    /// How often a node's gate is read again (also whenever its kubelet version changes), in seconds.
+    #[arg(
+        long,
+        env = "SIDECAR_KIT_NODE_METRICS_INTERVAL",
+        default_value_t = 600.0,
+        value_name = "SECONDS"
+    )]
+    pub node_metrics_interval: f64,
+    /// Time limit of one kubelet metrics read, in seconds.
+    #[arg(
+        long,
+        env = "SIDECAR_KIT_NODE_METRICS_TIMEOUT",
+        default_value_t = 5.0,
+        value_name = "SECONDS"
+    )]
+    pub node_metrics_timeout: f64,
+    /// Kubelet metrics reads in flight at once.
+    #[arg(
+        long,
+        env = "SIDECAR_KIT_NODE_METRICS_CONCURRENCY",
+        default_value_t = 8
+    )]
+    pub node_metrics_concurrency: usize,
+    /// Every node is looked at again this often, in seconds.
+    #[arg(
+        long,
+        env = "SIDECAR_KIT_RESYNC_INTERVAL",
+        default_value_t = 300.0,
+        value_name = "SECONDS"
+    )]
+    pub resync_interval: f64,
+    /// Nodes reconciled at once.
+    #[arg(long, env = "SIDECAR_KIT_WORKERS", default_value_t = 8)]
+    pub workers: usize,
+    /// Plain-HTTP address for /healthz, /readyz and /metrics.
+    #[arg(long, env = "SIDECAR_KIT_PROBE_LISTEN", default_value = "0.0.0.0:8081")]
+    pub probe_listen: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "SIDECAR_KIT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+    /// Log filter (error, warn, info, debug, or tracing directives).
+    #[arg(long, env = "SIDECAR_KIT_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+fn seconds(v: f64, flag: &str) -> Result<Duration, CliError> {
+    if !(v.is_finite() && v > 0.0 && v < 86_400.0) {
+        return Err(CliError::input(format!(
+            "{flag} {v}: give a number of seconds greater than 0 and less than a day"
+        )));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn nonempty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+/// The host name, for an identity outside a pod.
+fn hostname() -> Option<String> {
+    nonempty(std::env::var("HOSTNAME").ok()).or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+}
+
+/// Checked configuration, or the bad flag.
+fn config(a: &Args) -> Result<LabelerConfig, CliError> {
+    let namespace = nonempty(a.namespace.clone())
+        .or_else(|| nonempty(std::env::var("POD_NAMESPACE").ok()))
+        .unwrap_or_else(|| "sidecar-kit".to_string());
+    let identity = nonempty(a.identity.clone())
+        .or_else(|| nonempty(std::env::var("POD_NAME").ok()))
+        .or_else(hostname)
+        .ok_or_else(|| {
+            CliError::input("no identity for the Lease: give --identity, or set POD_NAME")
+        })?;
+    if a.lease_duration == 0 || a.lease_duration > 3600 {
+        return Err(CliError::input(format!(
+            "--lease-duration {}: give 1 to 3600 seconds",
+            a.lease_duration
+        )));
+    }
+    let duration = Duration::from_secs(u64::from(a.lease_duration));
+    let renew_every = seconds(a.lease_renew_interval, "--lease-renew-interval")?;
+    if renew_every * 3 > duration * 2 {
+        return Err(CliError::input(format!(
+            "--lease-renew-interval {} with --lease-duration {}: renew within two thirds of the duration (the leader steps down then), e.g. every {} s",
+            a.lease_renew_interval,
+            a.lease_duration,
+            f64::from(a.lease_duration) / 3.0
+        )));
+    }
+    if a.lease_name.trim().is_empty() {
+        return Err(CliError::input("--lease-name is empty"));
+    }
+    if a.workers == 0 || a.node_metrics_concurrency == 0 {
+        return Err(CliError::input(
+            "--workers and --node-metrics-concurrency: give at least 1",
+        ));
+    }
+    let mut cfg = LabelerConfig::new(namespace, identity);
+    cfg.lease.name = a.lease_name.clone();
+    cfg.lease.duration = duration;
+    cfg.lease.renew_every = renew_every;
+    cfg.lease.retry_every = renew_every.min(Duration::from_secs(2));
+    cfg.node_metrics = a.node_metrics;
+    cfg.node_metrics_interval = seconds(a.node_metrics_interval, "--node-metrics-interval")?;
+    cfg.node_metrics_timeout = seconds(a.node_metrics_timeout, "--node-metrics-timeout")?;
+    cfg.node_metrics_concurrency = a.node_metrics_concurrency;
+    cfg.resync_interval = seconds(a.resync_interval, "--resync-interval")?;
+    cfg.workers = a.workers;
+    Ok(cfg)
+}
+
+/// JSON (or text) lines on stderr through a background writer; the guard flushes on return.
+fn init_logs(
+    format: LogFormat,
+    level: &str,
+) -> Result<tracing_appender::non_blocking::WorkerGuard, CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| CliError::input(format!("--log-level {level:?}: {e}")))?;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+    Ok(guard)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process still stops on SIGKILL; wait forever.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down: stop writing, release the Lease"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down: stop writing, release the Lease"),
+    }
+}
+
+fn cluster(e: ClusterError) -> CliError {
+    match e {
+        ClusterError::Config(m) => CliError::input(m),
+        ClusterError::Api(m) | ClusterError::Forbidden(m) => CliError {
+            code: exit::CLUSTER,
+            message: m,
+        },
+    }
+}
+
+pub fn run(a: Args) -> Result<(), CliError> {
+    let _log_guard = init_logs(a.log_format, &a.log_level)?;
+    let cfg = config(&a)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::runtime(format!("cannot start the runtime: {e}")))?;
+    let connect = Connect {
+        kubeconfig: a.kubeconfig,
+        context: a.context,
+    };
+    let probe_listen = a.probe_listen;
+    runtime.block_on(async move {
+        tracing::info!(
+            version = crate::VERSION,
+            commit = crate::GIT_COMMIT,
+            identity = %cfg.lease.identity,
+            lease = %format!("{}/{}", cfg.lease.namespace, cfg.lease.name),
+            node_metrics = cfg.node_metrics,
+            "sidecar-kit label-nodes starting"
+        );
+        let client = connect.client().await.map_err(cluster)?;
+        labeler::preflight(&client, &cfg.lease, Duration::from_secs(30))
+            .await
+            .map_err(cluster)?;
+        let listener = tokio::net::TcpListener::bind(probe_listen)
+            .await
+            .map_err(|e| {
+                CliError::runtime(format!(
+                    "cannot listen on {probe_listen} (--probe-listen): {e}"
+                ))
+            })?;
+        let probe_addr = listener
+            .local_addr()
+            .map_err(|e| CliError::runtime(e.to_string()))?;
+        let labeler = Labeler::new(client, cfg);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let probes = tokio::spawn(labeler::serve_probes(
+            listener,
+            labeler.clone(),
+            async move {
+                let mut rx = stop_rx;
+                let _ = rx.wait_for(|v| *v).await;
+            },
+        ));
+        tracing::info!(address = %probe_addr, "probe listener bound (/healthz, /readyz, /metrics)");
+        let result = labeler.run(shutdown_signal()).await;
+        let _ = stop_tx.send(true);
+        let _ = probes.await;
+        match result {
+            Ok(()) => {
+                tracing::info!("stopped");
+                Ok(())
+            }
+            Err(e) => Err(CliError::runtime(e.to_string())),
+        }
+    })
+}
