@@ -3,7 +3,15 @@
 //! Every command produces a [`Report`]; [`render`] writes it in any output format, and
 //! [`exit_code`] turns it into the documented exit code.
 
+pub mod cel;
+pub mod cluster;
+pub mod conn;
+pub mod injections;
 pub mod lint;
+pub mod pods;
+pub mod progress;
 pub mod report;
+pub mod timeline;
+pub mod webhooks;
 
 pub use report::{BlindSpot, Finding, Format, Report, Severity, exit_code, render};
