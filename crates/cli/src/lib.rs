@@ -1,6 +1,7 @@
 //! The `sidecar-kit` command line (also `kubectl sidecar` through the `kubectl-sidecar`
 //! entry point). Thin: parses flags, reads files, calls the core, writes results.
 
+mod doctor;
 mod explain;
 mod inject;
 mod label_nodes;
@@ -75,6 +76,9 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Check manifests offline for the native-sidecar rules met only at apply time.
     Lint(lint::LintArgs),
+    /// Why native sidecars fail in a live cluster: cluster, webhooks, pods, injections.
+    #[command(subcommand)]
+    Doctor(doctor::DoctorCommand),
     /// Work with SidecarProfile files.
     #[command(subcommand)]
     Profiles(profiles::ProfilesCommand),
@@ -159,6 +163,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Uninject(a) => inject::uninject(a),
         Command::Explain(a) => explain::explain(a),
         Command::Profiles(c) => profiles::run(c),
+        Command::Doctor(c) => doctor::run(c),
         Command::Lint(a) => lint::lint(a),
         Command::Serve(a) => serve::serve(*a),
         Command::Certs(a) => serve::certs(a),
