@@ -1405,3 +1405,279 @@ fn shipped_crd_matches_the_generated_one() {
         "deploy/base/crd.yaml is stale: regenerate it with `sidecar-kit crd`"
     );
 }
+
+// === the node labeller (deploy/label-nodes, included by both overlays) ===
+
+const LABELER: &str = "sidecar-kit-label-nodes";
+
+/// The rules of a Role or ClusterRole as comparable tuples:
+/// (apiGroups, resources, resourceNames, verbs), each sorted.
+fn rules(role: &Value) -> BTreeSet<(Vec<String>, Vec<String>, Vec<String>, Vec<String>)> {
+    let list = |v: &Value| -> Vec<String> {
+        let mut l: Vec<String> = v
+            .as_array()
+            .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        l.sort();
+        l
+    };
+    arr(role, "/rules")
+        .iter()
+        .map(|r| {
+            (
+                list(&r["apiGroups"]),
+                list(&r["resources"]),
+                list(&r["resourceNames"]),
+                list(&r["verbs"]),
+            )
+        })
+        .collect()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// The labeller's objects: its own pods, probes, security, identity and least privilege.
+fn check_label_nodes(objs: &Objects) {
+    let dep = objs.get("Deployment", LABELER);
+    let sa = objs.get("ServiceAccount", LABELER);
+    let pod = &dep["spec"]["template"];
+    let pod_labels = &pod["metadata"]["labels"];
+    let c = container(dep, "label-nodes");
+
+    // Labels: the standard ones, with component label-nodes on every object of its own.
+    for o in objs.0.iter().filter(|o| o["metadata"]["name"] == LABELER) {
+        let what = format!("{} {}", o["kind"], o["metadata"]["name"]);
+        let labels = &o["metadata"]["labels"];
+        for key in STANDARD_LABELS {
+            assert!(labels.get(*key).is_some(), "{what} has label {key}");
+        }
+        assert_eq!(
+            labels["app.kubernetes.io/component"], "label-nodes",
+            "{what}"
+        );
+        assert_eq!(labels["app.kubernetes.io/name"], "sidecar-kit", "{what}");
+        if !["ClusterRole", "ClusterRoleBinding"]
+            .iter()
+            .any(|k| o["kind"] == *k)
+        {
+            assert_eq!(o["metadata"]["namespace"], NS, "{what} is in {NS}");
+        }
+    }
+    for key in STANDARD_LABELS {
+        assert!(pod_labels.get(*key).is_some(), "pod template has {key}");
+    }
+    assert_eq!(pod_labels["app.kubernetes.io/component"], "label-nodes");
+    assert_eq!(pod_labels["sidecar-kit.io/inject"], "disabled");
+
+    // Pods: two replicas its selector selects; the webhook's selectors never pick them.
+    assert_eq!(dep["spec"]["replicas"], 2);
+    assert!(selects(&dep["spec"]["selector"], pod_labels));
+    for o in objs.0.iter().filter(|o| o["metadata"]["name"] != LABELER) {
+        if let Some(sel) = o.pointer("/spec/selector") {
+            let picks = if o["kind"] == "Service" {
+                selects_map(sel, pod_labels)
+            } else {
+                selects(sel, pod_labels)
+            };
+            assert!(
+                !picks,
+                "{} {} selects the labeller's pods",
+                o["kind"], o["metadata"]["name"]
+            );
+        }
+    }
+    if let Some(webhook) = objs
+        .all("Deployment")
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == "sidecar-kit")
+    {
+        assert!(
+            !selects(
+                &dep["spec"]["selector"],
+                &webhook["spec"]["template"]["metadata"]["labels"]
+            ),
+            "the labeller's selector picks the webhook's pods"
+        );
+    }
+
+    // The command, its configuration (real flags' twins only) and the downward API.
+    assert_eq!(c["args"], json!(["label-nodes"]));
+    assert_eq!(s(c, "/image"), "ghcr.io/sidecar-kit/sidecar-kit:v0.1.0");
+    let help = Command::new(env!("CARGO_BIN_EXE_sidecar-kit"))
+        .args(["label-nodes", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let names: BTreeSet<&str> = arr(c, "/env").iter().map(|e| s(e, "/name")).collect();
+    for n in &names {
+        if n.starts_with("SIDECAR_KIT_") {
+            assert!(
+                help.contains(&format!("[env: {n}=")),
+                "{n} is the twin of a label-nodes flag"
+            );
+        } else {
+            assert!(
+                ["POD_NAME", "POD_NAMESPACE"].contains(n),
+                "unknown env var {n}"
+            );
+        }
+    }
+    for (var, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        assert_eq!(
+            env(c, var).unwrap_or_else(|| panic!("env {var}"))["valueFrom"]["fieldRef"]["fieldPath"],
+            field
+        );
+    }
+    assert_eq!(env_value(c, "SIDECAR_KIT_LOG_FORMAT"), "json");
+
+    // Probes on its own probe port, plain HTTP.
+    let port = env_value(c, "SIDECAR_KIT_PROBE_LISTEN")
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse::<i64>()
+        .unwrap();
+    assert_eq!(container_port(c, "http-metrics"), port);
+    assert_eq!(port, 8081, "the default of --probe-listen");
+    for (probe, path) in [
+        ("startupProbe", "/readyz"),
+        ("readinessProbe", "/readyz"),
+        ("livenessProbe", "/healthz"),
+    ] {
+        let get = &c[probe]["httpGet"];
+        assert_eq!(get["path"], path, "{probe}");
+        assert_eq!(get["port"], "http-metrics", "{probe} uses the probe port");
+        assert!(get.get("scheme").is_none_or(|s| s == "HTTP"), "{probe}");
+    }
+    for key in [
+        "/resources/requests/cpu",
+        "/resources/requests/memory",
+        "/resources/limits/memory",
+    ] {
+        assert!(c.pointer(key).is_some(), "{key}");
+    }
+
+    // Pod Security `restricted`, read-only root, the image's user.
+    let violations = restricted_violations(&pod["spec"]);
+    assert!(
+        violations.is_empty(),
+        "restricted violations: {violations:#?}"
+    );
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    for ctx in [&pod["spec"]["securityContext"], &c["securityContext"]] {
+        assert_eq!(ctx["runAsUser"], 65532);
+    }
+
+    // Identity and least privilege: exactly these rules, nothing more.
+    assert_eq!(pod["spec"]["serviceAccountName"], sa["metadata"]["name"]);
+    assert_eq!(sa["automountServiceAccountToken"], true);
+    let cluster_role = objs.get("ClusterRole", LABELER);
+    assert_eq!(
+        rules(cluster_role),
+        BTreeSet::from([
+            (
+                strings(&[""]),
+                strings(&["nodes"]),
+                vec![],
+                strings(&["get", "list", "patch", "watch"])
+            ),
+            (
+                strings(&[""]),
+                strings(&["nodes/proxy"]),
+                vec![],
+                strings(&["get"])
+            ),
+        ]),
+        "nodes: read and patch; nodes/proxy: get (kubelet metrics)"
+    );
+    let role = objs.get("Role", LABELER);
+    assert_eq!(role["metadata"]["namespace"], NS);
+    assert_eq!(
+        rules(role),
+        BTreeSet::from([
+            (
+                strings(&["coordination.k8s.io"]),
+                strings(&["leases"]),
+                vec![],
+                strings(&["create"])
+            ),
+            (
+                strings(&["coordination.k8s.io"]),
+                strings(&["leases"]),
+                strings(&[LABELER]),
+                strings(&["get", "update"]),
+            ),
+        ]),
+        "one named Lease (create cannot be limited by name)"
+    );
+    for (kind, role_kind, role) in [
+        ("ClusterRoleBinding", "ClusterRole", cluster_role),
+        ("RoleBinding", "Role", role),
+    ] {
+        let b = objs.get(kind, LABELER);
+        assert_eq!(b["roleRef"]["kind"], role_kind);
+        assert_eq!(b["roleRef"]["name"], role["metadata"]["name"]);
+        assert_eq!(
+            b["subjects"],
+            json!([{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NS}])
+        );
+    }
+}
+
+#[test]
+fn label_nodes_builds_on_its_own() {
+    let (_, objs) = build(&deploy().join("label-nodes"));
+    check_label_nodes(&objs);
+    let kinds: BTreeSet<&str> = objs.0.iter().map(|o| s(o, "/kind")).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "Role",
+            "RoleBinding",
+            "ServiceAccount"
+        ])
+    );
+}
+
+#[test]
+fn both_overlays_install_the_labeller() {
+    let copy = DeployCopy::new();
+    for dir in [
+        deploy().join("overlays/cert-manager"),
+        copy.path("overlays/self-managed"),
+        copy.fail_closed("cert-manager"),
+    ] {
+        let (_, objs) = build(&dir);
+        check_common(
+            &objs,
+            if dir.ends_with("test-fail-closed-cert-manager") {
+                "Fail"
+            } else {
+                "Ignore"
+            },
+        );
+        check_label_nodes(&objs);
+        // The Lease the webhook reads is the one the labeller holds.
+        assert_eq!(
+            objs.get("Role", "sidecar-kit-webhook")["rules"][0]["resourceNames"][0],
+            LABELER
+        );
+    }
+}
+
+#[test]
+fn the_base_leaves_the_labeller_out() {
+    let (_, objs) = build(&deploy().join("base"));
+    assert!(
+        objs.0.iter().all(|o| o["metadata"]["name"] != LABELER),
+        "deploy/base is the webhook's alone (its labels would mark the labeller as webhook)"
+    );
+}
