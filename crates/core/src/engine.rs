@@ -1354,9 +1354,10 @@ fn build_additions(
 }
 
 /// Places the init blocks among the base init containers (see `Position`).
+/// Places the init blocks among the base init containers, moving the planned values.
 fn place_init(
     base: &[(usize, String)],
-    adds: &Additions,
+    adds: &mut Additions,
     warnings: &mut Vec<String>,
 ) -> Vec<(String, Result<usize, Value>)> {
     #[derive(Clone, PartialEq)]
@@ -1371,11 +1372,11 @@ fn place_init(
         .iter()
         .map(|(i, n)| (n.clone(), Ok(*i), Anchor::Existing))
         .collect();
-    for (pos, block) in &adds.init_blocks {
+    for (pos, block) in std::mem::take(&mut adds.init_blocks) {
         let find = |work: &Vec<(String, Result<usize, Value>, Anchor)>, n: &str| {
             work.iter().position(|(x, _, _)| x == n)
         };
-        let (mut at, anchor) = match pos {
+        let (mut at, anchor) = match &pos {
             Position::First => (
                 work.iter()
                     .rposition(|(_, _, a)| *a == Anchor::First)
@@ -1415,11 +1416,11 @@ fn place_init(
             },
         };
         for (name, v) in block {
-            work.insert(at, (name.clone(), Err(v.clone()), anchor.clone()));
+            work.insert(at, (name, Err(v), anchor.clone()));
             at += 1;
         }
     }
-    if let Some(install) = &adds.install {
+    if let Some(install) = adds.install.take() {
         let at = adds
             .native_first
             .as_ref()
@@ -1427,11 +1428,7 @@ fn place_init(
             .unwrap_or(0);
         work.insert(
             at,
-            (
-                INSTALL_CONTAINER.to_string(),
-                Err(install.clone()),
-                Anchor::First,
-            ),
+            (INSTALL_CONTAINER.to_string(), Err(install), Anchor::First),
         );
     }
     work.into_iter().map(|(n, v, _)| (n, v)).collect()
@@ -1541,7 +1538,7 @@ fn finish(
     prev_added: Added,
     prev: Option<Status>,
     mut records: Vec<Injection>,
-    adds: Additions,
+    mut adds: Additions,
     mut warnings: Vec<String>,
     considered: Vec<Considered>,
     facts: Vec<String>,
@@ -1559,7 +1556,7 @@ fn finish(
         .filter(|(_, c)| !prev_added.init_containers.contains(&c.view.name))
         .map(|(i, c)| (i, c.view.name.clone()))
         .collect();
-    let init_target = place_init(&base_init, &adds, &mut warnings);
+    let init_target = place_init(&base_init, &mut adds, &mut warnings);
     let mut containers_target: Vec<(String, Result<usize, Value>)> = t
         .spec
         .containers
@@ -1569,9 +1566,9 @@ fn finish(
         .map(|(i, c)| (c.view.name.clone(), Ok(i)))
         .collect();
     containers_target.extend(
-        adds.containers
-            .iter()
-            .map(|(n, v)| (n.clone(), Err(v.clone()))),
+        std::mem::take(&mut adds.containers)
+            .into_iter()
+            .map(|(n, v)| (n, Err(v))),
     );
     let mut volumes_target: Vec<(String, Result<usize, Value>)> = t
         .spec
@@ -1582,9 +1579,9 @@ fn finish(
         .map(|(i, v)| (v.name.clone(), Ok(i)))
         .collect();
     volumes_target.extend(
-        adds.volumes
-            .iter()
-            .map(|(n, v)| (n.clone(), Err(v.clone()))),
+        std::mem::take(&mut adds.volumes)
+            .into_iter()
+            .map(|(n, v)| (n, Err(v))),
     );
     let base_aff = affinity_without_ours(t.spec.affinity.as_ref(), &prev_added);
     let (aff_target, aff_created) = if adds.affinity.is_empty() {
@@ -1618,7 +1615,7 @@ fn finish(
         (Some(p), Some(s)) if p == s => satisfied(
             t,
             &adds,
-            &init_target,
+            [&init_target, &containers_target, &volumes_target],
             &aff_target,
             &default_container,
             &mut warnings,
@@ -1864,7 +1861,7 @@ fn annotation_ops(ops: &mut Vec<PatchOp>, t: &Template<'_>, set: &[(&str, Option
 fn satisfied(
     t: &Template<'_>,
     adds: &Additions,
-    init_target: &[(String, Result<usize, Value>)],
+    [init_target, containers_target, volumes_target]: [&[(String, Result<usize, Value>)]; 3],
     aff: &Option<Value>,
     default_container: &Option<String>,
     warnings: &mut Vec<String>,
@@ -1899,7 +1896,12 @@ fn satisfied(
             }
         }
     }
-    for (name, v) in &adds.containers {
+    let planned = |l: &'_ [(String, Result<usize, Value>)]| {
+        l.iter()
+            .filter_map(|(n, v)| v.as_ref().err().map(|v| (n.clone(), v.clone())))
+            .collect::<Vec<_>>()
+    };
+    for (name, v) in &planned(containers_target) {
         if !find(&t.spec.containers, name).is_some_and(|have| covers(&have, v)) {
             ok = false;
             warnings.push(format!(
@@ -1907,7 +1909,7 @@ fn satisfied(
             ));
         }
     }
-    for (name, v) in &adds.volumes {
+    for (name, v) in &planned(volumes_target) {
         let have = t
             .spec
             .volumes

@@ -18,6 +18,10 @@ pub struct ViewError {
 }
 
 fn parse<'a, T: Deserialize<'a>>(raw: &'a str, pointer: &str) -> Result<T, ViewError> {
+    // The fast path; only a failure is parsed again with path tracking, for the message.
+    if let Ok(v) = serde_json::from_str(raw) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_str(raw);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
