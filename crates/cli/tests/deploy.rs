@@ -1410,9 +1410,11 @@ fn shipped_crd_matches_the_generated_one() {
 
 const LABELER: &str = "sidecar-kit-label-nodes";
 
-/// The rules of a Role or ClusterRole as comparable tuples:
-/// (apiGroups, resources, resourceNames, verbs), each sorted.
-fn rules(role: &Value) -> BTreeSet<(Vec<String>, Vec<String>, Vec<String>, Vec<String>)> {
+/// One RBAC rule, comparable: (apiGroups, resources, resourceNames, verbs), each sorted.
+type Rule = (Vec<String>, Vec<String>, Vec<String>, Vec<String>);
+
+/// The rules of a Role or ClusterRole.
+fn rules(role: &Value) -> BTreeSet<Rule> {
     let list = |v: &Value| -> Vec<String> {
         let mut l: Vec<String> = v
             .as_array()

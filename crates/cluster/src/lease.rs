@@ -128,6 +128,9 @@ impl Elector {
                 tracing::info!(lease = %self.cfg.name, namespace = %self.cfg.namespace, holder = next.holder.as_deref().unwrap_or(""), "standing by: another replica leads or the Lease could not be renewed");
             }
         }
+        if !was.leader && !next.leader && next.holder.is_some() && was.holder != next.holder {
+            tracing::info!(lease = %self.cfg.name, namespace = %self.cfg.namespace, holder = next.holder.as_deref().unwrap_or(""), "standing by: the Lease is held by another replica");
+        }
         if was.problem != next.problem
             && let Some(p) = &next.problem
         {
