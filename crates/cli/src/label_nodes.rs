@@ -1,7 +1,7 @@
 //! `label-nodes`: the controller that keeps `sidecar-kit.io/native-sidecars` on every node
 //! (logic in `sidecar_kit_cluster::labeler`; this file reads flags, logs and signals).
 
-use crate::serve::LogFormat;
+use crate::daemon::LogFormat;
 use crate::{CliError, exit};
 use clap::ArgAction;
 use sidecar_kit_cluster::labeler::{self, Labeler, LabelerConfig};
@@ -180,47 +180,6 @@ fn config(a: &Args) -> Result<LabelerConfig, CliError> {
     Ok(cfg)
 }
 
-/// JSON (or text) lines on stderr through a background writer; the guard flushes on return.
-fn init_logs(
-    format: LogFormat,
-    level: &str,
-) -> Result<tracing_appender::non_blocking::WorkerGuard, CliError> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .map_err(|e| CliError::input(format!("--log-level {level:?}: {e}")))?;
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_target(false);
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-    };
-    Ok(guard)
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the process still stops on SIGKILL; wait forever.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down: stop writing, release the Lease"),
-        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down: stop writing, release the Lease"),
-    }
-}
-
 fn cluster(e: ClusterError) -> CliError {
     match e {
         ClusterError::Config(m) => CliError::input(m),
@@ -232,7 +191,7 @@ fn cluster(e: ClusterError) -> CliError {
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
-    let _log_guard = init_logs(a.log_format, &a.log_level)?;
+    let _log_guard = crate::daemon::init_logs(a.log_format, &a.log_level)?;
     let cfg = config(&a)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -277,7 +236,11 @@ pub fn run(a: Args) -> Result<(), CliError> {
             },
         ));
         tracing::info!(address = %probe_addr, "probe listener bound (/healthz, /readyz, /metrics)");
-        let result = labeler.run(shutdown_signal()).await;
+        let result = labeler
+            .run(crate::daemon::shutdown_signal(
+                "shutting down: stop writing, release the Lease",
+            ))
+            .await;
         let _ = stop_tx.send(true);
         let _ = probes.await;
         match result {

@@ -1,6 +1,7 @@
 //! The `sidecar-kit` command line (also `kubectl sidecar` through the `kubectl-sidecar`
 //! entry point). Thin: parses flags, reads files, calls the core, writes results.
 
+mod daemon;
 mod doctor;
 mod explain;
 mod inject;

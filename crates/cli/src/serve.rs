@@ -1,5 +1,6 @@
 //! `serve` (the webhook) and `certs` (certificates without cert-manager).
 
+use crate::daemon::LogFormat;
 use crate::{CliError, output};
 use clap::{Args, ValueEnum};
 use sidecar_kit_cluster::live::{LiveFacts, LiveOptions};
@@ -16,12 +17,6 @@ pub enum Failure {
     Allow,
     /// Deny the pod with a clear message.
     Deny,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Text,
 }
 
 #[derive(Args, Debug)]
@@ -125,34 +120,8 @@ fn seconds(v: f64, flag: &str) -> Result<Duration, CliError> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// Logs go to stderr through a background writer, so a review never waits on a write(2);
-/// the guard flushes what is queued when serve returns.
-fn init_logs(
-    format: LogFormat,
-    level: &str,
-) -> Result<tracing_appender::non_blocking::WorkerGuard, CliError> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .map_err(|e| CliError::input(format!("--log-level {level:?}: {e}")))?;
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_target(false);
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-    };
-    Ok(guard)
-}
-
 pub fn serve(a: ServeArgs) -> Result<(), CliError> {
-    let _log_guard = init_logs(a.log_format, &a.log_level)?;
+    let _log_guard = crate::daemon::init_logs(a.log_format, &a.log_level)?;
     if !a.profiles.is_dir() {
         return Err(CliError::input(format!(
             "--profiles {}: not a directory; give the directory of SidecarProfile files (a mounted ConfigMap)",
@@ -237,7 +206,7 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
             _ => None,
         };
         let events = events_of(client);
-        sidecar_kit_webhook::run(config, sidecar_kit_webhook::Adapters { facts, events, profiles }, shutdown_signal(), None).await.map_err(CliError::runtime)
+        sidecar_kit_webhook::run(config, sidecar_kit_webhook::Adapters { facts, events, profiles }, crate::daemon::shutdown_signal("shutting down"), None).await.map_err(CliError::runtime)
     })
 }
 
@@ -256,22 +225,6 @@ fn events_of(
             Default::default(),
         )) as _
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the process still stops on SIGKILL; wait forever.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
-        _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down"),
-    }
 }
 
 #[derive(Args, Debug)]

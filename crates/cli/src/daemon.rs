@@ -1,0 +1,54 @@
+//! What the long-running commands (`serve`, `label-nodes`) share: structured logs on stderr
+//! through a background writer, and stopping on SIGTERM or SIGINT.
+
+use crate::CliError;
+use clap::ValueEnum;
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// JSON (or text) lines on stderr through a background writer, so no request waits on a
+/// write(2); the guard flushes what is queued when the command returns.
+pub fn init_logs(
+    format: LogFormat,
+    level: &str,
+) -> Result<tracing_appender::non_blocking::WorkerGuard, CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| CliError::input(format!("--log-level {level:?}: {e}")))?;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+    Ok(guard)
+}
+
+/// Resolves on SIGTERM or SIGINT, logging `message` with the signal.
+pub async fn shutdown_signal(message: &'static str) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process still stops on SIGKILL; wait forever.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!(signal = "SIGTERM", "{message}"),
+        _ = int.recv() => tracing::info!(signal = "SIGINT", "{message}"),
+    }
+}
