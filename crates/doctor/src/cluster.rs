@@ -522,15 +522,21 @@ pub async fn run(s: &Session, o: &ClusterOptions) -> Result<ClusterResult, Docto
                 "metrics"
             }
             NodeGate::NoLine => {
-                if parsed.as_ref().is_some_and(|v| v.at_least(1, 33)) {
-                    nf.sidecar_containers = GateState::Enabled;
+                match &parsed {
+                    // GA and later: the line is gone, the gate is locked on.
+                    Some(v) if v.at_least(1, 33) => nf.sidecar_containers = GateState::Enabled,
+                    // Before 1.28 the gate did not exist: nothing to say.
+                    Some(v) if !v.at_least(1, 28) => {}
+                    _ => note.push("no gate line in the kubelet's metrics".to_string()),
                 }
-                note.push("no gate line in the kubelet's metrics".to_string());
                 "version"
             }
             other => {
                 match other {
-                    NodeGate::Forbidden => forbidden += 1,
+                    NodeGate::Forbidden => {
+                        forbidden += 1;
+                        note.push("metrics: forbidden".to_string());
+                    }
                     NodeGate::TimedOut => {
                         timed_out += 1;
                         note.push(format!(

@@ -224,6 +224,9 @@ pub fn analyse(pod: &Value, ctx: &Context) -> Analysis {
                     .any(|c| c["name"] == n.as_str() && c["restartPolicy"] != "Always")
             })
             .collect();
+        for n in &lost {
+            a.sidecars.push(format!("{n} (restartPolicy lost)"));
+        }
         if !lost.is_empty() {
             a.findings.push(Finding::new(
                 "pods.restart-policy-stripped",

@@ -37,6 +37,8 @@ pub struct WebhooksOptions {
 pub const PROBE_SIDECAR: &str = "sidecar-kit-doctor-probe";
 /// The label every probe carries.
 pub const PROBE_LABEL: (&str, &str) = ("app.kubernetes.io/name", "sidecar-kit-doctor-probe");
+/// The configuration name of sidecar-kit's own webhook (deploy/base).
+pub const OWN_CONFIGURATION: &str = "sidecar-kit";
 /// Label sets probed per namespace, besides the plain probe.
 const MAX_WORKLOAD_PROBES: usize = 8;
 
@@ -496,7 +498,10 @@ pub async fn run(s: &Session, o: &WebhooksOptions) -> Result<Report, DoctorError
         }
 
         // Our own webhook re-asserts restartPolicy on re-invocation only.
-        for h in hooks.iter().filter(|h| h.configuration == "sidecar-kit") {
+        for h in hooks
+            .iter()
+            .filter(|h| h.configuration == OWN_CONFIGURATION)
+        {
             if h.reinvocation_policy != "IfNeeded" && hooks.len() > 1 {
                 report.findings.push(Finding::new(
                     "webhooks.sidecar-kit-not-reinvoked",
@@ -622,10 +627,16 @@ pub async fn run(s: &Session, o: &WebhooksOptions) -> Result<Report, DoctorError
                         let seen = sees(w, ns, ns_labels.as_ref(), &pod_json);
                         let name = format!("{cname}/{}", w.name);
                         hook_notes.push(json!({"order": i + 1, "webhook": name, "sees": match &seen {
+                            Seen::Yes if cname == OWN_CONFIGURATION => "yes (sidecar-kit's own webhook: JSON Patch, keeps the field)".to_string(),
                             Seen::Yes => "yes".to_string(),
                             Seen::No(why) => format!("no: {why}"),
                             Seen::Unknown(why) => format!("cannot tell: {why}"),
                         }}));
+                        // Our own webhook patches with RFC 6902 operations and puts the
+                        // field back on re-invocation: never a suspect.
+                        if cname == OWN_CONFIGURATION {
+                            continue;
+                        }
                         match seen {
                             Seen::Yes => {
                                 matched.push(name);
