@@ -25,8 +25,11 @@ use std::time::{Duration, Instant};
 pub struct LiveOptions {
     /// Namespace and name of the `label-nodes` Lease.
     pub labeler_lease: Option<(String, String)>,
-    /// How often the API server's version and gate, and the Lease, are read again.
+    /// How often the labeler's Lease is read again (its freshness is judged on this period).
     pub refresh: Duration,
+    /// How often the API server's version and gate are read again: `/metrics` of a large
+    /// API server runs to megabytes, and the gate changes only with a restart.
+    pub api_refresh: Duration,
     /// The least time between two rebuilds of the node index.
     pub rebuild_every: Duration,
 }
@@ -35,7 +38,8 @@ impl Default for LiveOptions {
     fn default() -> Self {
         LiveOptions {
             labeler_lease: None,
-            refresh: Duration::from_secs(30),
+            refresh: Duration::from_secs(10),
+            api_refresh: Duration::from_secs(300),
             rebuild_every: Duration::from_millis(200),
         }
     }
@@ -259,10 +263,22 @@ impl LiveFacts {
 
     async fn refresh(self, client: kube::Client, opts: LiveOptions) {
         let mut tick = tokio::time::interval(opts.refresh);
+        let mut last_api: Option<Instant> = None;
         loop {
             tick.tick().await;
-            match apiserver::api_server(&client, Duration::from_secs(10)).await {
-                Ok(r) => {
+            // The first read, then every api_refresh; again soon while it fails.
+            let due = last_api.is_none_or(|t| t.elapsed() >= opts.api_refresh);
+            let result = if due {
+                Some(apiserver::api_server(&client, Duration::from_secs(10)).await)
+            } else {
+                None
+            };
+            if let Some(Ok(_)) = &result {
+                last_api = Some(Instant::now());
+            }
+            match result {
+                None => {}
+                Some(Ok(r)) => {
                     let note = match &r.source {
                         GateSource::Metrics => format!(
                             "API server {}: SidecarContainers {} (from /metrics)",
@@ -286,7 +302,7 @@ impl LiveFacts {
                     s.api_gate = g;
                     s.api_note = note;
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "cannot read the API server's version");
                     self.write().api_note = format!("API server: {e}");
                 }

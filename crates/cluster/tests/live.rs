@@ -42,6 +42,7 @@ fn fast() -> LiveOptions {
     LiveOptions {
         labeler_lease: Some(("sidecar-kit".into(), "sidecar-kit-label-nodes".into())),
         refresh: Duration::from_millis(100),
+        api_refresh: Duration::from_millis(100),
         rebuild_every: Duration::from_millis(20),
     }
 }
