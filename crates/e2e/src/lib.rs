@@ -20,12 +20,14 @@ pub type Result<T> = std::result::Result<T, String>;
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
-/// The `sidecar-kit` binary: `SIDECAR_KIT_E2E_BIN`, else `target/debug/sidecar-kit` of the
-/// workspace (`CARGO_TARGET_DIR` honoured), built with `cargo build -p sidecar-kit` when
-/// missing.
+/// The `sidecar-kit` binary: `SIDECAR_KIT_E2E_BIN` as given, else `debug/sidecar-kit` in
+/// `CARGO_TARGET_DIR` (default: the workspace's `target`), brought up to date first with
+/// `cargo build -q -p sidecar-kit --bin sidecar-kit` (a no-op when it is fresh), so a stale
+/// binary is never what the suite tests.
 pub fn sidecar_kit_bin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("SIDECAR_KIT_E2E_BIN") {
         let p = PathBuf::from(p);
@@ -39,19 +41,26 @@ pub fn sidecar_kit_bin() -> Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
     let bin = target.join("debug/sidecar-kit");
-    if !bin.is_file() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-p", "sidecar-kit", "--bin", "sidecar-kit"])
-            .current_dir(workspace_root())
-            .status()
-            .map_err(|e| format!("cargo build: {e}"))?;
-        if !st.success() || !bin.is_file() {
-            return Err(format!(
-                "cargo build -p sidecar-kit did not produce {}",
-                bin.display()
-            ));
-        }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let st = Command::new(cargo)
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "sidecar-kit",
+            "--bin",
+            "sidecar-kit",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("cargo build: {e}"))?;
+    if !st.success() || !bin.is_file() {
+        return Err(format!(
+            "cargo build -p sidecar-kit did not produce {}",
+            bin.display()
+        ));
     }
     Ok(bin)
 }
