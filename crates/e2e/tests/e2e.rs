@@ -287,6 +287,21 @@ fn terms_require(pod: &Value, op: &str, value: &str) -> bool {
         })
 }
 
+/// The ids of a doctor report's findings (their string fields that look like `area.check`).
+fn finding_ids(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            f.as_object()?.values().find_map(|v| {
+                let v = v.as_str()?;
+                (v.starts_with("webhooks.") || v.starts_with("cluster.")).then(|| v.to_string())
+            })
+        })
+        .collect()
+}
+
 fn reviews_total(metrics: &str) -> f64 {
     metrics
         .lines()
@@ -891,14 +906,24 @@ fn e2e() {
             stripper.calls.load(std::sync::atomic::Ordering::Relaxed) >= 1,
             "doctor webhooks: the stripper was never called"
         );
+        check!(
+            finding_ids(&out)
+                .iter()
+                .any(|i| i == "webhooks.restart-policy-stripped"),
+            "doctor webhooks: no webhooks.restart-policy-stripped finding: {out:#}"
+        );
         report.push(format!(
-            "doctor webhooks: exit {code}, names strip.e2e.sidecar-kit.io: {}",
-            out["summary"]
+            "doctor webhooks: exit {code}, names strip.e2e.sidecar-kit.io, findings {:?}",
+            finding_ids(&out)
         ));
     } else {
+        check!(
+            text.contains("webhooks.apiserver-drops-restart-policy"),
+            "doctor webhooks does not blame the API server (gate off): {out:#}"
+        );
         report.push(format!(
-            "doctor webhooks (gate off): exit {code}: {}",
-            out["summary"]
+            "doctor webhooks (gate off): exit {code}, findings {:?}",
+            finding_ids(&out)
         ));
     }
 
@@ -933,8 +958,9 @@ fn e2e() {
         "doctor cluster reads the gate wrong: {out:#}"
     );
     report.push(format!(
-        "doctor cluster: exit {code}: {}",
-        out["summary"][0]
+        "doctor cluster: exit {code}: {}; findings {:?}",
+        out["summary"][0],
+        finding_ids(&out)
     ));
 
     // 7. The gate-off fallbacks (checked above per mode) or one line saying why not.
@@ -944,6 +970,11 @@ fn e2e() {
         );
     } else {
         let summary = out["summary"].to_string();
+        check!(
+            out.to_string()
+                .contains("cluster.apiserver-drops-restart-policy"),
+            "doctor cluster has no cluster.apiserver-drops-restart-policy finding: {out:#}"
+        );
         check!(
             summary.contains("disabled"),
             "doctor cluster does not say the gate is off: {summary}"
