@@ -859,7 +859,16 @@ fn e2e() {
                 "auto {pool}: universal startup probe"
             );
         }
-        report.push(format!("auto on pool {pool} ({profile}) -> {got}"));
+        let reason: Value = serde_json::from_str(
+            stored["metadata"]["annotations"]["sidecar-kit.io/status"]
+                .as_str()
+                .unwrap_or("null"),
+        )
+        .unwrap_or(Value::Null);
+        report.push(format!(
+            "auto on pool {pool} ({profile}) -> {got} ({})",
+            reason["injections"][0]["reason"].as_str().unwrap_or("")
+        ));
     }
     // Lease goes stale when label-nodes stops: the affinity fallback turns legacy.
     drop(labeler.take());
