@@ -1,7 +1,7 @@
 //! The injection engine: raw object JSON → plan (what is added, where, in which mode, and
 //! why) → RFC 6902 JSON Patch. One code path for the webhook and the offline CLI.
 
-use crate::facts::{Availability, Facts};
+use crate::facts::{Availability, Facts, Scheduling};
 use crate::patch::{PatchOp, edit_list};
 use crate::pod::{ContainerRef, Template, ViewError, escape_pointer, templates};
 use crate::profile::{
@@ -493,6 +493,7 @@ fn resolve_mode(
     kept: &FieldKept,
     facts: &dyn Facts,
     t: &Template<'_>,
+    sched: &Scheduling,
     warnings: &mut Vec<String>,
 ) -> (Mode, String, bool) {
     let fallback = profile.spec.fallback.mode();
@@ -529,7 +530,7 @@ fn resolve_mode(
                     lease_gate(fallback, format!("auto: cluster facts unavailable ({why})"))
                 }
                 Availability::Known => {
-                    let c = facts.candidates(&t.spec.scheduling);
+                    let c = facts.candidates(sched);
                     let total = c.total();
                     if total == 0 {
                         (
@@ -569,7 +570,7 @@ fn resolve_mode(
         && matches!(mode, Mode::Native | Mode::Affinity)
         && facts.availability() == Availability::Known
     {
-        let c = facts.candidates(&t.spec.scheduling);
+        let c = facts.candidates(sched);
         let not_capable = c.total() - c.capable;
         if mode == Mode::Native && not_capable > 0 {
             warnings.push(format!(
@@ -814,6 +815,12 @@ fn plan_template(
         }
     }
 
+    // Where the pod can land, judged on its own constraints: without the node-affinity
+    // expressions an earlier injection added (they would narrow the candidates to what
+    // that decision chose, and turn it into another one on re-invocation).
+    let prev_added = prev.as_ref().map(prev_added).unwrap_or_default();
+    let sched = own_scheduling(&t.spec.scheduling, &prev_added);
+
     // Modes.
     let (api_version, gate) = facts.api_server();
     let kept = api_server_keeps_field(api_version.as_ref(), gate);
@@ -828,10 +835,9 @@ fn plan_template(
             }
         ));
         fact_lines.push(match facts.availability() {
-            Availability::Known => format!(
-                "candidate nodes: {}",
-                facts.candidates(&t.spec.scheduling).describe()
-            ),
+            Availability::Known => {
+                format!("candidate nodes: {}", facts.candidates(&sched).describe())
+            }
             Availability::Absent => {
                 "no cluster facts: auto uses each profile's fallback".to_string()
             }
@@ -872,8 +878,16 @@ fn plan_template(
             (None, Some(m)) => (m, format!("annotation {MODE_ANNOTATION}")),
             (None, None) => (p.spec.mode, format!("profile {} spec.mode", p.name)),
         };
-        let (mode, reason, probe) =
-            resolve_mode(requested, &source, p, &kept, facts, t, &mut warnings);
+        let (mode, reason, probe) = resolve_mode(
+            requested,
+            &source,
+            p,
+            &kept,
+            facts,
+            t,
+            &sched,
+            &mut warnings,
+        );
         if mode == Mode::Universal
             && let Some(c) = p.spec.containers.iter().find(|c| c.command.is_none())
         {
@@ -918,7 +932,6 @@ fn plan_template(
         }
     }
 
-    let prev_added = prev.as_ref().map(prev_added).unwrap_or_default();
     if chosen.is_empty() {
         return match prev {
             Some(p) => {
@@ -966,6 +979,21 @@ fn plan_template(
 
 fn prev_added(s: &Status) -> Added {
     s.all_added()
+}
+
+/// The scheduling constraints without sidecar-kit's own node-affinity expressions.
+fn own_scheduling<'s>(s: &'s Scheduling, prev: &Added) -> std::borrow::Cow<'s, Scheduling> {
+    if !prev.affinity {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut own = s.clone();
+    for term in &mut own.required_terms {
+        term.match_expressions.retain(|r| r.key != NODE_LABEL);
+    }
+    // A term with nothing left was sidecar-kit's alone (Kubernetes rejects empty terms).
+    own.required_terms
+        .retain(|t| !t.match_expressions.is_empty() || !t.match_fields.is_empty());
+    std::borrow::Cow::Owned(own)
 }
 
 /// The app containers: regular containers sidecar-kit did not add.

@@ -236,3 +236,40 @@ fn unsynced_cache_uses_the_fallback() {
     let (mode, _) = decide(&Unsynced, "legacy", json!({}));
     assert_eq!(mode, Mode::Legacy);
 }
+
+/// Regression (found by the e2e suite on a real API server): on re-invocation, `auto` judged
+/// the candidate nodes with the node-affinity expression it had added itself, saw only
+/// capable nodes, and turned an `affinity` decision into `native`, dropping the steering.
+/// Decisions must be made on the pod's own scheduling constraints.
+#[test]
+fn reinjection_judges_nodes_without_its_own_affinity() {
+    let mut c = cluster("enabled", true);
+    // The labeler's labels, which the added affinity expressions select on.
+    for n in &mut c.nodes {
+        let class = n.class();
+        if let Some(v) = class.label_value() {
+            n.labels
+                .insert("sidecar-kit.io/native-sidecars".into(), v.into());
+        }
+    }
+    let facts = StaticFacts::new(c);
+    for fallback in ["affinity", "universal"] {
+        let set = profiles(fallback);
+        let once_out = engine::inject(&pod(json!({})), &set, &facts, &Options::default()).unwrap();
+        let mut once: Value = serde_json::from_str(&pod(json!({}))).unwrap();
+        let p: json_patch::Patch =
+            serde_json::from_slice(&sidecar_kit_core::patch::to_json(&once_out.patch)).unwrap();
+        json_patch::patch(&mut once, &p).unwrap();
+        let again = engine::inject(&once.to_string(), &set, &facts, &Options::default()).unwrap();
+        assert!(
+            again.patch.is_empty(),
+            "fallback {fallback}: injecting again must change nothing, got {}",
+            serde_json::to_string(&again.patch).unwrap()
+        );
+        let TemplateResult::Injected { status, changed } = &again.templates[0].result else {
+            panic!()
+        };
+        assert!(!changed);
+        assert_eq!(status.injections[0].mode.as_str(), fallback);
+    }
+}
