@@ -493,19 +493,24 @@ pub async fn run(s: &Session, o: &ClusterOptions) -> Result<ClusterResult, Docto
 
     let progress = Progress::new("kubelet metrics", facts_nodes.len(), o.progress);
     let concurrency = o.concurrency.max(1);
-    let gates: Vec<NodeGate> = futures::stream::iter(facts_nodes.iter().map(|n| {
-        let client = s.proxy_client.clone();
-        let name = n.name.clone();
-        let progress = &progress;
-        async move {
-            let g = node_gate(&client, &name, o.node_timeout).await;
-            progress.inc();
-            g
-        }
-    }))
-    .buffered(concurrency)
-    .collect()
-    .await;
+    // Unordered: a silent kubelet holds one slot for its timeout, never the queue (an
+    // ordered buffer would stop starting requests behind it).
+    let mut indexed: Vec<(usize, NodeGate)> =
+        futures::stream::iter(facts_nodes.iter().enumerate().map(|(i, n)| {
+            let client = s.proxy_client.clone();
+            let name = n.name.clone();
+            let progress = &progress;
+            async move {
+                let g = node_gate(&client, &name, o.node_timeout).await;
+                progress.inc();
+                (i, g)
+            }
+        }))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    indexed.sort_by_key(|(i, _)| *i);
+    let gates: Vec<NodeGate> = indexed.into_iter().map(|(_, g)| g).collect();
     progress.finish();
 
     let mut rows = Vec::new();
