@@ -142,7 +142,6 @@ async fn mixed_node_versions() {
         ("e-ancient", "v1.26.5"),
         ("f-buggy", "v1.29.3-eks-1a2b3c"),
         ("g-weird", "unknown-build"),
-        ("h-gate-off", "v1.30.2"),
     ] {
         st.seed_node(NodeSeed::new(n, v)).unwrap();
     }
@@ -150,6 +149,11 @@ async fn mixed_node_versions() {
         "c-1-28-on",
         NodeProxy::Metrics(fake.kubelet_metrics_for("v1.28.9", Some(true))),
     );
+    // The labeler once marked it capable; its metrics now say the gate is off.
+    st.seed_node(
+        NodeSeed::new("h-gate-off", "v1.30.2").label("sidecar-kit.io/native-sidecars", "true"),
+    )
+    .unwrap();
     fake.set_node_proxy(
         "h-gate-off",
         NodeProxy::Metrics(fake.kubelet_metrics_for("v1.30.2", Some(false))),
@@ -205,6 +209,15 @@ async fn mixed_node_versions() {
             .any(|l| l.starts_with("8 node(s): 3 capable, 2 unaware")),
         "{:?}",
         r.report.summary
+    );
+    let stale = finding(&r.report, "cluster.node-label-stale");
+    assert_eq!(stale.object.as_deref(), Some("Node h-gate-off"));
+    assert!(
+        stale.message.starts_with(
+            "sidecar-kit.io/native-sidecars=true but the node is rejecting (from metrics)"
+        ),
+        "{}",
+        stale.message
     );
     // Errors first.
     assert_eq!(r.report.findings[0].severity, Severity::Error);
@@ -754,5 +767,33 @@ async fn unreachable_or_forbidden_at_start_is_exit_3() {
     fake.deny(Deny::resource("list", "pods"));
     let err = pods::run(&s, &PodsOptions::default()).await.err().unwrap();
     assert_eq!(err.exit_code(), 3);
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_probe_is_a_warning_not_a_verdict() {
+    let fake = FakeApi::start(FakeConfig::default()).await.unwrap();
+    // A mutation that breaks the pod: the API server answers 422.
+    fake.set_pod_mutation(|pod| {
+        pod["spec"]["containers"][0]["image"] = json!("");
+    });
+    let s = session(&fake).await;
+    let r = webhooks::run(&s, &WebhooksOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        checks(&r),
+        [("webhooks.probe-refused".to_string(), Severity::Warning)]
+    );
+    assert!(
+        r.findings[0].message.contains("spec.containers[0].image"),
+        "{}",
+        r.findings[0].message
+    );
+    assert!(
+        r.summary
+            .iter()
+            .any(|l| l == "probe in default: the dry run was refused")
+    );
     fake.shutdown().await;
 }
