@@ -181,7 +181,7 @@ fn workload_of(pod: &Pod, jobs: &HashMap<(String, String), Option<String>>) -> W
 /// Runs `doctor injections`.
 pub async fn run(s: &Session, o: &InjectionsOptions) -> Result<Report, DoctorError> {
     let mut report = Report::new("doctor injections");
-    let mut pods = list_pods(s, &o.namespaces, o.all_namespaces, None).await?;
+    let mut pods = list_pods(s, &o.namespaces, o.all_namespaces, None, &mut report).await?;
     pods.sort_by(|a, b| {
         (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
             .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))

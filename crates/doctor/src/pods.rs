@@ -553,14 +553,17 @@ pub async fn node_classes(
     }
 }
 
-/// Lists the pods asked for; a refusal ends the command (exit 3).
+/// Lists the pods asked for. A namespace whose pods are forbidden is a blind spot; when
+/// nothing at all can be read, the command ends (exit 3). With `-A` and no cluster-wide
+/// `list` on pods, the namespaces are listed and read one by one.
 pub async fn list_pods(
     s: &Session,
     namespaces: &[String],
     all: bool,
     name: Option<&str>,
+    report: &mut Report,
 ) -> Result<Vec<Pod>, DoctorError> {
-    let forbidden = |what: String, p: ApiProblem| {
+    let fail = |what: String, p: ApiProblem| {
         if p.is_forbidden() {
             DoctorError::Cluster(format!(
                 "cannot read pods {what}: {} (grant list and get on pods)",
@@ -570,7 +573,7 @@ pub async fn list_pods(
             DoctorError::Cluster(format!("cannot read pods {what}: {}", p.message()))
         }
     };
-    let namespaces: Vec<String> = if namespaces.is_empty() {
+    let mut namespaces: Vec<String> = if namespaces.is_empty() {
         vec![s.namespace.clone()]
     } else {
         namespaces.to_vec()
@@ -581,25 +584,48 @@ pub async fn list_pods(
         return match bounded(api.get_opt(name)).await {
             Ok(Some(p)) => Ok(vec![p]),
             Ok(None) => Err(DoctorError::Input(format!("pod {ns}/{name} not found"))),
-            Err(p) => Err(forbidden(format!("in namespace {ns}"), p)),
+            Err(p) => Err(fail(format!("in namespace {ns}"), p)),
         };
     }
     if all {
         let api: Api<Pod> = Api::all(s.client.clone());
-        return list_all(&api, &ListParams::default())
-            .await
-            .map_err(|p| forbidden("in all namespaces".into(), p));
+        match list_all(&api, &ListParams::default()).await {
+            Ok(pods) => return Ok(pods),
+            Err(p) if p.is_forbidden() => {
+                let ns_api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(s.client.clone());
+                let list = list_all(&ns_api, &ListParams::default())
+                    .await
+                    .map_err(|_| fail("in all namespaces".into(), p))?;
+                namespaces = list.into_iter().filter_map(|n| n.metadata.name).collect();
+                namespaces.sort();
+            }
+            Err(p) => return Err(fail("in all namespaces".into(), p)),
+        }
     }
     let mut out = Vec::new();
+    let mut readable = 0;
+    let mut last = None;
     for ns in &namespaces {
         let api: Api<Pod> = Api::namespaced(s.client.clone(), ns);
-        out.extend(
-            list_all(&api, &ListParams::default())
-                .await
-                .map_err(|p| forbidden(format!("in namespace {ns}"), p))?,
-        );
+        match list_all(&api, &ListParams::default()).await {
+            Ok(pods) => {
+                readable += 1;
+                out.extend(pods);
+            }
+            Err(p) if p.is_forbidden() => {
+                report.blind_spots.push(BlindSpot {
+                    what: format!("the pods in namespace {ns}"),
+                    permission: format!("list on pods in namespace {ns}"),
+                });
+                last = Some((ns.clone(), p));
+            }
+            Err(p) => return Err(fail(format!("in namespace {ns}"), p)),
+        }
     }
-    Ok(out)
+    match (readable, last) {
+        (0, Some((ns, p))) => Err(fail(format!("in namespace {ns}"), p)),
+        _ => Ok(out),
+    }
 }
 
 /// The report and the timelines drawn.
@@ -611,7 +637,14 @@ pub struct PodsResult {
 /// Runs `doctor pods`.
 pub async fn run(s: &Session, o: &PodsOptions) -> Result<PodsResult, DoctorError> {
     let mut report = Report::new("doctor pods");
-    let mut pods = list_pods(s, &o.namespaces, o.all_namespaces, o.name.as_deref()).await?;
+    let mut pods = list_pods(
+        s,
+        &o.namespaces,
+        o.all_namespaces,
+        o.name.as_deref(),
+        &mut report,
+    )
+    .await?;
     pods.sort_by(|a, b| {
         (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
             .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))

@@ -634,6 +634,24 @@ async fn pods_in_trouble() {
     .await
     .unwrap();
     assert_eq!(one.report.table.len(), 2);
+    // A namespace whose pods are forbidden is a blind spot while others can be read.
+    st.seed_namespace("secret", &[]).unwrap();
+    fake.deny(Deny::resource("list", "pods").in_namespace("secret"));
+    let r = pods::run(
+        &s,
+        &PodsOptions {
+            namespaces: vec!["shop".into(), "secret".into()],
+            ..PodsOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.report.blind_spots[0].permission,
+        "list on pods in namespace secret"
+    );
+    assert_eq!(r.report.table.len(), 5);
+    fake.clear_denials();
     // Templates behind a refusal are a blind spot, not an error.
     fake.deny(Deny::resource("get", "replicasets"));
     let r = pods::run(
