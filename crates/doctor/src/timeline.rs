@@ -257,7 +257,7 @@ pub fn svg(t: &Timeline) -> String {
     let label_w = 220.0;
     let chart_w = 560.0;
     let row_h = 22.0;
-    let top = 30.0;
+    let top = 34.0;
     let rows = t.rows.len() + t.marks.len();
     let height = top + row_h * rows as f64 + 30.0;
     let x = |s: f64| label_w + (s / t.span) * chart_w;
@@ -268,6 +268,10 @@ pub fn svg(t: &Timeline) -> String {
         esc(&t.pod),
         label_w + chart_w + 20.0,
         esc(&t.pod)
+    );
+    let _ = writeln!(
+        out,
+        "<text x=\"4\" y=\"12\" fill=\"#555\">grey: init container, blue: native sidecar, green: container; red outline: non-zero exit; bars reaching the right edge still run</text>"
     );
     for i in 0..=4 {
         let at = t.span * f64::from(i) / 4.0;
