@@ -775,6 +775,22 @@ async fn unreachable_or_forbidden_at_start_is_exit_3() {
     );
 
     let fake = FakeApi::start(FakeConfig::default()).await.unwrap();
+    // Credentials the API server does not accept: exit 3 too.
+    let bad = common::temp_dir("badtoken").join("kubeconfig");
+    std::fs::write(&bad, fake.kubeconfig_with_token("wrong")).unwrap();
+    let err = conn::connect(&Target {
+        kubeconfig: Some(bad),
+        context: None,
+    })
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(err.exit_code(), 3);
+    assert!(
+        err.to_string()
+            .contains("does not accept these credentials"),
+        "{err}"
+    );
     fake.deny(Deny::resource("list", "nodes"));
     let s = session(&fake).await;
     let err = cluster::run(&s, &quiet()).await.err().unwrap();
