@@ -346,8 +346,10 @@ async fn doctor_golden() {
     let reports: Value = serde_json::from_slice(&explain.stdout).unwrap();
     let text = reports.to_string();
     assert!(
-        text.contains("node-b") || text.contains("rejecting"),
-        "the facts' nodes reach the decision: {text}"
+        text.contains(
+            "3 capable (node-a, node-d, node-e), 1 unaware (node-c), 1 rejecting (node-b)"
+        ) && text.contains("whose Lease is not fresh: legacy"),
+        "the facts' nodes, gates and Lease reach the decision: {text}"
     );
     let inject = run(&[
         "inject".into(),
