@@ -403,7 +403,7 @@ pub async fn run(s: &Session, o: &ClusterOptions) -> Result<ClusterResult, Docto
             };
             (
                 g,
-                "the version (/metrics has no SidecarContainers line)".to_string(),
+                "the version: /metrics has no SidecarContainers line".to_string(),
             )
         }
         Err(ClusterError::Forbidden(_)) => {
@@ -413,12 +413,12 @@ pub async fn run(s: &Session, o: &ClusterOptions) -> Result<ClusterResult, Docto
             });
             (
                 GateState::Unknown,
-                "the version (/metrics is forbidden)".to_string(),
+                "the version: /metrics is forbidden".to_string(),
             )
         }
         Err(e) => (
             GateState::Unknown,
-            format!("the version (/metrics unreadable: {})", short_error(&e)),
+            format!("the version: /metrics is unreadable ({})", short_error(&e)),
         ),
     };
     let kept = api_server_keeps_field(api_version.as_ref(), api_gate);
@@ -428,7 +428,7 @@ pub async fn run(s: &Session, o: &ClusterOptions) -> Result<ClusterResult, Docto
             Severity::Info,
             Some("API server".into()),
             format!(
-                "SidecarContainers gate not read from /metrics; judged from {api_source}: {}",
+                "SidecarContainers gate not read from /metrics, judged from {api_source}; {}",
                 kept.reason()
             ),
             None,
@@ -751,12 +751,12 @@ pub async fn run(s: &Session, o: &ClusterOptions) -> Result<ClusterResult, Docto
 
     // --- summary ---
     let api_line = format!(
-        "API server {api_raw}: SidecarContainers {} (from {api_source}); {}",
+        "API server {api_raw}: SidecarContainers {} (from {api_source}), so it {}",
         api_gate,
         match &kept {
             FieldKept::Yes(_) => "keeps restartPolicy on init containers",
             FieldKept::No(_) => "DROPS restartPolicy on init containers",
-            FieldKept::Unknown(_) => "may or may not keep restartPolicy",
+            FieldKept::Unknown(_) => "may or may not keep restartPolicy on init containers",
         }
     );
     report.summary.push(api_line);
