@@ -141,7 +141,12 @@ enum Expr {
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
+    depth: usize,
 }
+
+/// Nesting beyond this is not evaluated (the API server's own CEL limits are of this order,
+/// and it keeps recursion off the stack's edge).
+const MAX_DEPTH: usize = 64;
 
 impl Parser {
     fn peek(&self) -> Option<&Tok> {
@@ -158,13 +163,30 @@ impl Parser {
             Err(CelError::Unsupported(format!("expected {p:?}")))
         }
     }
-    fn or(&mut self) -> Result<Expr, CelError> {
-        let mut e = self.and()?;
-        while self.is("||") {
-            self.pos += 1;
-            e = Expr::Or(Box::new(e), Box::new(self.and()?));
+    /// Runs one recursive step within the nesting limit.
+    fn nested(
+        &mut self,
+        f: impl FnOnce(&mut Parser) -> Result<Expr, CelError>,
+    ) -> Result<Expr, CelError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(CelError::Unsupported(
+                "an expression nested this deep".into(),
+            ));
         }
-        Ok(e)
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+    fn or(&mut self) -> Result<Expr, CelError> {
+        self.nested(|p| {
+            let mut e = p.and()?;
+            while p.is("||") {
+                p.pos += 1;
+                e = Expr::Or(Box::new(e), Box::new(p.and()?));
+            }
+            Ok(e)
+        })
     }
     fn and(&mut self) -> Result<Expr, CelError> {
         let mut e = self.rel()?;
@@ -190,13 +212,24 @@ impl Parser {
         Ok(left)
     }
     fn unary(&mut self) -> Result<Expr, CelError> {
-        if self.is("!") {
+        let mut nots = 0;
+        while self.is("!") {
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            nots += 1;
         }
-        self.postfix()
+        let mut e = self.postfix()?;
+        // `!!x` is `x` for a bool; keep the parity without recursing per `!`.
+        if nots % 2 == 1 {
+            e = Expr::Not(Box::new(e));
+        } else if nots > 0 {
+            e = Expr::Not(Box::new(Expr::Not(Box::new(e))));
+        }
+        Ok(e)
     }
     fn postfix(&mut self) -> Result<Expr, CelError> {
+        self.nested(Parser::postfix_steps)
+    }
+    fn postfix_steps(&mut self) -> Result<Expr, CelError> {
         let mut e = self.primary()?;
         loop {
             if self.is(".") {
@@ -372,7 +405,11 @@ fn logic(
 /// Evaluates a matchCondition expression to a boolean.
 pub fn evaluate(expression: &str, env: &Env) -> Result<bool, CelError> {
     let toks = lex(expression)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.or()?;
     if p.pos != p.toks.len() {
         return Err(CelError::Unsupported(format!(
@@ -465,5 +502,14 @@ mod tests {
             Err(CelError::Unsupported(_))
         ));
         assert!(matches!(run("'web'", &pod), Err(CelError::Runtime(_))));
+        let deep = format!("{}true{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(matches!(run(&deep, &pod), Err(CelError::Unsupported(_))));
+        assert_eq!(run(&format!("{}true", "!".repeat(10_001)), &pod), Ok(false));
+        let has = format!(
+            "{}object.metadata{}",
+            "has(".repeat(10_000),
+            ")".repeat(10_000)
+        );
+        assert!(matches!(run(&has, &pod), Err(CelError::Unsupported(_))));
     }
 }
