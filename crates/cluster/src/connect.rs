@@ -25,14 +25,14 @@ pub struct Connect {
 }
 
 impl Connect {
-    /// A client from `--kubeconfig` (with `--context`), else from `KUBECONFIG` or
+    /// The configuration from `--kubeconfig` (with `--context`), else from `KUBECONFIG` or
     /// `~/.kube/config` (with `--context`), else the in-cluster service account.
-    pub async fn client(&self) -> Result<kube::Client, ClusterError> {
+    pub async fn config(&self) -> Result<kube::Config, ClusterError> {
         let opts = KubeConfigOptions {
             context: self.context.clone(),
             ..KubeConfigOptions::default()
         };
-        let config = match &self.kubeconfig {
+        Ok(match &self.kubeconfig {
             Some(path) => {
                 let kc = Kubeconfig::read_from(path).map_err(|e| ClusterError::Config(format!("--kubeconfig {}: {e}", path.display())))?;
                 kube::Config::from_custom_kubeconfig(kc, &opts).await.map_err(|e| ClusterError::Config(format!("--kubeconfig {}: {e}", path.display())))?
@@ -43,7 +43,12 @@ impl Connect {
             None => kube::Config::infer().await.map_err(|e| {
                 ClusterError::Config(format!("no cluster configuration: {e}; give --kubeconfig, set KUBECONFIG, or run in a pod with a service account"))
             })?,
-        };
+        })
+    }
+
+    /// A client from [`Connect::config`].
+    pub async fn client(&self) -> Result<kube::Client, ClusterError> {
+        let config = self.config().await?;
         kube::Client::try_from(config)
             .map_err(|e| ClusterError::Config(format!("cannot build a client: {e}")))
     }

@@ -5,7 +5,6 @@
 
 use k8s_openapi::apimachinery::pkg::version::Info;
 use kube::api::{Api, ListParams, ObjectList};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,35 +58,15 @@ pub struct Session {
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 async fn config(t: &Target) -> Result<kube::Config, DoctorError> {
-    // The same order as every other command (crates/cluster `Connect`): --kubeconfig
-    // (with --context), else KUBECONFIG or ~/.kube/config (with --context), else the
-    // in-cluster service account. Built here because the node-proxy client needs the
-    // configuration itself (without default_retry).
-    let opts = KubeConfigOptions {
+    // The same configuration as every other command; the node-proxy client is built from it
+    // without kube's retry layer.
+    sidecar_kit_cluster::Connect {
+        kubeconfig: t.kubeconfig.clone(),
         context: t.context.clone(),
-        ..KubeConfigOptions::default()
-    };
-    match &t.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| {
-                DoctorError::Input(format!("--kubeconfig {}: {e}", path.display()))
-            })?;
-            kube::Config::from_custom_kubeconfig(kc, &opts)
-                .await
-                .map_err(|e| DoctorError::Input(format!("--kubeconfig {}: {e}", path.display())))
-        }
-        None if t.context.is_some() => kube::Config::from_kubeconfig(&opts).await.map_err(|e| {
-            DoctorError::Input(format!(
-                "--context {}: {e} (set KUBECONFIG or --kubeconfig)",
-                t.context.as_deref().unwrap_or("")
-            ))
-        }),
-        None => kube::Config::infer().await.map_err(|e| {
-            DoctorError::Input(format!(
-                "no cluster configuration: {e}; give --kubeconfig, set KUBECONFIG, or run in a pod with a service account"
-            ))
-        }),
     }
+    .config()
+    .await
+    .map_err(|e| DoctorError::Input(e.to_string()))
 }
 
 /// Builds both clients and makes the first contact (`/version`). Unreachable, 401 and
