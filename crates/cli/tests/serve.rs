@@ -158,41 +158,6 @@ fn review_body(labels: Value) -> Vec<u8> {
     .unwrap()
 }
 
-/// Sends one HTTP/1.1 request in two parts (the body's tail after `between` ran) and returns
-/// the status and body.
-async fn post_split(
-    addr: SocketAddr,
-    connector: &tokio_rustls::TlsConnector,
-    body: &[u8],
-    between: impl std::future::Future<Output = ()>,
-) -> (u16, Value) {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let mut s = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let head = format!(
-        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
-    let half = body.len() / 2;
-    s.write_all(&body[..half]).await.unwrap();
-    s.flush().await.unwrap();
-    between.await;
-    s.write_all(&body[half..]).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8(out).unwrap();
-    let status: u16 = text[9..12].parse().unwrap();
-    let json = text
-        .split("\r\n\r\n")
-        .nth(1)
-        .and_then(|b| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    (status, json)
-}
-
 /// Reads one HTTP/1.1 response (with a content-length) from a kept-alive stream.
 async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> (u16, Value) {
     let mut buf = Vec::new();
@@ -218,6 +183,49 @@ async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> (u16, Valu
     )
 }
 
+type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+
+async fn connect(addr: SocketAddr, connector: &tokio_rustls::TlsConnector) -> Tls {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+fn review_head(len: usize) -> String {
+    format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+    )
+}
+
+/// Sends a review in two parts (the body's tail after `between` ran) and reads the answer.
+async fn send_split(
+    s: &mut Tls,
+    body: &[u8],
+    between: impl std::future::Future<Output = ()>,
+) -> (u16, Value) {
+    s.write_all(review_head(body.len()).as_bytes())
+        .await
+        .unwrap();
+    let half = body.len() / 2;
+    s.write_all(&body[..half]).await.unwrap();
+    s.flush().await.unwrap();
+    between.await;
+    s.write_all(&body[half..]).await.unwrap();
+    read_response(s).await
+}
+
+/// Sends one review on a new connection, in two parts, and returns the status and body.
+async fn post_split(
+    addr: SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+    body: &[u8],
+    between: impl std::future::Future<Output = ()>,
+) -> (u16, Value) {
+    send_split(&mut connect(addr, connector).await, body, between).await
+}
+
 /// Sends a whole review and then, on the same connection (so it is being served), half of a
 /// second one; runs `between`; sends the rest; returns the second answer.
 async fn post_in_flight(
@@ -226,26 +234,14 @@ async fn post_in_flight(
     body: &[u8],
     between: impl std::future::Future<Output = ()>,
 ) -> (u16, Value) {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let mut s = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+    let mut s = connect(addr, connector).await;
+    s.write_all(review_head(body.len()).as_bytes())
         .await
         .unwrap();
-    let head = format!(
-        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(body).await.unwrap();
     let (status, _) = read_response(&mut s).await;
     assert_eq!(status, 200);
-    s.write_all(head.as_bytes()).await.unwrap();
-    let half = body.len() / 2;
-    s.write_all(&body[..half]).await.unwrap();
-    s.flush().await.unwrap();
-    between.await;
-    s.write_all(&body[half..]).await.unwrap();
-    read_response(&mut s).await
+    send_split(&mut s, body, between).await
 }
 
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
