@@ -152,6 +152,34 @@ impl Kubectl {
             .map_err(|e| format!("kubectl get output: {e}"))
     }
 
+    /// The log lines of one container (`previous`: of its last terminated instance), each
+    /// with the time the container runtime recorded it (seconds since the epoch). Needs the
+    /// API server to reach the node's kubelet.
+    pub fn logs(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+    ) -> Result<Vec<(f64, String)>> {
+        let mut args = vec!["logs", "--timestamps", "-n", ns, pod, "-c", container];
+        if previous {
+            args.push("--previous");
+        }
+        let out = self.run(&args, None)?;
+        out.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (ts, text) = l.split_once(' ').unwrap_or((l, ""));
+                rfc3339_secs(ts)
+                    .map(|t| (t, text.to_string()))
+                    .ok_or_else(|| {
+                        format!("kubectl logs {pod} -c {container}: no timestamp in {l:?}")
+                    })
+            })
+            .collect()
+    }
+
     /// `kubectl get --raw PATH`.
     pub fn raw(&self, path: &str) -> Result<String> {
         self.run(&["get", "--raw", path], None)
@@ -169,11 +197,63 @@ pub fn sidecar_gate(metrics: &str) -> Option<bool> {
         .map(|v| v.trim() == "1")
 }
 
+/// Seconds since the epoch of an RFC 3339 time (`2026-11-25T20:11:01.329196040Z`, or with a
+/// `+hh:mm`/`-hh:mm` offset), as Kubernetes writes them in objects and log timestamps.
+pub fn rfc3339_secs(s: &str) -> Option<f64> {
+    let (date, time) = s.split_once(['T', 't'])?;
+    let mut d = date.splitn(3, '-');
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let (clock, offset) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
+        (c, 0)
+    } else {
+        let i = time.rfind(['+', '-'])?;
+        let (c, o) = time.split_at(i);
+        let sign = if o.starts_with('-') { -1 } else { 1 };
+        let (oh, om) = o[1..].split_once(':')?;
+        (
+            c,
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
+        )
+    };
+    let mut c = clock.splitn(3, ':');
+    let (h, mi): (i64, i64) = (c.next()?.parse().ok()?, c.next()?.parse().ok()?);
+    let sec: f64 = c.next()?.parse().ok()?;
+    if h > 23 || mi > 59 || !(0.0..61.0).contains(&sec) {
+        return None;
+    }
+    // Days from the civil date (proleptic Gregorian), after H. Hinnant's algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + h * 3600 + mi * 60 - offset) as f64 + sec)
+}
+
+/// Now, in seconds since the epoch.
+pub fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Everything the run created, deleted on drop (also after a panic), without waiting on
-/// namespace termination.
+/// namespace termination: webhook configurations first (so nothing else is intercepted any
+/// more), then namespaced objects (a bare API server has no namespace controller, so a pod
+/// left in a deleted namespace would keep running on its node), then the rest.
 pub struct Guard {
     kubectl: Kubectl,
-    items: Mutex<Vec<(String, String)>>,
+    items: Mutex<Vec<(String, Option<String>, String)>>,
 }
 
 impl Guard {
@@ -187,7 +267,18 @@ impl Guard {
     /// Registers a cluster-scoped object or namespace (`kind`, `name`) for deletion.
     pub fn track(&self, kind: &str, name: &str) {
         if let Ok(mut v) = self.items.lock() {
-            v.push((kind.to_string(), name.to_string()));
+            v.push((kind.to_string(), None, name.to_string()));
+        }
+    }
+
+    /// Registers a namespaced object (`kind`, `namespace`, `name`) for deletion.
+    pub fn track_in(&self, kind: &str, namespace: &str, name: &str) {
+        if let Ok(mut v) = self.items.lock() {
+            v.push((
+                kind.to_string(),
+                Some(namespace.to_string()),
+                name.to_string(),
+            ));
         }
     }
 }
@@ -195,21 +286,29 @@ impl Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         let items = self.items.lock().map(|v| v.clone()).unwrap_or_default();
-        // Webhook configurations first, so nothing else is intercepted any more.
-        let mut ordered: Vec<_> = items
-            .iter()
-            .filter(|(k, _)| k.starts_with("mutatingwebhookconfiguration"))
-            .collect();
-        ordered.extend(
-            items
-                .iter()
-                .filter(|(k, _)| !k.starts_with("mutatingwebhookconfiguration")),
-        );
-        for (kind, name) in ordered {
-            if let Err(e) = self.kubectl.run(
-                &["delete", kind, name, "--ignore-not-found", "--wait=false"],
-                None,
-            ) {
+        let rank = |(kind, ns, _): &&(String, Option<String>, String)| {
+            if kind.starts_with("mutatingwebhookconfiguration") {
+                0
+            } else if ns.is_some() {
+                1
+            } else {
+                2
+            }
+        };
+        let mut ordered: Vec<_> = items.iter().collect();
+        ordered.sort_by_key(rank);
+        for (kind, ns, name) in ordered {
+            let mut args = vec![
+                "delete",
+                kind.as_str(),
+                name.as_str(),
+                "--ignore-not-found",
+                "--wait=false",
+            ];
+            if let Some(ns) = ns {
+                args.extend(["-n", ns.as_str()]);
+            }
+            if let Err(e) = self.kubectl.run(&args, None) {
                 eprintln!("e2e cleanup: {e}");
             }
         }
@@ -507,6 +606,29 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(rfc3339_secs("1970-01-01T00:00:00Z"), Some(0.0));
+        // `date -d 2026-11-25T20:11:01Z +%s`
+        assert_eq!(rfc3339_secs("2026-11-25T20:11:01Z"), Some(1_795_637_461.0));
+        let nanos = rfc3339_secs("2026-11-25T20:11:01.329196040Z").unwrap();
+        assert!((nanos - 1_795_637_461.329_196).abs() < 1e-5, "{nanos}");
+        assert_eq!(
+            rfc3339_secs("2026-11-25T21:11:01+01:00"),
+            Some(1_795_637_461.0)
+        );
+        assert_eq!(rfc3339_secs("2000-02-29T12:00:00Z"), Some(951_825_600.0));
+        for bad in [
+            "",
+            "2026-11-25",
+            "2026-13-01T00:00:00Z",
+            "2026-11-25T25:00:00Z",
+            "x",
+        ] {
+            assert_eq!(rfc3339_secs(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod node;
+
 use serde_json::{Value, json};
 use sidecar_kit_e2e::{
     Guard, Kubectl, MiniWebhook, Proc, base64, eventually, http_get, log_addr, run_id,
@@ -339,6 +341,7 @@ fn e2e() {
         return;
     };
     let started = Instant::now();
+    let node_setup = node::NodeSetup::from_env().unwrap_or_else(|e| panic!("{e}"));
     let kubeconfig = PathBuf::from(kubeconfig);
     let k = Kubectl::new(kubeconfig.clone());
     let bin = sidecar_kit_bin().unwrap();
@@ -390,6 +393,14 @@ fn e2e() {
         std::fs::write(
             work.join(format!("profiles/{name}.yaml")),
             profile(name, fallback).to_string(),
+        )
+        .unwrap();
+    }
+
+    if let Some(setup) = &node_setup {
+        std::fs::write(
+            work.join(format!("profiles/{}.yaml", node::PROFILE)),
+            setup.profile().to_string(),
         )
         .unwrap();
     }
@@ -808,6 +819,31 @@ fn e2e() {
             "mode {mode} -> {got} (stored = plan, dry run = stored, re-invoked {}x, injected once)",
             after - before
         ));
+    }
+
+    // On a real node: the shim's detection protocol and Job-safe shutdown on a kubelet.
+    match &node_setup {
+        Some(setup) => {
+            let t = Instant::now();
+            node::NodeRun {
+                setup,
+                k: &k,
+                guard: &guard,
+                ns: &inject_ns,
+                gate,
+                report: &mut report,
+                failures: &mut failures,
+            }
+            .run();
+            say(&format!(
+                "e2e: node scenarios on {} took {:.1}s",
+                setup.node,
+                t.elapsed().as_secs_f64()
+            ));
+        }
+        None => say(
+            "e2e: node scenarios skipped: SIDECAR_KIT_E2E_NODE is not set (a node for hostNetwork pods placed by nodeName, with SIDECAR_KIT_E2E_SHIM_IMAGE runs them)",
+        ),
     }
 
     // 4. auto follows the Node objects' versions and labels (and the Lease).

@@ -1,0 +1,606 @@
+//! The suite's scenarios on a real node: pods placed by `nodeName` on the node named by
+//! `SIDECAR_KIT_E2E_NODE` (hostNetwork, so a node without a pod network serves), with
+//! `sidecar-shim` from `SIDECAR_KIT_E2E_SHIM_IMAGE` and a shell image for the app and the
+//! sidecar. They run the shim's detection protocol and Job-safe shutdown on a real kubelet:
+//! - a universal pod: exactly one copy runs the sidecar, the native one where the API server
+//!   keeps `restartPolicy`, the legacy one where it drops it; how much later its app starts
+//!   than the app of the same pod without injection;
+//! - a universal pod that runs to completion: which copy says (termination message) it ran
+//!   the sidecar;
+//! - a Job whose pod has a legacy sidecar: the pod completes (and the Job, where a Job
+//!   controller runs).
+
+use serde_json::{Value, json};
+use sidecar_kit_e2e::{Guard, Kubectl, eventually, now_secs};
+use std::time::Duration;
+
+/// The profile of the node scenarios.
+pub const PROFILE: &str = "e2e-node";
+/// What the sidecar prints when it starts: the proof of which copy ran it.
+const SIDECAR_UP: &str = "e2e-sidecar-up";
+/// What the app prints when it starts: its log timestamp is its start time.
+const APP_UP: &str = "e2e-app-up";
+/// Rounds of the start-delay measurement (plain pod, then universal pod, per round).
+const ROUNDS: usize = 3;
+/// Generous bound for one pod to get going on a real node (image pulls included).
+const POD_TIMEOUT: Duration = Duration::from_secs(180);
+/// The universal pod's app may start this much later than the plain pod's, at most (the
+/// expected cost on a capable node is a few seconds).
+const MAX_COST: f64 = 15.0;
+
+/// Where and with what the node scenarios run.
+pub struct NodeSetup {
+    pub node: String,
+    pub shim_image: String,
+    pub shell_image: String,
+}
+
+impl NodeSetup {
+    /// From the environment: None when `SIDECAR_KIT_E2E_NODE` is unset; an error when it is
+    /// set without `SIDECAR_KIT_E2E_SHIM_IMAGE`.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
+        match (var("SIDECAR_KIT_E2E_NODE"), var("SIDECAR_KIT_E2E_SHIM_IMAGE")) {
+            (None, None) => Ok(None),
+            (Some(node), Some(shim_image)) => Ok(Some(Self {
+                node,
+                shim_image,
+                shell_image: var("SIDECAR_KIT_E2E_SHELL_IMAGE")
+                    .unwrap_or_else(|| "busybox:1.36".to_string()),
+            })),
+            (Some(_), None) => Err("SIDECAR_KIT_E2E_NODE is set but SIDECAR_KIT_E2E_SHIM_IMAGE is not: name an image that carries sidecar-shim (on PATH, e.g. the release image) or unset both".into()),
+            (None, Some(_)) => Err("SIDECAR_KIT_E2E_SHIM_IMAGE is set but SIDECAR_KIT_E2E_NODE is not: name the node to run pods on, or unset both".into()),
+        }
+    }
+
+    /// The profile the node pods select: one sidecar in the shell image that prints
+    /// `SIDECAR_UP` and stays up, and the shim image under test.
+    pub fn profile(&self) -> Value {
+        json!({
+            "apiVersion": "sidecar-kit.io/v1alpha1",
+            "kind": "SidecarProfile",
+            "metadata": {"name": PROFILE},
+            "spec": {
+                "selector": {"matchLabels": {"e2e-profile": PROFILE}},
+                "mode": "universal",
+                "fallback": "legacy",
+                "priority": 100,
+                "shim": {"image": self.shim_image},
+                "containers": [{
+                    "name": "shipper",
+                    "image": self.shell_image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", format!("echo {SIDECAR_UP}; exec sleep 3600")],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}
+                }]
+            }
+        })
+    }
+}
+
+/// One scenario run's context.
+pub struct NodeRun<'a> {
+    pub setup: &'a NodeSetup,
+    pub k: &'a Kubectl,
+    pub guard: &'a Guard,
+    pub ns: &'a str,
+    /// Whether the API server keeps `restartPolicy` on init containers.
+    pub gate: bool,
+    pub report: &'a mut Vec<String>,
+    pub failures: &'a mut Vec<String>,
+}
+
+/// The status of container `name` (init or regular).
+fn status<'v>(pod: &'v Value, name: &str) -> Option<&'v Value> {
+    ["initContainerStatuses", "containerStatuses"]
+        .iter()
+        .filter_map(|k| pod["status"][k].as_array())
+        .flatten()
+        .find(|c| c["name"] == name)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+impl NodeRun<'_> {
+    fn check(&mut self, ok: bool, msg: String) {
+        if !ok {
+            eprintln!(
+                "e2e: FAILED CHECK: {}",
+                msg.lines().next().unwrap_or_default()
+            );
+            self.failures.push(msg);
+        }
+    }
+
+    /// A pod for the node: placed by nodeName, hostNetwork, tolerating every taint (the node
+    /// may be NotReady for want of a pod network), non-root (the injected containers carry the
+    /// restricted security context, and the shell image may default to root).
+    fn pod(&self, name: &str, inject: Option<&str>, restart: &str, app: &str) -> Value {
+        let mut pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": self.ns,
+                "labels": {"app": "e2e-node", "e2e-profile": if inject.is_some() { PROFILE } else { "none" }},
+            },
+            "spec": {
+                "nodeName": self.setup.node,
+                "hostNetwork": true,
+                "restartPolicy": restart,
+                "automountServiceAccountToken": false,
+                "terminationGracePeriodSeconds": 5,
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532},
+                "tolerations": [{"operator": "Exists"}],
+                "containers": [{
+                    "name": "app",
+                    "image": self.setup.shell_image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", app]
+                }]
+            }
+        });
+        if let Some(mode) = inject {
+            pod["metadata"]["annotations"] =
+                json!({"sidecar-kit.io/mode": mode, "sidecar-kit.io/profiles": PROFILE});
+        }
+        pod
+    }
+
+    fn get(&self, name: &str) -> Result<Value, String> {
+        self.k
+            .get("pod", name, Some(self.ns))?
+            .ok_or_else(|| format!("pod {name} is gone"))
+    }
+
+    /// The times at which `container` of `name` logged a line containing `text` (current
+    /// and, with `previous`, the last terminated instance); empty when it has no logs yet.
+    fn logged(&self, name: &str, container: &str, previous: bool, text: &str) -> Vec<f64> {
+        self.k
+            .logs(self.ns, name, container, previous)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, l)| l.contains(text))
+            .map(|(t, _)| t)
+            .collect()
+    }
+
+    fn create(&self, pod: &Value) -> Result<Value, String> {
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        let stored = self.k.create(pod)?;
+        self.guard.track_in("pod", self.ns, name);
+        Ok(stored)
+    }
+
+    fn delete(&self, name: &str) {
+        let _ = self.k.run(
+            &[
+                "delete",
+                "pod",
+                name,
+                "-n",
+                self.ns,
+                "--wait=false",
+                "--ignore-not-found",
+            ],
+            None,
+        );
+    }
+
+    /// Waits for `name`'s app to log APP_UP; its start time minus `created`, in seconds.
+    fn app_start(&self, name: &str, created: f64) -> Result<f64, String> {
+        eventually(
+            &format!("the app of pod {name} to start"),
+            POD_TIMEOUT,
+            || {
+                let pod = self.get(name)?;
+                if pod["status"]["phase"] == "Failed" {
+                    return Err(format!("pod {name} failed: {}", pod["status"]));
+                }
+                Ok(self
+                    .logged(name, "app", false, APP_UP)
+                    .first()
+                    .map(|t| t - created))
+            },
+        )
+        .map_err(|e| {
+            format!("{e} (`kubectl logs` must reach the node's kubelet through the API server)")
+        })
+    }
+
+    /// Waits until `name` has finished (Succeeded or Failed); the pod.
+    fn finished(&self, name: &str) -> Result<Value, String> {
+        eventually(&format!("pod {name} to finish"), POD_TIMEOUT, || {
+            let pod = self.get(name)?;
+            Ok(matches!(
+                pod["status"]["phase"].as_str(),
+                Some("Succeeded" | "Failed")
+            )
+            .then_some(pod))
+        })
+    }
+
+    /// The copy expected to run the sidecar and the other one.
+    fn copies(&self) -> (&'static str, &'static str) {
+        if self.gate {
+            ("shipper", "shipper-legacy")
+        } else {
+            ("shipper-legacy", "shipper")
+        }
+    }
+
+    /// A universal pod next to the same pod without injection, ROUNDS times: which copy runs
+    /// the sidecar, and how much later the app starts.
+    fn start_delay(&mut self) {
+        let (runs, idle) = self.copies();
+        let (mut plain, mut universal) = (Vec::new(), Vec::new());
+        let mut restarts = Vec::new();
+        let mut seen: Vec<Vec<&str>> = Vec::new();
+        for round in 0..ROUNDS {
+            for inject in [None, Some("universal")] {
+                let name = format!(
+                    "node-{}-{round}",
+                    if inject.is_some() {
+                        "universal"
+                    } else {
+                        "plain"
+                    }
+                );
+                let pod = self.pod(
+                    &name,
+                    inject,
+                    "Always",
+                    &format!("echo {APP_UP}; exec sleep 3600"),
+                );
+                let created = now_secs();
+                let stored = match self.create(&pod) {
+                    Ok(s) => s,
+                    Err(e) => return self.check(false, format!("create {name}: {e}")),
+                };
+                let delay = match self.app_start(&name, created) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        self.delete(&name);
+                        return self.check(false, e);
+                    }
+                };
+                if inject.is_none() {
+                    self.check(
+                        stored["spec"]["containers"].as_array().map(Vec::len) == Some(1)
+                            && stored["spec"].get("initContainers").is_none(),
+                        format!(
+                            "{name}: the pod without a matching profile was changed: {}",
+                            stored["spec"]
+                        ),
+                    );
+                    plain.push(delay);
+                    self.delete(&name);
+                    continue;
+                }
+                universal.push(delay);
+                // Settled: the sidecar up in one of the copies, the native copy exited for
+                // good (a plain init container) or running and started, and the legacy copy
+                // running with its decision logged.
+                let settled = eventually(
+                    &format!("{name}: the sidecar up and both copies settled"),
+                    POD_TIMEOUT,
+                    || {
+                        let pod = self.get(&name)?;
+                        let up = [runs, idle]
+                            .iter()
+                            .any(|c| !self.logged(&name, c, false, SIDECAR_UP).is_empty());
+                        let native = status(&pod, "shipper").cloned().unwrap_or_default();
+                        let native_settled = native["state"]["terminated"].is_object()
+                            || (native["state"]["running"].is_object()
+                                && native["started"] == true);
+                        let legacy_settled = status(&pod, "shipper-legacy")
+                            .is_some_and(|s| s["state"]["running"].is_object())
+                            && !self.logged(&name, "shipper-legacy", false, "").is_empty();
+                        Ok((up && native_settled && legacy_settled).then_some(pod))
+                    },
+                );
+                let pod = match settled {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let pod = self.get(&name).unwrap_or_default();
+                        self.delete(&name);
+                        return self.check(false, format!("{e}; status: {}", pod["status"]));
+                    }
+                };
+                let ran: Vec<&str> = [runs, idle]
+                    .into_iter()
+                    .filter(|c| {
+                        !self.logged(&name, c, false, SIDECAR_UP).is_empty()
+                            || !self.logged(&name, c, true, SIDECAR_UP).is_empty()
+                    })
+                    .collect();
+                self.check(
+                    ran == [runs],
+                    format!("{name}: the sidecar ran in {ran:?}, expected only in {runs}"),
+                );
+                seen.push(ran);
+                let native = status(&pod, "shipper").cloned().unwrap_or_default();
+                let count = native["restartCount"].as_i64().unwrap_or(-1);
+                restarts.push(count);
+                if self.gate {
+                    // The detection restart: the first run found no state and exited 0.
+                    self.check(
+                        count == 1 && native["lastState"]["terminated"]["exitCode"] == 0,
+                        format!(
+                            "{name}: the native copy should show one restart after exit 0: {native}"
+                        ),
+                    );
+                    self.check(
+                        native["started"] == true && native["state"]["running"].is_object(),
+                        format!("{name}: the native copy is not running and started: {native}"),
+                    );
+                } else {
+                    // A plain init container that wrote native-pending and exited 0.
+                    self.check(
+                        count == 0 && native["state"]["terminated"]["exitCode"] == 0,
+                        format!("{name}: the native copy (a plain init container without restartPolicy) should have exited 0 once: {native}"),
+                    );
+                }
+                self.delete(&name);
+            }
+        }
+        if plain.is_empty() || universal.is_empty() {
+            return;
+        }
+        let (p, u) = (median(&mut plain), median(&mut universal));
+        self.check(
+            u - p <= MAX_COST,
+            format!(
+                "universal: the app starts {:.1}s later than without injection (bound {MAX_COST}s)",
+                u - p
+            ),
+        );
+        self.report.push(format!(
+            "node {}: universal pod x{ROUNDS}: the sidecar ran in {seen:?} (expected {runs} only), native copy restarts {restarts:?}; app up {u:.2}s after create vs {p:.2}s without injection (medians of {ROUNDS}: +{:.2}s; each: universal {universal:.2?}, plain {plain:.2?})",
+            self.setup.node,
+            u - p
+        ));
+    }
+
+    /// A universal pod that runs to completion: the copy that ran the sidecar says so in its
+    /// termination message.
+    fn universal_completes(&mut self) {
+        let (runs, idle) = self.copies();
+        let name = "node-universal-job";
+        let pod = self.pod(
+            name,
+            Some("universal"),
+            "Never",
+            &format!("echo {APP_UP}; sleep 2"),
+        );
+        if let Err(e) = self.create(&pod) {
+            return self.check(false, format!("create {name}: {e}"));
+        }
+        let pod = match self.finished(name) {
+            Ok(p) => p,
+            Err(e) => {
+                let pod = self.get(name).unwrap_or_default();
+                self.delete(name);
+                return self.check(false, format!("{e}; status: {}", pod["status"]));
+            }
+        };
+        let term = |c: &str| {
+            status(&pod, c)
+                .map(|s| s["state"]["terminated"].clone())
+                .unwrap_or_default()
+        };
+        self.check(
+            pod["status"]["phase"] == "Succeeded",
+            format!(
+                "{name}: phase {}, expected Succeeded: {}",
+                pod["status"]["phase"], pod["status"]
+            ),
+        );
+        let want = if self.gate { "native" } else { "legacy" };
+        self.check(
+            term(runs)["message"] == want,
+            format!(
+                "{name}: {runs} should say {want:?} in its termination message: {}",
+                term(runs)
+            ),
+        );
+        self.check(
+            term(idle).get("message").is_none(),
+            format!(
+                "{name}: {idle} did not run the sidecar but has a termination message: {}",
+                term(idle)
+            ),
+        );
+        self.check(
+            term("app")["exitCode"] == 0,
+            format!("{name}: app {}", term("app")),
+        );
+        self.report.push(format!(
+            "node {}: universal pod with restartPolicy Never -> {}; termination messages {runs}={} (exit {}), {idle}={} (exit {})",
+            self.setup.node,
+            pod["status"]["phase"].as_str().unwrap_or("?"),
+            term(runs)["message"],
+            term(runs)["exitCode"],
+            term(idle)["message"],
+            term(idle)["exitCode"]
+        ));
+        self.delete(name);
+    }
+
+    /// A Job whose pod has a legacy sidecar: the pod completes. Its pod comes from the Job
+    /// controller where one runs (the `kube-controller-manager` Lease in kube-system), else
+    /// the suite creates it as the controller would (owner reference and labels).
+    fn job_completes(&mut self) {
+        let name = "node-legacy-job";
+        let template = self.pod(
+            name,
+            Some("legacy"),
+            "Never",
+            &format!("echo {APP_UP}; sleep 2"),
+        );
+        let job = json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "namespace": self.ns},
+            "spec": {
+                "backoffLimit": 0,
+                "template": {"metadata": template["metadata"], "spec": template["spec"]}
+            }
+        });
+        let job = match self.k.create(&job) {
+            Ok(j) => j,
+            Err(e) => return self.check(false, format!("create Job {name}: {e}")),
+        };
+        self.guard.track_in("job", self.ns, name);
+        let controller = self
+            .k
+            .get("lease", "kube-controller-manager", Some("kube-system"))
+            .ok()
+            .flatten()
+            .is_some();
+        let pod_name = if controller {
+            let found = eventually(
+                &format!("the Job controller to create the pod of {name}"),
+                POD_TIMEOUT,
+                || {
+                    let out = self.k.run(
+                        &[
+                            "get",
+                            "pods",
+                            "-n",
+                            self.ns,
+                            "-l",
+                            &format!("job-name={name}"),
+                            "-o",
+                            "jsonpath={.items[*].metadata.name}",
+                        ],
+                        None,
+                    )?;
+                    Ok(out.split_whitespace().next().map(str::to_string))
+                },
+            );
+            match found {
+                Ok(p) => {
+                    self.guard.track_in("pod", self.ns, &p);
+                    p
+                }
+                Err(e) => return self.check(false, e),
+            }
+        } else {
+            let uid = job["metadata"]["uid"].clone();
+            let mut pod = template.clone();
+            pod["metadata"]["name"] = json!(format!("{name}-pod"));
+            for (k, v) in [
+                ("job-name", json!(name)),
+                ("batch.kubernetes.io/job-name", json!(name)),
+                ("controller-uid", uid.clone()),
+                ("batch.kubernetes.io/controller-uid", uid.clone()),
+            ] {
+                pod["metadata"]["labels"][k] = v;
+            }
+            pod["metadata"]["ownerReferences"] = json!([{
+                "apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid,
+                "controller": true, "blockOwnerDeletion": true
+            }]);
+            if let Err(e) = self.create(&pod) {
+                return self.check(false, format!("create the pod of Job {name}: {e}"));
+            }
+            format!("{name}-pod")
+        };
+        let pod = match self.finished(&pod_name) {
+            Ok(p) => p,
+            Err(e) => {
+                let pod = self.get(&pod_name).unwrap_or_default();
+                self.delete(&pod_name);
+                return self.check(false, format!("{e}; status: {}", pod["status"]));
+            }
+        };
+        let stored_mode = pod["metadata"]["annotations"]["sidecar-kit.io/status"]
+            .as_str()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .map(|s| s["injections"][0]["mode"].clone())
+            .unwrap_or_default();
+        let term = |c: &str| {
+            status(&pod, c)
+                .map(|s| s["state"]["terminated"].clone())
+                .unwrap_or_default()
+        };
+        self.check(
+            stored_mode == "legacy",
+            format!("{pod_name}: injected as {stored_mode}, expected legacy"),
+        );
+        self.check(
+            pod["status"]["phase"] == "Succeeded",
+            format!(
+                "{pod_name}: phase {}, expected Succeeded: {}",
+                pod["status"]["phase"], pod["status"]
+            ),
+        );
+        self.check(
+            term("shipper")["exitCode"] == 0 && term("shipper")["message"] == "legacy",
+            format!(
+                "{pod_name}: the legacy sidecar should exit 0 saying \"legacy\": {}",
+                term("shipper")
+            ),
+        );
+        let mut job_line = String::from(
+            "no Job controller (no kube-controller-manager Lease): the suite created the pod",
+        );
+        if controller {
+            let complete = eventually(&format!("Job {name} to be Complete"), POD_TIMEOUT, || {
+                let j = self.k.get("job", name, Some(self.ns))?.ok_or("Job gone")?;
+                let conds = j["status"]["conditions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if conds
+                    .iter()
+                    .any(|c| c["type"] == "Failed" && c["status"] == "True")
+                {
+                    return Err(format!("Job failed: {}", j["status"]));
+                }
+                Ok(conds
+                    .iter()
+                    .any(|c| c["type"] == "Complete" && c["status"] == "True")
+                    .then_some(()))
+            });
+            job_line = match complete {
+                Ok(()) => "Job Complete".into(),
+                Err(e) => {
+                    self.check(false, e.clone());
+                    e
+                }
+            };
+        }
+        self.report.push(format!(
+            "node {}: Job with a legacy sidecar: pod {} (sidecar exit {} {:?}, app finished {} / sidecar finished {}); {job_line}",
+            self.setup.node,
+            pod["status"]["phase"].as_str().unwrap_or("?"),
+            term("shipper")["exitCode"],
+            term("shipper")["message"].as_str().unwrap_or(""),
+            term("app")["finishedAt"].as_str().unwrap_or("?"),
+            term("shipper")["finishedAt"].as_str().unwrap_or("?"),
+        ));
+        self.delete(&pod_name);
+    }
+
+    /// All node scenarios.
+    pub fn run(&mut self) {
+        match self.k.get("node", &self.setup.node, None) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return self.check(
+                    false,
+                    format!("SIDECAR_KIT_E2E_NODE={}: no such node", self.setup.node),
+                );
+            }
+            Err(e) => return self.check(false, e),
+        }
+        self.start_delay();
+        self.universal_completes();
+        self.job_completes();
+    }
+}
