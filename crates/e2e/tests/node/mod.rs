@@ -27,6 +27,9 @@ const POD_TIMEOUT: Duration = Duration::from_secs(180);
 /// The universal pod's app may start this much later than the plain pod's, at most (the
 /// expected cost on a capable node is a few seconds).
 const MAX_COST: f64 = 15.0;
+/// Without a `kube-controller-manager` Lease, how long a Job controller gets to create the
+/// Job's pod before the suite creates it.
+const CONTROLLER_GRACE: Duration = Duration::from_secs(10);
 
 /// Where and with what the node scenarios run.
 pub struct NodeSetup {
@@ -431,8 +434,9 @@ impl NodeRun<'_> {
     }
 
     /// A Job whose pod has a legacy sidecar: the pod completes. Its pod comes from the Job
-    /// controller where one runs (the `kube-controller-manager` Lease in kube-system), else
-    /// the suite creates it as the controller would (owner reference and labels).
+    /// controller where one runs (its `kube-controller-manager` Lease in kube-system, or a pod
+    /// within CONTROLLER_GRACE), else the suite creates it as the controller would (owner
+    /// reference and labels).
     fn job_completes(&mut self) {
         let name = "node-legacy-job";
         let template = self.pod(
@@ -447,7 +451,13 @@ impl NodeRun<'_> {
             "metadata": {"name": name, "namespace": self.ns},
             "spec": {
                 "backoffLimit": 0,
-                "template": {"metadata": template["metadata"], "spec": template["spec"]}
+                "template": {
+                    "metadata": {
+                        "labels": template["metadata"]["labels"],
+                        "annotations": template["metadata"]["annotations"]
+                    },
+                    "spec": template["spec"]
+                }
             }
         });
         let job = match self.k.create(&job) {
@@ -455,40 +465,40 @@ impl NodeRun<'_> {
             Err(e) => return self.check(false, format!("create Job {name}: {e}")),
         };
         self.guard.track_in("job", self.ns, name);
-        let controller = self
+        // A Job controller shows itself by its Lease, or by the pod it creates; without
+        // either the suite stands in for it.
+        let lease = self
             .k
             .get("lease", "kube-controller-manager", Some("kube-system"))
             .ok()
             .flatten()
             .is_some();
-        let pod_name = if controller {
-            let found = eventually(
-                &format!("the Job controller to create the pod of {name}"),
-                POD_TIMEOUT,
-                || {
-                    let out = self.k.run(
-                        &[
-                            "get",
-                            "pods",
-                            "-n",
-                            self.ns,
-                            "-l",
-                            &format!("job-name={name}"),
-                            "-o",
-                            "jsonpath={.items[*].metadata.name}",
-                        ],
-                        None,
-                    )?;
-                    Ok(out.split_whitespace().next().map(str::to_string))
-                },
-            );
-            match found {
-                Ok(p) => {
-                    self.guard.track_in("pod", self.ns, &p);
-                    p
-                }
-                Err(e) => return self.check(false, e),
-            }
+        let found = eventually(
+            &format!("the Job controller to create the pod of {name}"),
+            if lease { POD_TIMEOUT } else { CONTROLLER_GRACE },
+            || {
+                let out = self.k.run(
+                    &[
+                        "get",
+                        "pods",
+                        "-n",
+                        self.ns,
+                        "-l",
+                        &format!("job-name={name}"),
+                        "-o",
+                        "jsonpath={.items[*].metadata.name}",
+                    ],
+                    None,
+                )?;
+                Ok(out.split_whitespace().next().map(str::to_string))
+            },
+        );
+        let controller = found.is_ok();
+        let pod_name = if let Ok(p) = found {
+            self.guard.track_in("pod", self.ns, &p);
+            p
+        } else if lease {
+            return self.check(false, found.err().unwrap_or_default());
         } else {
             let uid = job["metadata"]["uid"].clone();
             let mut pod = template.clone();
@@ -547,7 +557,7 @@ impl NodeRun<'_> {
             ),
         );
         let mut job_line = String::from(
-            "no Job controller (no kube-controller-manager Lease): the suite created the pod",
+            "no Job controller (no kube-controller-manager Lease, no pod within 10 s): the suite created the pod",
         );
         if controller {
             let complete = eventually(&format!("Job {name} to be Complete"), POD_TIMEOUT, || {
