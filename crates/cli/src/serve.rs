@@ -93,6 +93,12 @@ pub struct ServeArgs {
     /// Time in-flight reviews get after SIGTERM, in seconds.
     #[arg(long, env = "SIDECAR_KIT_SHUTDOWN_TIMEOUT", default_value_t = 20.0)]
     pub shutdown_timeout: f64,
+    /// Time the webhook keeps serving after SIGTERM, with /readyz failing, before it stops
+    /// accepting connections, in seconds: endpoints drop a terminating pod only after a
+    /// moment, and reviews sent to it meanwhile would otherwise be refused (set it below
+    /// terminationGracePeriodSeconds minus --shutdown-timeout).
+    #[arg(long, env = "SIDECAR_KIT_SHUTDOWN_DELAY", default_value_t = 0.0)]
+    pub shutdown_delay: f64,
     /// Time allowed for a TLS handshake and for reading and answering one request, in seconds.
     #[arg(long, env = "SIDECAR_KIT_REQUEST_TIMEOUT", default_value_t = 10.0)]
     pub request_timeout: f64,
@@ -148,6 +154,16 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
         shim_image: a.shim_image,
         reload_interval: seconds(a.reload_interval, "--reload-interval")?,
         shutdown_timeout: seconds(a.shutdown_timeout, "--shutdown-timeout")?,
+        shutdown_delay: if a.shutdown_delay == 0.0 {
+            Duration::ZERO
+        } else {
+            seconds(a.shutdown_delay, "--shutdown-delay").map_err(|_| {
+                CliError::input(format!(
+                    "--shutdown-delay {}: give a number of seconds, 0 or more",
+                    a.shutdown_delay
+                ))
+            })?
+        },
         request_timeout: seconds(a.request_timeout, "--request-timeout")?,
         bare_allow: a.benchmark_bare_allow,
         review_cache_bytes: a.review_cache_mib.min(1024) * 1024 * 1024,

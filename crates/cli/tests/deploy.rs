@@ -33,6 +33,7 @@ const ALLOWED_ENV: &[&str] = &[
     "SIDECAR_KIT_FAILURE_MODE",
     "SIDECAR_KIT_SHIM_IMAGE",
     "SIDECAR_KIT_LOG_FORMAT",
+    "SIDECAR_KIT_SHUTDOWN_DELAY",
     "POD_NAMESPACE",
     // The allocator's setting, not a flag twin.
     "MIMALLOC_PURGE_DELAY",
@@ -481,6 +482,17 @@ fn check_common(objs: &Objects, failure_policy: &str) {
         "shim from the same image"
     );
     assert_eq!(env_value(c, "SIDECAR_KIT_LOG_FORMAT"), "json");
+    // Shutdown: the delay (serving while endpoints drop the pod) and the default 20 s for
+    // in-flight reviews fit in the grace period, so the kubelet never kills a draining server.
+    let delay: f64 = env_value(c, "SIDECAR_KIT_SHUTDOWN_DELAY").parse().unwrap();
+    assert!(delay > 0.0, "a shutdown delay is set");
+    assert!(
+        delay + 20.0
+            < pod["spec"]["terminationGracePeriodSeconds"]
+                .as_f64()
+                .unwrap(),
+        "shutdown delay {delay} s + 20 s drain within terminationGracePeriodSeconds"
+    );
     let expected_mode = if failure_policy == "Ignore" {
         "allow"
     } else {

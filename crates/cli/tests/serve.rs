@@ -388,6 +388,58 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
     assert_eq!(exit.code(), Some(0));
 }
 
+/// With --shutdown-delay, SIGTERM first turns /readyz unready while new connections are still
+/// accepted and answered; only after the delay does the listener close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_answering_through_the_shutdown_delay() {
+    let (dir, _) = workdir("delay");
+    let connector = tls(&dir);
+    let mut server = start_with(&dir, &["--no-cluster", "--shutdown-delay", "3"]);
+    let probe = addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
+    let webhook = addr(&server.wait_log("webhook listening (POST /mutate)"));
+    assert_eq!(get(probe, "/readyz").await.0, 200);
+    let sent = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let line =
+        server.wait_log("SIGTERM: not ready any more; still serving while endpoints drop this pod");
+    assert_eq!(line["delay_seconds"], 3.0);
+    assert_eq!(
+        get(probe, "/readyz").await.0,
+        503,
+        "unready during the delay"
+    );
+    // A new connection during the delay is accepted and its review answered.
+    let (status, resp) = post_split(
+        webhook,
+        &connector,
+        &review_body(serde_json::json!({"logging": "shipped"})),
+        async {},
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(resp["response"]["allowed"], true);
+    assert!(
+        resp["response"]["patch"].is_string(),
+        "the review was decided: {resp}"
+    );
+    eventually("the listener to close after the delay", || async {
+        TcpStream::connect(webhook).await.is_err()
+    })
+    .await;
+    assert!(
+        sent.elapsed() >= Duration::from_millis(2900),
+        "the listener closed {:?} after SIGTERM, before the 3 s delay",
+        sent.elapsed()
+    );
+    assert_eq!(server.child.wait().unwrap().code(), Some(0));
+}
+
 #[test]
 fn bad_configuration_is_exit_2() {
     let out = Command::new(bin())

@@ -56,6 +56,10 @@ pub struct Config {
     pub reload_interval: Duration,
     /// How long in-flight reviews may take to finish after SIGTERM.
     pub shutdown_timeout: Duration,
+    /// How long to keep accepting and serving after SIGTERM, with `/readyz` failing, before
+    /// the listener closes: the time endpoints need to drop this pod, so that reviews the API
+    /// server still sends here are answered, not refused.
+    pub shutdown_delay: Duration,
     /// Time allowed to read a request (headers and body) and to complete a TLS handshake.
     pub request_timeout: Duration,
     /// Benchmark ceiling: answer every review with a bare `allowed`, skipping the engine.
@@ -504,9 +508,12 @@ pub async fn run(
         })?;
     let probe_addr = probe_listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The probe listener outlives the webhook listener: through the shutdown delay it tells
+    // the kubelet (and Prometheus) that this replica is going away.
+    let (probe_stop_tx, probe_stop_rx) = tokio::sync::watch::channel(false);
     let probe_task = {
         let state = state.clone();
-        let mut rx = stop_rx.clone();
+        let mut rx = probe_stop_rx;
         tokio::spawn(async move {
             let app = probe_router(state);
             let _ = axum::serve(probe_listener, app)
@@ -551,6 +558,7 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = stopped(&mut stop_wait) => {
                 tracing::info!("stopped before the webhook was ready");
+                let _ = probe_stop_tx.send(true);
                 let _ = probe_task.await;
                 return Ok(());
             }
@@ -629,6 +637,13 @@ pub async fn run(
     }
     state.health.shutting_down.store(true, Ordering::SeqCst);
     state.metrics.ready.set(0);
+    if !config.shutdown_delay.is_zero() {
+        tracing::info!(
+            delay_seconds = config.shutdown_delay.as_secs_f64(),
+            "SIGTERM: not ready any more; still serving while endpoints drop this pod"
+        );
+        tokio::time::sleep(config.shutdown_delay).await;
+    }
     let in_flight = state.in_flight.load(Ordering::SeqCst);
     tracing::info!(
         in_flight,
@@ -637,6 +652,7 @@ pub async fn run(
     );
     handle.graceful_shutdown(Some(config.shutdown_timeout));
     let _ = serve_task.await;
+    let _ = probe_stop_tx.send(true);
     let _ = probe_task.await;
     tracing::info!(
         unfinished = state.in_flight.load(Ordering::SeqCst),

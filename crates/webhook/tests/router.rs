@@ -49,6 +49,7 @@ fn excluded(own: &str) -> Vec<String> {
         shim_image: None,
         reload_interval: std::time::Duration::from_secs(1),
         shutdown_timeout: std::time::Duration::from_secs(1),
+        shutdown_delay: std::time::Duration::ZERO,
         request_timeout: std::time::Duration::from_secs(1),
         bare_allow: false,
         review_cache_bytes: 1 << 20,

@@ -76,6 +76,7 @@ async fn start_with(dir: &Path, client_ca: Option<PathBuf>, request_timeout: Dur
         shim_image: None,
         reload_interval: Duration::from_millis(50),
         shutdown_timeout: Duration::from_secs(5),
+        shutdown_delay: Duration::ZERO,
         request_timeout,
         bare_allow: false,
         review_cache_bytes: 1 << 20,
