@@ -268,6 +268,28 @@ async fn eventually<Fut: std::future::Future<Output = bool>>(
     }
 }
 
+fn sigterm(pid: u32) {
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Waits (at most 10 s) until the listener at `addr` refuses connections.
+async fn until_refused(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the listener still accepts after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn addr(v: &Value) -> SocketAddr {
     v["address"].as_str().unwrap().parse().unwrap()
 }
@@ -354,31 +376,15 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
     );
 
     // SIGTERM while a review is in flight: it completes, new connections are refused, exit 0.
-    let pid = server.child.id().to_string();
+    let pid = server.child.id();
     let (status, resp) = post_in_flight(
         webhook,
         &connector,
         &review_body(serde_json::json!({"logging": "shipped"})),
         async {
-            assert!(
-                Command::new("kill")
-                    .args(["-TERM", &pid])
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            sigterm(pid);
             server.wait_log("SIGTERM: no new connections; finishing in-flight reviews");
-            let refused = async {
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while TcpStream::connect(webhook).await.is_ok() {
-                    assert!(
-                        Instant::now() < deadline,
-                        "the listener still accepts after SIGTERM"
-                    );
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            };
-            refused.await;
+            until_refused(webhook).await;
         },
     )
     .await;
@@ -399,13 +405,7 @@ async fn serve_keeps_answering_through_the_shutdown_delay() {
     let webhook = addr(&server.wait_log("webhook listening (POST /mutate)"));
     assert_eq!(get(probe, "/readyz").await.0, 200);
     let sent = Instant::now();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &server.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(server.child.id());
     let line =
         server.wait_log("SIGTERM: not ready any more; still serving while endpoints drop this pod");
     assert_eq!(line["delay_seconds"], 3.0);
@@ -428,10 +428,7 @@ async fn serve_keeps_answering_through_the_shutdown_delay() {
         resp["response"]["patch"].is_string(),
         "the review was decided: {resp}"
     );
-    eventually("the listener to close after the delay", || async {
-        TcpStream::connect(webhook).await.is_err()
-    })
-    .await;
+    until_refused(webhook).await;
     assert!(
         sent.elapsed() >= Duration::from_millis(2900),
         "the listener closed {:?} after SIGTERM, before the 3 s delay",
