@@ -393,7 +393,12 @@ pub fn analyse(pod: &Value, ctx: &Context) -> Analysis {
                 Some("the native copy needs its startup probe (sidecar-shim probe); re-inject with this sidecar-kit".into()),
             ));
         }
-        if copy == "legacy" && ctx.node_class == Some(NodeClass::Capable) {
+        // Where the API server dropped restartPolicy at admission (its gate off), the native
+        // copy is a plain init container and the legacy copy runs the sidecar by design.
+        if copy == "legacy"
+            && ctx.node_class == Some(NodeClass::Capable)
+            && c["restartPolicy"] == "Always"
+        {
             a.findings.push(Finding::new(
                 "pods.universal-legacy-on-capable-node",
                 Severity::Warning,
@@ -940,6 +945,22 @@ mod tests {
             checks(&a),
             vec![("pods.universal-legacy-on-capable-node", Severity::Warning)]
         );
+        // The same pod from an API server that dropped restartPolicy (gate off): the native
+        // copy is a plain init container, so the legacy copy runs the sidecar as designed.
+        let mut dropped = legacy.clone();
+        dropped["spec"]["initContainers"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("restartPolicy");
+        let a = analyse(
+            &dropped,
+            &Context {
+                node_class: Some(NodeClass::Capable),
+                owner: None,
+            },
+        );
+        assert_eq!(a.universal[0].copy, "legacy");
+        assert_eq!(checks(&a), vec![], "no warning: {:?}", a.findings);
         let both = pod(
             spec,
             json!({"phase": "Running",

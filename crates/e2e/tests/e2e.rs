@@ -833,6 +833,8 @@ fn e2e() {
             node::NodeRun {
                 setup,
                 k: &k,
+                bin: &bin,
+                kubeconfig: &kubeconfig,
                 guard: &guard,
                 ns: &inject_ns,
                 gate,

@@ -12,6 +12,8 @@
 
 use serde_json::{Value, json};
 use sidecar_kit_e2e::{Guard, Kubectl, eventually, now_secs};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 /// The profile of the node scenarios.
@@ -85,6 +87,9 @@ impl NodeSetup {
 pub struct NodeRun<'a> {
     pub setup: &'a NodeSetup,
     pub k: &'a Kubectl,
+    /// The `sidecar-kit` binary (for `doctor pods`) and the kubeconfig it is given.
+    pub bin: &'a Path,
+    pub kubeconfig: &'a Path,
     pub guard: &'a Guard,
     pub ns: &'a str,
     /// Whether the API server keeps `restartPolicy` on init containers.
@@ -226,6 +231,69 @@ impl NodeRun<'_> {
         })
     }
 
+    /// What `doctor pods NAME` says about the universal sidecar of pod `name`: the copy it
+    /// names, how it told, and the ids of its findings.
+    fn doctor_copy(&self, name: &str) -> Result<(String, String, Vec<String>), String> {
+        let out = Command::new(self.bin)
+            .args([
+                "doctor",
+                "pods",
+                name,
+                "-n",
+                self.ns,
+                "-o",
+                "json",
+                "--kubeconfig",
+            ])
+            .arg(self.kubeconfig)
+            .output()
+            .map_err(|e| format!("doctor pods: {e}"))?;
+        let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "doctor pods {name}: {e}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        let u = &report["data"]["pods"][0]["universal"][0];
+        let ids = report["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f["check"].as_str().map(str::to_string))
+            .collect();
+        Ok((
+            u["copy"].as_str().unwrap_or("none").to_string(),
+            u["from"].as_str().unwrap_or("").to_string(),
+            ids,
+        ))
+    }
+
+    /// Checks that `doctor pods` names `want` as the copy that runs pod `name`'s sidecar,
+    /// told from `from`, without a finding about the pod's universal sidecar; a report line.
+    fn check_doctor(&mut self, name: &str, want: &str, from: &str) -> String {
+        match self.doctor_copy(name) {
+            Ok((copy, told, ids)) => {
+                self.check(
+                    copy == want && told == from,
+                    format!("doctor pods {name}: copy {copy:?} from {told:?}, expected {want:?} from {from:?}"),
+                );
+                let universal: Vec<&String> = ids
+                    .iter()
+                    .filter(|i| i.starts_with("pods.universal"))
+                    .collect();
+                self.check(
+                    universal.is_empty(),
+                    format!("doctor pods {name}: findings {universal:?} about a universal sidecar that works"),
+                );
+                format!("doctor pods: {copy} copy (from {told}), findings {ids:?}")
+            }
+            Err(e) => {
+                self.check(false, e.clone());
+                e
+            }
+        }
+    }
+
     /// The copy expected to run the sidecar and the other one.
     fn copies(&self) -> (&'static str, &'static str) {
         if self.gate {
@@ -242,6 +310,8 @@ impl NodeRun<'_> {
         let (mut plain, mut universal) = (Vec::new(), Vec::new());
         let mut restarts = Vec::new();
         let mut seen: Vec<Vec<&str>> = Vec::new();
+        let runs_copy = if self.gate { "native" } else { "legacy" };
+        let mut doctor_line = String::new();
         for round in 0..ROUNDS {
             for inject in [None, Some("universal")] {
                 let name = format!(
@@ -347,6 +417,9 @@ impl NodeRun<'_> {
                         format!("{name}: the native copy (a plain init container without restartPolicy) should have exited 0 once: {native}"),
                     );
                 }
+                if round == 0 {
+                    doctor_line = self.check_doctor(&name, runs_copy, "container state");
+                }
                 self.delete(&name);
             }
         }
@@ -362,7 +435,7 @@ impl NodeRun<'_> {
             ),
         );
         self.report.push(format!(
-            "node {}: universal pod x{ROUNDS}: the sidecar ran in {seen:?} (expected {runs} only), native copy restarts {restarts:?}; app up {u:.2}s after create vs {p:.2}s without injection (medians of {ROUNDS}: +{:.2}s; each: universal {universal:.2?}, plain {plain:.2?})",
+            "node {}: universal pod x{ROUNDS}: the sidecar ran in {seen:?} (expected {runs} only), native copy restarts {restarts:?}; app up {u:.2}s after create vs {p:.2}s without injection (medians of {ROUNDS}: +{:.2}s; each: universal {universal:.2?}, plain {plain:.2?}); {doctor_line}",
             self.setup.node,
             u - p
         ));
@@ -421,14 +494,15 @@ impl NodeRun<'_> {
             term("app")["exitCode"] == 0,
             format!("{name}: app {}", term("app")),
         );
+        let doctor_line = self.check_doctor(name, want, "termination message");
         self.report.push(format!(
-            "node {}: universal pod with restartPolicy Never -> {}; termination messages {runs}={} (exit {}), {idle}={} (exit {})",
+            "node {}: universal pod with restartPolicy Never -> {}; termination messages {runs}={} (exit {}), {idle}={} (exit {}); {doctor_line}",
             self.setup.node,
             pod["status"]["phase"].as_str().unwrap_or("?"),
             term(runs)["message"],
             term(runs)["exitCode"],
             term(idle)["message"],
-            term(idle)["exitCode"]
+            term(idle)["exitCode"],
         ));
         self.delete(name);
     }
