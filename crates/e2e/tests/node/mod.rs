@@ -38,6 +38,9 @@ pub struct NodeSetup {
     pub node: String,
     pub shim_image: String,
     pub shell_image: String,
+    /// `SIDECAR_KIT_E2E_REJECTING_NODE`: a node whose kubelet has the SidecarContainers gate
+    /// off (it refuses pods with native sidecars).
+    pub rejecting: Option<String>,
 }
 
 impl NodeSetup {
@@ -52,6 +55,7 @@ impl NodeSetup {
                 shim_image,
                 shell_image: var("SIDECAR_KIT_E2E_SHELL_IMAGE")
                     .unwrap_or_else(|| "busybox:1.36".to_string()),
+                rejecting: var("SIDECAR_KIT_E2E_REJECTING_NODE"),
             })),
             (Some(_), None) => Err("SIDECAR_KIT_E2E_NODE is set but SIDECAR_KIT_E2E_SHIM_IMAGE is not: name an image that carries sidecar-shim (on PATH, e.g. the release image) or unset both".into()),
             (None, Some(_)) => Err("SIDECAR_KIT_E2E_SHIM_IMAGE is set but SIDECAR_KIT_E2E_NODE is not: name the node to run pods on, or unset both".into()),
@@ -673,18 +677,95 @@ impl NodeRun<'_> {
 
     /// All node scenarios.
     pub fn run(&mut self) {
-        match self.k.get("node", &self.setup.node, None) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return self.check(
-                    false,
-                    format!("SIDECAR_KIT_E2E_NODE={}: no such node", self.setup.node),
-                );
+        let nodes = [
+            Some(("SIDECAR_KIT_E2E_NODE", &self.setup.node)),
+            self.setup
+                .rejecting
+                .as_ref()
+                .map(|r| ("SIDECAR_KIT_E2E_REJECTING_NODE", r)),
+        ];
+        for (var, node) in nodes.into_iter().flatten() {
+            match self.k.get("node", node, None) {
+                Ok(Some(_)) => {}
+                Ok(None) => return self.check(false, format!("{var}={node}: no such node")),
+                Err(e) => return self.check(false, e),
             }
-            Err(e) => return self.check(false, e),
         }
         self.start_delay();
         self.universal_completes();
         self.job_completes();
+        match (self.setup.rejecting.clone(), self.gate) {
+            (Some(node), true) => self.rejecting_node(&node),
+            (Some(_), false) => eprintln!(
+                "e2e: rejecting-node scenario skipped: the API server drops restartPolicy, so no pod reaches that kubelet with a native sidecar"
+            ),
+            (None, _) => eprintln!(
+                "e2e: rejecting-node scenario skipped: SIDECAR_KIT_E2E_REJECTING_NODE is not set (a node whose kubelet has SidecarContainers off runs it)"
+            ),
+        }
+    }
+
+    /// On a kubelet with the SidecarContainers gate off: a pod with a native sidecar is
+    /// refused, and `doctor pods` says why; the same pod in legacy mode runs.
+    fn rejecting_node(&mut self, node: &str) {
+        let mut lines = Vec::new();
+        for mode in ["native", "legacy"] {
+            let name = format!("node-rejecting-{mode}");
+            let mut pod = self.pod(
+                &name,
+                Some(mode),
+                "Always",
+                &format!("echo {APP_UP}; exec sleep 3600"),
+            );
+            pod["spec"]["nodeName"] = json!(node);
+            if let Err(e) = self.create(&pod) {
+                return self.check(false, format!("create {name}: {e}"));
+            }
+            if mode == "native" {
+                let refused = eventually(&format!("{node} to refuse {name}"), POD_TIMEOUT, || {
+                    let pod = self.get(&name)?;
+                    if status(&pod, "app").is_some_and(|s| s["state"]["running"].is_object()) {
+                        return Err(format!(
+                            "{name} runs on {node}: is its SidecarContainers gate off?"
+                        ));
+                    }
+                    Ok((pod["status"]["phase"] == "Failed").then_some(pod))
+                });
+                match refused {
+                    Ok(pod) => {
+                        self.check(
+                            pod["status"]["reason"] == "InitContainerRestartPolicyForbidden",
+                            format!("{name}: refused with reason {}", pod["status"]["reason"]),
+                        );
+                        let ids = self
+                            .doctor_copy(&name)
+                            .map(|(_, _, ids)| ids)
+                            .unwrap_or_default();
+                        self.check(
+                            ids.iter().any(|i| i == "pods.rejected-by-node"),
+                            format!(
+                                "doctor pods {name}: no pods.rejected-by-node finding: {ids:?}"
+                            ),
+                        );
+                        lines.push(format!(
+                            "native -> {} ({}), doctor pods {ids:?}",
+                            pod["status"]["phase"].as_str().unwrap_or("?"),
+                            pod["status"]["reason"].as_str().unwrap_or("?")
+                        ));
+                    }
+                    Err(e) => self.check(false, e),
+                }
+            } else {
+                match self.app_start(&name, now_secs()) {
+                    Ok(_) => lines.push("legacy -> app running".into()),
+                    Err(e) => self.check(false, e),
+                }
+            }
+            self.delete(&name);
+        }
+        self.report.push(format!(
+            "rejecting node {node} (kubelet gate off): {}",
+            lines.join("; ")
+        ));
     }
 }
