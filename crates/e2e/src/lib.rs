@@ -65,6 +65,11 @@ pub fn sidecar_kit_bin() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// One line to the terminal, past the test harness's output capture.
+pub fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
 /// A short id unique to this run (lower-case hex, DNS-label safe).
 pub fn run_id() -> String {
     let nanos = SystemTime::now()

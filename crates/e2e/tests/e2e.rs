@@ -14,10 +14,9 @@ mod node;
 
 use serde_json::{Value, json};
 use sidecar_kit_e2e::{
-    Guard, Kubectl, MiniWebhook, Proc, base64, eventually, http_get, log_addr, run_id,
+    Guard, Kubectl, MiniWebhook, Proc, base64, eventually, http_get, log_addr, run_id, say,
     sidecar_gate, sidecar_kit_bin,
 };
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -30,11 +29,6 @@ const TAINT_KEY: &str = "sidecar-kit.io/e2e";
 const TOUCHED: &str = "e2e.sidecar-kit.io/touched";
 const CLASS_LABEL: &str = "sidecar-kit.io/native-sidecars";
 const LEASE: &str = "sidecar-kit-label-nodes";
-
-/// One line to the terminal, past the test harness's output capture.
-fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
 
 fn profile(name: &str, fallback: &str) -> Value {
     json!({

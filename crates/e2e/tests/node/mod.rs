@@ -11,7 +11,7 @@
 //!   controller runs).
 
 use serde_json::{Value, json};
-use sidecar_kit_e2e::{Guard, Kubectl, eventually, now_secs};
+use sidecar_kit_e2e::{Guard, Kubectl, eventually, now_secs, say};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -119,10 +119,10 @@ fn median(v: &mut [f64]) -> f64 {
 impl NodeRun<'_> {
     fn check(&mut self, ok: bool, msg: String) {
         if !ok {
-            eprintln!(
+            say(&format!(
                 "e2e: FAILED CHECK: {}",
                 msg.lines().next().unwrap_or_default()
-            );
+            ));
             self.failures.push(msg);
         }
     }
@@ -696,11 +696,11 @@ impl NodeRun<'_> {
         self.job_completes();
         match (self.setup.rejecting.clone(), self.gate) {
             (Some(node), true) => self.rejecting_node(&node),
-            (Some(_), false) => eprintln!(
-                "e2e: rejecting-node scenario skipped: the API server drops restartPolicy, so no pod reaches that kubelet with a native sidecar"
+            (Some(_), false) => say(
+                "e2e: rejecting-node scenario skipped: the API server drops restartPolicy, so no pod reaches that kubelet with a native sidecar",
             ),
-            (None, _) => eprintln!(
-                "e2e: rejecting-node scenario skipped: SIDECAR_KIT_E2E_REJECTING_NODE is not set (a node whose kubelet has SidecarContainers off runs it)"
+            (None, _) => say(
+                "e2e: rejecting-node scenario skipped: SIDECAR_KIT_E2E_REJECTING_NODE is not set (a node whose kubelet has SidecarContainers off runs it)",
             ),
         }
     }
