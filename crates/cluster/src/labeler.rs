@@ -15,7 +15,9 @@
 //!   concurrency, again every `node_metrics_interval` and whenever the kubelet version
 //!   changes), only for kubelets whose class depends on it (1.28 and newer). Where that
 //!   is forbidden (`get` on `nodes/proxy`) or fails, the version decides
-//!   (`source: version`), and the logs (once) and `/readyz` say so. A node's own
+//!   (`source: version`), and the logs (once) and `/readyz` say so. A refusal of one node
+//!   while others are read is that node's (its kubelet's authorization): only that node
+//!   falls back; a second refusal in a row means the permission is gone. A node's own
 //!   annotation, written by an earlier leader for the same kubelet version, stands for a
 //!   reading until its re-read is due, so a new leader does not re-read every node at once.
 //! - **When**: Node watch events that change the version or our keys, a periodic resync,
@@ -47,7 +49,7 @@ use serde::Serialize;
 use sidecar_kit_core::status::{NODE_LABEL, NODE_REASON_ANNOTATION};
 use sidecar_kit_core::version::{GateState, KubeVersion, NodeClass, classify_node};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -417,6 +419,10 @@ struct Shared {
     watch_problem: Mutex<Option<String>>,
     readings: Mutex<HashMap<String, Reading>>,
     failing: Mutex<BTreeMap<String, String>>,
+    /// Reads refused (403) since the last successful read: one refusal while other nodes
+    /// are read is that node's (its kubelet's authorization, a per-node rule); two in a row
+    /// are the permission's.
+    refusals: AtomicUsize,
     retries: Mutex<HashMap<String, Instant>>,
     permission: Mutex<Permission>,
     queue: WorkQueue,
@@ -489,6 +495,7 @@ impl Labeler {
                 watch_problem: Mutex::default(),
                 readings: Mutex::default(),
                 failing: Mutex::default(),
+                refusals: AtomicUsize::new(0),
                 retries: Mutex::default(),
                 permission: Mutex::new(permission),
                 queue: WorkQueue::default(),
@@ -905,8 +912,26 @@ impl Labeler {
             ),
             Err(ClusterError::Forbidden(message)) => {
                 Metrics::count(&self.shared.metrics.reads, "forbidden");
-                self.forbidden(message);
-                return Evidence::Version;
+                let refusals = self.shared.refusals.fetch_add(1, Ordering::SeqCst) + 1;
+                let permitted = matches!(&*lock(&self.shared.permission), Permission::Permitted);
+                if !permitted || refusals >= 2 {
+                    self.forbidden(message);
+                    return Evidence::Version;
+                }
+                // Other nodes' metrics are read: this refusal is this node's, not the
+                // permission's. It keeps an earlier reading for its version (else its
+                // version decides) and is read again after the interval.
+                self.read_failed(name, message);
+                let ev = previous.map_or(Evidence::Version, |r| r.evidence);
+                lock(&self.shared.readings).insert(
+                    name.to_string(),
+                    Reading {
+                        version: entry.version.clone(),
+                        evidence: ev,
+                        due: now + self.cfg().node_metrics_interval,
+                    },
+                );
+                return ev;
             }
             Err(e) => {
                 Metrics::count(&self.shared.metrics.reads, "failure");
@@ -926,6 +951,7 @@ impl Labeler {
             }
         };
         Metrics::count(&self.shared.metrics.reads, outcome);
+        self.shared.refusals.store(0, Ordering::SeqCst);
         self.permitted();
         self.read_ok(name);
         lock(&self.shared.readings).insert(

@@ -464,6 +464,85 @@ async fn forbidden_node_proxy_falls_back_to_versions() {
     r.stop().await;
 }
 
+/// One kubelet refusing the read (its own authorization) while the others answer costs only
+/// that node its gate reading; two refusals in a row are the permission's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_nodes_refusal_is_that_nodes_alone() {
+    let fake = fake().await;
+    seed_mixed(&fake);
+    let s = fake.state();
+    let (c, _dir) = client(&fake).await;
+    let r = Replica::start(c, config("replica-1"));
+    let mut want = expected_from_metrics();
+    eventually("labels from metrics", Duration::from_secs(20), || {
+        converged(&fake, &want)
+    })
+    .await;
+
+    // new-off's kubelet is upgraded and now refuses the API server: new-off falls back to
+    // its version; every other node keeps the gate read from its kubelet.
+    fake.set_node_proxy("new-off", NodeProxy::Forbidden);
+    let mut n = node(&fake, "new-off");
+    n["status"]["nodeInfo"]["kubeletVersion"] = json!("v1.31.3");
+    s.insert("nodes", n).unwrap();
+    let i = want.iter().position(|w| w.0 == "new-off").unwrap();
+    want[i] = (
+        "new-off",
+        Some("true"),
+        reason("v1.31.3", "unknown", "version"),
+    );
+    eventually(
+        "new-off from its version, the rest from metrics",
+        Duration::from_secs(20),
+        || converged(&fake, &want),
+    )
+    .await;
+    let st = r.labeler.status();
+    assert_eq!(st.node_metrics.permission, "permitted");
+    assert_eq!(
+        st.node_metrics.failing, 1,
+        "the refusing node is listed as failing"
+    );
+    assert_eq!(
+        sample(
+            &r.labeler.encode_metrics(),
+            "sidecar_kit_label_nodes_node_metrics_reads_total{result=\"forbidden\"}"
+        ),
+        1.0
+    );
+
+    // The permission is withdrawn: the next two reads are refused, and then every node is
+    // labelled from its version.
+    fake.deny(Deny::resource("get", "nodes/proxy"));
+    for (name, version) in [("mid-on", "v1.28.6"), ("new", "v1.31.3")] {
+        let mut n = node(&fake, name);
+        n["status"]["nodeInfo"]["kubeletVersion"] = json!(version);
+        s.insert("nodes", n).unwrap();
+    }
+    eventually(
+        "the permission judged gone",
+        Duration::from_secs(20),
+        || r.labeler.status().node_metrics.permission == "forbidden",
+    )
+    .await;
+    eventually(
+        "every node from its version",
+        Duration::from_secs(20),
+        || {
+            ours(&fake, "mid").1 == reason("v1.28.5", "unknown", "version")
+                && ours(&fake, "mid-on")
+                    == (
+                        Some("rejected".into()),
+                        reason("v1.28.6", "unknown", "version"),
+                    )
+                && ours(&fake, "new")
+                    == (Some("true".into()), reason("v1.31.3", "unknown", "version"))
+        },
+    )
+    .await;
+    r.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_takes_over_at_once_when_the_leader_releases() {
     let fake = fake().await;
