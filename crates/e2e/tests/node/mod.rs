@@ -445,6 +445,64 @@ impl NodeRun<'_> {
         ));
     }
 
+    /// A pod with `restartPolicy: OnFailure` and a legacy sidecar whose app fails once: the
+    /// kubelet restarts the app, the sidecar keeps running through the failure and stops once
+    /// the app has succeeded, and the pod completes.
+    fn retried_app_completes(&mut self) {
+        let name = "node-legacy-onfailure";
+        let mut pod = self.pod(
+            name,
+            Some("legacy"),
+            "OnFailure",
+            &format!("echo {APP_UP}; if [ -e /work/failed-once ]; then exit 0; fi; touch /work/failed-once; exit 1"),
+        );
+        pod["spec"]["volumes"] = json!([{"name": "work", "emptyDir": {}}]);
+        pod["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "work", "mountPath": "/work"}]);
+        if let Err(e) = self.create(&pod) {
+            return self.check(false, format!("create {name}: {e}"));
+        }
+        let pod = match self.finished(name) {
+            Ok(p) => p,
+            Err(e) => {
+                let pod = self.get(name).unwrap_or_default();
+                self.delete(name);
+                return self.check(false, format!("{e}; status: {}", pod["status"]));
+            }
+        };
+        let app = status(&pod, "app").cloned().unwrap_or_default();
+        let sidecar = status(&pod, "shipper").cloned().unwrap_or_default();
+        self.check(
+            pod["status"]["phase"] == "Succeeded",
+            format!(
+                "{name}: phase {}, expected Succeeded: {}",
+                pod["status"]["phase"], pod["status"]
+            ),
+        );
+        // Under OnFailure the kubelet restarts only a failed container (a finished pod's
+        // status keeps no lastState), so one restart and a final exit 0 are the one failure.
+        self.check(
+            app["restartCount"] == 1 && app["state"]["terminated"]["exitCode"] == 0,
+            format!("{name}: the app should have failed once, been restarted and succeeded: {app}"),
+        );
+        self.check(
+            sidecar["restartCount"] == 0
+                && sidecar["state"]["terminated"]["exitCode"] == 0
+                && sidecar["state"]["terminated"]["message"] == "legacy",
+            format!("{name}: the sidecar should run through the app's failure and exit 0 once it succeeded: {sidecar}"),
+        );
+        self.report.push(format!(
+            "node {}: OnFailure pod, app failing once -> {} (app restarts {}, sidecar exit {} {:?}, restarts {})",
+            self.setup.node,
+            pod["status"]["phase"].as_str().unwrap_or("?"),
+            app["restartCount"],
+            sidecar["state"]["terminated"]["exitCode"],
+            sidecar["state"]["terminated"]["message"].as_str().unwrap_or(""),
+            sidecar["restartCount"]
+        ));
+        self.delete(name);
+    }
+
     /// A universal pod that runs to completion: the copy that ran the sidecar says so in its
     /// termination message.
     fn universal_completes(&mut self) {
@@ -694,6 +752,7 @@ impl NodeRun<'_> {
         self.start_delay();
         self.universal_completes();
         self.job_completes();
+        self.retried_app_completes();
         match (self.setup.rejecting.clone(), self.gate) {
             (Some(node), true) => self.rejecting_node(&node),
             (Some(_), false) => say(
