@@ -922,38 +922,45 @@ impl Labeler {
                 // permission's. It keeps an earlier reading for its version (else its
                 // version decides) and is read again after the interval.
                 self.read_failed(name, message);
-                let ev = previous.map_or(Evidence::Version, |r| r.evidence);
-                lock(&self.shared.readings).insert(
-                    name.to_string(),
-                    Reading {
-                        version: entry.version.clone(),
-                        evidence: ev,
-                        due: now + self.cfg().node_metrics_interval,
-                    },
+                return self.keep_earlier(
+                    name,
+                    entry,
+                    previous,
+                    now + self.cfg().node_metrics_interval,
                 );
-                return ev;
             }
             Err(e) => {
                 Metrics::count(&self.shared.metrics.reads, "failure");
                 self.read_failed(name, e.to_string());
                 self.undecided();
-                // An earlier reading for this version is better than none.
-                let ev = previous.map_or(Evidence::Version, |r| r.evidence);
-                lock(&self.shared.readings).insert(
-                    name.to_string(),
-                    Reading {
-                        version: entry.version.clone(),
-                        evidence: ev,
-                        due: now + self.cfg().retry_after(),
-                    },
-                );
-                return ev;
+                return self.keep_earlier(name, entry, previous, now + self.cfg().retry_after());
             }
         };
         Metrics::count(&self.shared.metrics.reads, outcome);
         self.shared.refusals.store(0, Ordering::SeqCst);
         self.permitted();
         self.read_ok(name);
+        lock(&self.shared.readings).insert(
+            name.to_string(),
+            Reading {
+                version: entry.version.clone(),
+                evidence,
+                due,
+            },
+        );
+        evidence
+    }
+
+    /// After a failed read: an earlier reading for this version is better than none (else
+    /// the version decides); read again at `due`.
+    fn keep_earlier(
+        &self,
+        name: &str,
+        entry: &NodeEntry,
+        previous: Option<Reading>,
+        due: Instant,
+    ) -> Evidence {
+        let evidence = previous.map_or(Evidence::Version, |r| r.evidence);
         lock(&self.shared.readings).insert(
             name.to_string(),
             Reading {

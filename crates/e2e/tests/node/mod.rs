@@ -298,6 +298,20 @@ impl NodeRun<'_> {
         }
     }
 
+    /// Waits until `name` has finished; on a timeout records the failed check (with the pod's
+    /// status), deletes the pod and returns None.
+    fn finished_or_fail(&mut self, name: &str) -> Option<Value> {
+        match self.finished(name) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let pod = self.get(name).unwrap_or_default();
+                self.delete(name);
+                self.check(false, format!("{e}; status: {}", pod["status"]));
+                None
+            }
+        }
+    }
+
     /// The copy expected to run the sidecar and the other one.
     fn copies(&self) -> (&'static str, &'static str) {
         if self.gate {
@@ -462,13 +476,8 @@ impl NodeRun<'_> {
         if let Err(e) = self.create(&pod) {
             return self.check(false, format!("create {name}: {e}"));
         }
-        let pod = match self.finished(name) {
-            Ok(p) => p,
-            Err(e) => {
-                let pod = self.get(name).unwrap_or_default();
-                self.delete(name);
-                return self.check(false, format!("{e}; status: {}", pod["status"]));
-            }
+        let Some(pod) = self.finished_or_fail(name) else {
+            return;
         };
         let app = status(&pod, "app").cloned().unwrap_or_default();
         let sidecar = status(&pod, "shipper").cloned().unwrap_or_default();
@@ -517,13 +526,8 @@ impl NodeRun<'_> {
         if let Err(e) = self.create(&pod) {
             return self.check(false, format!("create {name}: {e}"));
         }
-        let pod = match self.finished(name) {
-            Ok(p) => p,
-            Err(e) => {
-                let pod = self.get(name).unwrap_or_default();
-                self.delete(name);
-                return self.check(false, format!("{e}; status: {}", pod["status"]));
-            }
+        let Some(pod) = self.finished_or_fail(name) else {
+            return;
         };
         let term = |c: &str| {
             status(&pod, c)
@@ -656,13 +660,8 @@ impl NodeRun<'_> {
             }
             format!("{name}-pod")
         };
-        let pod = match self.finished(&pod_name) {
-            Ok(p) => p,
-            Err(e) => {
-                let pod = self.get(&pod_name).unwrap_or_default();
-                self.delete(&pod_name);
-                return self.check(false, format!("{e}; status: {}", pod["status"]));
-            }
+        let Some(pod) = self.finished_or_fail(&pod_name) else {
+            return;
         };
         let stored_mode = pod["metadata"]["annotations"]["sidecar-kit.io/status"]
             .as_str()
