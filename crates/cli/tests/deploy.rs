@@ -12,12 +12,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
+use sidecar_kit_testkit::TempDir;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -80,29 +81,6 @@ fn kubectl() -> Command {
     cmd
 }
 
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sidecar-kit-deploy-{}-{}-{what}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Copies a directory tree, leaving out every `tls` directory: a developer's real
 /// certificates in the self-managed overlay are neither read nor touched.
 fn copy_tree(from: &Path, to: &Path) {
@@ -130,12 +108,12 @@ struct DeployCopy {
 
 impl DeployCopy {
     fn new() -> DeployCopy {
-        let dir = TempDir::new("tree");
-        copy_tree(&deploy(), &dir.0.join("deploy"));
+        let dir = TempDir::new("deploy-tree");
+        copy_tree(&deploy(), &dir.path().join("deploy"));
         let out = Command::new(env!("CARGO_BIN_EXE_sidecar-kit"))
             .args(["certs", "--service", "sidecar-kit", "--namespace", NS])
             .arg("--out-dir")
-            .arg(dir.0.join("deploy/overlays/self-managed/tls"))
+            .arg(dir.path().join("deploy/overlays/self-managed/tls"))
             .output()
             .unwrap();
         assert!(
@@ -152,7 +130,7 @@ impl DeployCopy {
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.0.join("deploy").join(rel)
+        self.dir.path().join("deploy").join(rel)
     }
 
     /// An overlay of the given overlay with `components/fail-closed`, as deploy/README.md
@@ -1299,8 +1277,8 @@ fn not_found(path: &str) -> (&'static str, Value) {
 /// is accepted and nothing is written.
 fn dry_run(yaml: &str, objs: &Objects) {
     let server = FakeApiServer::start();
-    let home = TempDir::new("kubeconfig");
-    let kubeconfig = home.0.join("kubeconfig");
+    let home = TempDir::new("deploy-kubeconfig");
+    let kubeconfig = home.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
         format!(
@@ -1313,9 +1291,9 @@ fn dry_run(yaml: &str, objs: &Objects) {
     .unwrap();
     let mut child = kubectl()
         .env("KUBECONFIG", &kubeconfig)
-        .env("HOME", &home.0)
+        .env("HOME", home.path())
         .arg("--cache-dir")
-        .arg(home.0.join("cache"))
+        .arg(home.path().join("cache"))
         .args([
             "--request-timeout=10s",
             "apply",

@@ -12,6 +12,7 @@
 
 use serde_json::{Value, json};
 use sidecar_kit_fakeapi::{FakeApi, FakeConfig, NodeProxy, NodeSeed};
+use sidecar_kit_testkit::{TempDir, golden};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,12 +21,6 @@ fn root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .unwrap()
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sk-doctor-golden-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn at(s: u32) -> String {
@@ -187,21 +182,6 @@ fn run(args: &[String]) -> Output {
         .unwrap()
 }
 
-fn check(path: &Path, actual: &str, bless: bool, failures: &mut Vec<String>) {
-    if bless {
-        std::fs::write(path, actual).unwrap();
-        return;
-    }
-    let expected =
-        std::fs::read_to_string(path).unwrap_or_else(|_| format!("<missing {}>", path.display()));
-    if expected != actual {
-        failures.push(format!(
-            "{} differs:\n--- expected\n{expected}\n--- actual\n{actual}",
-            path.display()
-        ));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_golden() {
     let fake = FakeApi::start(FakeConfig {
@@ -212,11 +192,11 @@ async fn doctor_golden() {
     .await
     .unwrap();
     seed(&fake);
-    let dir = temp_dir("kc");
-    let kc = fake.write_kubeconfig(&dir).unwrap();
+    let dir = TempDir::new("doctor-golden");
+    let kc = fake.write_kubeconfig(dir.path()).unwrap();
     let url = fake.url();
     let kc = kc.display().to_string();
-    let bless = std::env::var_os("SIDECAR_KIT_BLESS").is_some();
+    let bless = golden::bless();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/doctor_golden");
     std::fs::create_dir_all(&golden).unwrap();
 
@@ -294,7 +274,7 @@ async fn doctor_golden() {
     ));
 
     let mut failures = Vec::new();
-    let facts_file = dir.join("facts.yaml");
+    let facts_file = dir.path().join("facts.yaml");
     for (name, args, exit) in cases {
         let out = tokio::task::spawn_blocking(move || run(&args))
             .await
@@ -310,13 +290,13 @@ async fn doctor_golden() {
         if name == "cluster-facts" {
             std::fs::write(&facts_file, &stdout).unwrap();
         }
-        check(
+        golden::check(
             &golden.join(format!("{name}.stdout")),
             &stdout,
             bless,
             &mut failures,
         );
-        check(
+        golden::check(
             &golden.join(format!("{name}.stderr")),
             &stderr,
             bless,
@@ -373,7 +353,7 @@ async fn doctor_golden() {
         .local_addr()
         .unwrap()
         .port();
-    let closed = dir.join("closed-kubeconfig");
+    let closed = dir.path().join("closed-kubeconfig");
     std::fs::write(
         &closed,
         fake.kubeconfig()

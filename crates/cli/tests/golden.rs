@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sidecar_kit_testkit::golden;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -45,24 +46,9 @@ fn cases() -> Vec<Case> {
         .collect()
 }
 
-fn check(path: &Path, actual: &str, bless: bool, failures: &mut Vec<String>) {
-    if bless {
-        std::fs::write(path, actual).unwrap();
-        return;
-    }
-    let expected =
-        std::fs::read_to_string(path).unwrap_or_else(|_| format!("<missing {}>", path.display()));
-    if expected != actual {
-        failures.push(format!(
-            "{} differs:\n--- expected\n{expected}\n--- actual\n{actual}",
-            path.display()
-        ));
-    }
-}
-
 #[test]
 fn golden() {
-    let bless = std::env::var_os("SIDECAR_KIT_BLESS").is_some();
+    let bless = golden::bless();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/expected");
     std::fs::create_dir_all(&dir).unwrap();
     let mut failures = Vec::new();
@@ -101,13 +87,13 @@ fn golden() {
                 c.name
             );
         }
-        check(
+        golden::check(
             &dir.join(format!("{}.stdout", c.name)),
             &stdout,
             bless,
             &mut failures,
         );
-        check(
+        golden::check(
             &dir.join(format!("{}.stderr", c.name)),
             &String::from_utf8(out.stderr).unwrap(),
             bless,

@@ -7,39 +7,14 @@
 
 use serde_json::Value;
 use sidecar_kit_fakeapi::{Deny, FakeApi, FakeConfig, NodeProxy, NodeSeed};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use sidecar_kit_testkit::{LogChild, TempDir, http_get, log_addr};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const NS: &str = "sidecar-kit";
 const LABEL: &str = "sidecar-kit.io/native-sidecars";
 const REASON: &str = "sidecar-kit.io/native-sidecars-reason";
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sk-label-nodes-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn command(kubeconfig: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sidecar-kit"));
@@ -55,88 +30,6 @@ fn command(kubeconfig: &Path, extra: &[&str]) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd
-}
-
-struct Controller {
-    child: Child,
-    logs: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-}
-
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Controller {
-    fn start(kubeconfig: &Path, extra: &[&str]) -> Controller {
-        let mut child = command(kubeconfig, extra).spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        Controller {
-            child,
-            logs: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line whose message is `msg`.
-    fn wait_log(&mut self, msg: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(v) = self.seen.iter().find(|v| v["message"] == msg) {
-                return v.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.logs.recv_timeout(left) {
-                Ok(v) => self.seen.push(v),
-                Err(_) => panic!("no log line {msg:?}; saw: {:#?}", self.seen),
-            }
-        }
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    (
-        out[9..12].parse().unwrap(),
-        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    )
 }
 
 fn ours(fake: &FakeApi, name: &str) -> (Option<String>, Option<String>) {
@@ -161,26 +54,31 @@ async fn labels_nodes_then_releases_the_lease_on_sigterm() {
         "mid-on",
         NodeProxy::Metrics(fake.kubelet_metrics_for("v1.28.5", Some(true))),
     );
-    let dir = Dir::new();
-    let kc = fake.write_kubeconfig(&dir.0).unwrap();
-    let mut c = Controller::start(
-        &kc,
-        &[
-            "--identity",
-            "black-box-1",
-            "--lease-duration",
-            "3",
-            "--lease-renew-interval",
-            "0.5",
-        ],
-    );
+    let dir = TempDir::new("label-nodes");
+    let kc = fake.write_kubeconfig(dir.path()).unwrap();
+    let mut c = LogChild::spawn(
+        "label-nodes",
+        command(
+            &kc,
+            &[
+                "--identity",
+                "black-box-1",
+                "--lease-duration",
+                "3",
+                "--lease-renew-interval",
+                "0.5",
+            ],
+        ),
+        true,
+    )
+    .unwrap();
     let bound = c.wait_log("probe listener bound (/healthz, /readyz, /metrics)");
-    let addr: SocketAddr = bound["address"].as_str().unwrap().parse().unwrap();
+    let addr = log_addr(&bound);
 
     // Ready, leading, and every node labelled, as /readyz reports.
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        let (code, body) = get(addr, "/readyz").await;
+        let (code, body) = http_get(addr, "/readyz").await;
         if code == 200 {
             let v: Value = serde_json::from_str(&body).unwrap();
             if v["role"] == "leader" && v["labelled"]["none"] == 0 && v["pending"] == 0 {
@@ -203,7 +101,7 @@ async fn labels_nodes_then_releases_the_lease_on_sigterm() {
         )
     );
     assert_eq!(ours(&fake, "new").0.as_deref(), Some("true"));
-    let (code, metrics) = get(addr, "/metrics").await;
+    let (code, metrics) = http_get(addr, "/metrics").await;
     assert_eq!(code, 200);
     assert!(
         metrics.contains("sidecar_kit_label_nodes_leader 1"),
@@ -227,8 +125,8 @@ async fn labels_nodes_then_releases_the_lease_on_sigterm() {
     // SIGTERM: the Lease is released and the process exits 0.
     c.sigterm();
     c.wait_log("Lease released");
-    let status = c.wait_exit();
-    assert_eq!(status.code(), Some(0), "exit code; logs: {:#?}", c.seen);
+    let status = c.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "exit code; logs: {:#?}", c.logs());
     let lease = s
         .get(
             "leases.coordination.k8s.io",
@@ -248,8 +146,8 @@ async fn labels_nodes_then_releases_the_lease_on_sigterm() {
 async fn a_forbidden_or_unreachable_cluster_is_exit_3_and_bad_flags_exit_2() {
     let fake = FakeApi::start(FakeConfig::default()).await.unwrap();
     fake.deny(Deny::resource("list", "nodes"));
-    let dir = Dir::new();
-    let kc = fake.write_kubeconfig(&dir.0).unwrap();
+    let dir = TempDir::new("label-nodes");
+    let kc = fake.write_kubeconfig(dir.path()).unwrap();
     let out = command(&kc, &["--identity", "x"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
@@ -262,7 +160,7 @@ async fn a_forbidden_or_unreachable_cluster_is_exit_3_and_bad_flags_exit_2() {
         .local_addr()
         .unwrap()
         .port();
-    let closed = dir.0.join("closed.yaml");
+    let closed = dir.path().join("closed.yaml");
     std::fs::write(
         &closed,
         format!(

@@ -7,12 +7,11 @@
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+use sidecar_kit_testkit::{LogChild, http_get, log_addr};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,35 +20,30 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sidecar-kit")
 }
 
+/// The server and its work directory (removed when dropped).
 struct Server {
-    child: Child,
-    logs: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
+    p: LogChild,
     dir: PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.p.child.kill();
+        let _ = self.p.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-impl Server {
-    /// Waits for a log line whose message is `msg`.
-    fn wait_log(&mut self, msg: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(v) = self.seen.iter().find(|v| v["message"] == msg) {
-                return v.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.logs.recv_timeout(left) {
-                Ok(v) => self.seen.push(v),
-                Err(_) => panic!("no log line {msg:?}; saw: {:#?}", self.seen),
-            }
-        }
+impl std::ops::Deref for Server {
+    type Target = LogChild;
+    fn deref(&self) -> &LogChild {
+        &self.p
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut LogChild {
+        &mut self.p
     }
 }
 
@@ -58,47 +52,31 @@ fn start(dir: &Path) -> Server {
 }
 
 fn start_with(dir: &Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(bin())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--probe-listen",
-            "127.0.0.1:0",
-            "--reload-interval",
-            "0.05",
-            "--log-format",
-            "json",
-            "--shutdown-timeout",
-            "10",
-        ])
-        .arg("--profiles")
-        .arg(dir.join("profiles"))
-        .arg("--tls-cert")
-        .arg(dir.join("tls/tls.crt"))
-        .arg("--tls-key")
-        .arg(dir.join("tls/tls.key"))
-        .args(extra)
-        .env_remove("POD_NAMESPACE")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let v: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
-            if tx.send(v).is_err() {
-                break;
-            }
-        }
-    });
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--probe-listen",
+        "127.0.0.1:0",
+        "--reload-interval",
+        "0.05",
+        "--log-format",
+        "json",
+        "--shutdown-timeout",
+        "10",
+    ])
+    .arg("--profiles")
+    .arg(dir.join("profiles"))
+    .arg("--tls-cert")
+    .arg(dir.join("tls/tls.crt"))
+    .arg("--tls-key")
+    .arg(dir.join("tls/tls.key"))
+    .args(extra)
+    .env_remove("POD_NAMESPACE")
+    .stdout(Stdio::null());
     Server {
-        child,
-        logs: rx,
-        seen: Vec::new(),
+        p: LogChild::spawn("serve", cmd, true).unwrap(),
         dir: dir.to_path_buf(),
     }
 }
@@ -244,19 +222,6 @@ async fn post_in_flight(
     send_split(&mut s, body, between).await
 }
 
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    (
-        out[9..12].parse().unwrap(),
-        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    )
-}
-
 async fn eventually<Fut: std::future::Future<Output = bool>>(
     what: &str,
     mut f: impl FnMut() -> Fut,
@@ -266,16 +231,6 @@ async fn eventually<Fut: std::future::Future<Output = bool>>(
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn sigterm(pid: u32) {
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
 }
 
 /// Waits (at most 10 s) until the listener at `addr` refuses connections.
@@ -290,20 +245,16 @@ async fn until_refused(addr: SocketAddr) {
     }
 }
 
-fn addr(v: &Value) -> SocketAddr {
-    v["address"].as_str().unwrap().parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reviews_reloads_and_drains_on_sigterm() {
     let (dir, root) = workdir("sigterm");
 
     let mut server = start(&dir);
-    let probe = addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
-    let webhook = addr(&server.wait_log("webhook listening (POST /mutate)"));
-    let (code, ready) = get(probe, "/readyz").await;
+    let probe = log_addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
+    let webhook = log_addr(&server.wait_log("webhook listening (POST /mutate)"));
+    let (code, ready) = http_get(probe, "/readyz").await;
     assert_eq!(code, 200, "{ready}");
-    assert_eq!(get(probe, "/healthz").await.0, 200);
+    assert_eq!(http_get(probe, "/healthz").await.0, 200);
     let connector = tls(&dir);
 
     // A review.
@@ -330,7 +281,7 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
     )
     .unwrap();
     eventually("the new profile in /readyz", || async {
-        get(probe, "/readyz").await.1.contains("mesh-proxy")
+        http_get(probe, "/readyz").await.1.contains("mesh-proxy")
     })
     .await;
     let (_, resp) = post_split(
@@ -348,10 +299,13 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
     // A broken file keeps the last good set, and readiness says so.
     std::fs::write(dir.join("profiles/broken.yaml"), "apiVersion: sidecar-kit.io/v1alpha1\nkind: SidecarProfile\nmetadata: {name: broken}\nspec: {containers: [{name: x}]}\n").unwrap();
     eventually("the failed reload in /readyz", || async {
-        get(probe, "/readyz").await.1.contains("last reload failed")
+        http_get(probe, "/readyz")
+            .await
+            .1
+            .contains("last reload failed")
     })
     .await;
-    let (code, detail) = get(probe, "/readyz").await;
+    let (code, detail) = http_get(probe, "/readyz").await;
     assert_eq!(code, 200, "still ready with the last good set: {detail}");
     assert!(
         detail.contains("spec.containers[0].image"),
@@ -369,20 +323,19 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
         "mesh-proxy=native"
     );
     assert!(
-        get(probe, "/metrics")
+        http_get(probe, "/metrics")
             .await
             .1
             .contains("sidecar_kit_profile_reloads_total{result=\"failure\"} 1")
     );
 
     // SIGTERM while a review is in flight: it completes, new connections are refused, exit 0.
-    let pid = server.child.id();
     let (status, resp) = post_in_flight(
         webhook,
         &connector,
         &review_body(serde_json::json!({"logging": "shipped"})),
         async {
-            sigterm(pid);
+            server.sigterm();
             server.wait_log("SIGTERM: no new connections; finishing in-flight reviews");
             until_refused(webhook).await;
         },
@@ -401,16 +354,16 @@ async fn serve_keeps_answering_through_the_shutdown_delay() {
     let (dir, _) = workdir("delay");
     let connector = tls(&dir);
     let mut server = start_with(&dir, &["--no-cluster", "--shutdown-delay", "3"]);
-    let probe = addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
-    let webhook = addr(&server.wait_log("webhook listening (POST /mutate)"));
-    assert_eq!(get(probe, "/readyz").await.0, 200);
+    let probe = log_addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
+    let webhook = log_addr(&server.wait_log("webhook listening (POST /mutate)"));
+    assert_eq!(http_get(probe, "/readyz").await.0, 200);
     let sent = Instant::now();
-    sigterm(server.child.id());
+    server.sigterm();
     let line =
         server.wait_log("SIGTERM: not ready any more; still serving while endpoints drop this pod");
     assert_eq!(line["delay_seconds"], 3.0);
     assert_eq!(
-        get(probe, "/readyz").await.0,
+        http_get(probe, "/readyz").await.0,
         503,
         "unready during the delay"
     );
@@ -481,10 +434,13 @@ async fn serve_decides_auto_mode_from_live_cluster_facts() {
     let kubeconfig = fake.write_kubeconfig(&dir).unwrap();
     let kc = kubeconfig.display().to_string();
     let mut server = start_with(&dir, &["--kubeconfig", &kc]);
-    let probe = addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
-    let webhook = addr(&server.wait_log("webhook listening (POST /mutate)"));
+    let probe = log_addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
+    let webhook = log_addr(&server.wait_log("webhook listening (POST /mutate)"));
     eventually("the node cache in /readyz", || async {
-        get(probe, "/readyz").await.1.contains("nodes: 2 in cache")
+        http_get(probe, "/readyz")
+            .await
+            .1
+            .contains("nodes: 2 in cache")
     })
     .await;
     let connector = tls(&dir);
@@ -514,7 +470,7 @@ async fn serve_decides_auto_mode_from_live_cluster_facts() {
         "{resp}"
     );
     assert!(
-        get(probe, "/metrics")
+        http_get(probe, "/metrics")
             .await
             .1
             .contains("sidecar_kit_cluster_facts_synced 1")
@@ -571,8 +527,8 @@ async fn serve_takes_profiles_from_the_crd() {
     let (dir, root) = workdir("crd");
     let kc = fake.write_kubeconfig(&dir).unwrap().display().to_string();
     let mut server = start_with(&dir, &["--kubeconfig", &kc]);
-    let probe = addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
-    let webhook = addr(&server.wait_log("webhook listening (POST /mutate)"));
+    let probe = log_addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
+    let webhook = log_addr(&server.wait_log("webhook listening (POST /mutate)"));
     let connector = tls(&dir);
     const RES: &str = "sidecarprofiles.sidecar-kit.io";
 
@@ -591,7 +547,7 @@ async fn serve_takes_profiles_from_the_crd() {
     .unwrap();
     s.insert(RES, mesh).unwrap();
     eventually("the CRD profile in /readyz", || async {
-        get(probe, "/readyz").await.1.contains("mesh-proxy")
+        http_get(probe, "/readyz").await.1.contains("mesh-proxy")
     })
     .await;
     let (_, resp) = post_split(
@@ -627,14 +583,14 @@ async fn serve_takes_profiles_from_the_crd() {
     })
     .await;
     eventually("the invalid object in /readyz", || async {
-        get(probe, "/readyz")
+        http_get(probe, "/readyz")
             .await
             .1
             .contains("invalid (see their status): broken")
     })
     .await;
     assert_eq!(
-        get(probe, "/readyz").await.0,
+        http_get(probe, "/readyz").await.0,
         200,
         "an invalid object does not make the webhook unready"
     );
@@ -655,7 +611,10 @@ async fn serve_takes_profiles_from_the_crd() {
     dup["spec"]["priority"] = serde_json::json!(1);
     s.insert(RES, dup).unwrap();
     eventually("the conflict in /readyz", || async {
-        get(probe, "/readyz").await.1.contains("is defined twice")
+        http_get(probe, "/readyz")
+            .await
+            .1
+            .contains("is defined twice")
     })
     .await;
     let (_, resp) = post_split(

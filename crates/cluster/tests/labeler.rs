@@ -7,11 +7,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
-use sidecar_kit_cluster::Connect;
+mod common;
+
+use common::{client, eventually};
 use sidecar_kit_cluster::labeler::{Labeler, LabelerConfig};
 use sidecar_kit_fakeapi::{Deny, FakeApi, FakeConfig, NodeProxy, NodeSeed};
+use sidecar_kit_testkit::http_get;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 const NS: &str = "sidecar-kit";
@@ -19,45 +21,10 @@ const LABEL: &str = "sidecar-kit.io/native-sidecars";
 const REASON: &str = "sidecar-kit.io/native-sidecars-reason";
 const LEASE: &str = "sidecar-kit-label-nodes";
 
-async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-struct Dir(std::path::PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn fake() -> FakeApi {
     let fake = FakeApi::start(FakeConfig::default()).await.unwrap();
     fake.state().seed_namespace(NS, &[]).unwrap();
     fake
-}
-
-async fn client(fake: &FakeApi) -> (kube::Client, Dir) {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "sk-labeler-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kc = fake.write_kubeconfig(&dir).unwrap();
-    let c = Connect {
-        kubeconfig: Some(kc),
-        context: None,
-    }
-    .client()
-    .await
-    .unwrap();
-    (c, Dir(dir))
 }
 
 /// Fast timings for tests: a 3 s Lease renewed every 200 ms.
@@ -154,19 +121,6 @@ fn sample(text: &str, name: &str) -> f64 {
         .find(|l| l.starts_with(name))
         .and_then(|l| l.rsplit(' ').next())
         .map_or(0.0, |v| v.parse().unwrap())
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    (
-        out[9..12].parse().unwrap(),
-        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    )
 }
 
 /// The nodes of the contract's cases. `odd` carries a stale label of ours.

@@ -5,38 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::json;
-use sidecar_kit_cluster::Connect;
+mod common;
+
+use common::{client, eventually};
 use sidecar_kit_cluster::live::{LiveFacts, LiveOptions};
 use sidecar_kit_core::facts::{Availability, Facts, Scheduling};
 use sidecar_kit_core::version::GateState;
 use sidecar_kit_fakeapi::{ApiMetrics, FakeApi, FakeConfig, NodeSeed};
 use std::time::{Duration, Instant};
-
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn client(fake: &FakeApi) -> (kube::Client, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!(
-        "sk-live-{}-{:?}",
-        std::process::id(),
-        Instant::now()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kc = fake.write_kubeconfig(&dir).unwrap();
-    let c = Connect {
-        kubeconfig: Some(kc),
-        context: None,
-    }
-    .client()
-    .await
-    .unwrap();
-    (c, dir)
-}
 
 fn fast() -> LiveOptions {
     LiveOptions {
@@ -66,7 +42,7 @@ async fn live_facts_follow_the_cluster() {
     let (c, _dir) = client(&fake).await;
     let facts = LiveFacts::start(c, fast());
 
-    eventually("the caches to sync", || {
+    eventually("the caches to sync", Duration::from_secs(20), || {
         facts.availability() == Availability::Known && facts.api_server().0.is_some()
     })
     .await;
@@ -102,7 +78,7 @@ async fn live_facts_follow_the_cluster() {
     let mut old = s.get("nodes", None, "old-1").unwrap().unwrap();
     old["status"]["nodeInfo"]["kubeletVersion"] = json!("v1.30.1");
     s.insert("nodes", old).unwrap();
-    eventually("the upgrade to arrive", || {
+    eventually("the upgrade to arrive", Duration::from_secs(20), || {
         facts.candidates(&Scheduling::default()).capable == 3
     })
     .await;
@@ -112,9 +88,11 @@ async fn live_facts_follow_the_cluster() {
     fake.drop_watches();
     s.seed_node(NodeSeed::new("new-3", "v1.32.0").label("pool", "new"))
         .unwrap();
-    eventually("a node added after the watch was dropped", || {
-        facts.candidates(&new_pool).capable == 3
-    })
+    eventually(
+        "a node added after the watch was dropped",
+        Duration::from_secs(20),
+        || facts.candidates(&new_pool).capable == 3,
+    )
     .await;
 
     // The labeler's Lease, renewed just now, is fresh.
@@ -122,9 +100,11 @@ async fn live_facts_follow_the_cluster() {
     s.insert("leases.coordination.k8s.io", json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": "sidecar-kit-label-nodes", "namespace": "sidecar-kit"},
         "spec": {"holderIdentity": "labeler-0", "leaseDurationSeconds": 30, "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}})).unwrap();
-    eventually("the Lease to count as fresh", || {
-        facts.labeler_lease_fresh() == Some(true)
-    })
+    eventually(
+        "the Lease to count as fresh",
+        Duration::from_secs(20),
+        || facts.labeler_lease_fresh() == Some(true),
+    )
     .await;
     assert!(
         facts.describe().contains("labeler lease fresh"),
@@ -183,9 +163,11 @@ async fn unreachable_api_is_not_known() {
     let (c, _dir) = client(&fake).await;
     fake.shutdown().await;
     let facts = LiveFacts::start(c, fast());
-    eventually("the failure to show in the description", || {
-        facts.describe().contains("watch")
-    })
+    eventually(
+        "the failure to show in the description",
+        Duration::from_secs(20),
+        || facts.describe().contains("watch"),
+    )
     .await;
     assert!(
         matches!(facts.availability(), Availability::Unsynced(ref why) if why.contains("unreachable")),

@@ -18,6 +18,7 @@ use sidecar_kit_doctor::pods::{self, PodsOptions};
 use sidecar_kit_doctor::webhooks::{self, WebhooksOptions};
 use sidecar_kit_doctor::{Report, Severity};
 use sidecar_kit_fakeapi::{ApiMetrics, Deny, FakeApi, FakeConfig, NodeProxy, NodeSeed};
+use sidecar_kit_testkit::TempDir;
 use std::time::{Duration, Instant};
 
 fn checks(r: &Report) -> Vec<(String, Severity)> {
@@ -752,8 +753,8 @@ async fn unreachable_or_forbidden_at_start_is_exit_3() {
         .local_addr()
         .unwrap()
         .port();
-    let dir = common::temp_dir("closed");
-    let kc = dir.join("kubeconfig");
+    let dir = TempDir::new("doctor-closed");
+    let kc = dir.path().join("kubeconfig");
     std::fs::write(
         &kc,
         format!("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t\n"),
@@ -776,7 +777,8 @@ async fn unreachable_or_forbidden_at_start_is_exit_3() {
 
     let fake = FakeApi::start(FakeConfig::default()).await.unwrap();
     // Credentials the API server does not accept: exit 3 too.
-    let bad = common::temp_dir("badtoken").join("kubeconfig");
+    let bad_dir = TempDir::new("doctor-badtoken");
+    let bad = bad_dir.path().join("kubeconfig");
     std::fs::write(&bad, fake.kubeconfig_with_token("wrong")).unwrap();
     let err = conn::connect(&Target {
         kubeconfig: Some(bad),

@@ -8,11 +8,10 @@
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -320,96 +319,7 @@ impl Drop for Guard {
     }
 }
 
-/// A child process of ours whose stderr carries JSON log lines.
-pub struct Proc {
-    pub name: String,
-    child: Child,
-    logs: mpsc::Receiver<Value>,
-    pub seen: Vec<Value>,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, mut cmd: Command) -> Result<Self> {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{name}: {e}"))?;
-        let stderr = child
-            .stderr
-            .take()
-            .ok_or_else(|| format!("{name}: no stderr"))?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-                let v = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Self {
-            name: name.to_string(),
-            child,
-            logs: rx,
-            seen: Vec::new(),
-        })
-    }
-
-    fn drain(&mut self) {
-        while let Ok(v) = self.logs.try_recv() {
-            self.seen.push(v);
-        }
-    }
-
-    /// Waits up to `timeout` for a log line whose `message` is `msg`.
-    pub fn wait_log(&mut self, msg: &str, timeout: Duration) -> Result<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = self.seen.iter().find(|v| v["message"] == msg) {
-                return Ok(v.clone());
-            }
-            if let Ok(Some(st)) = self.child.try_wait() {
-                self.drain();
-                return Err(format!(
-                    "{} exited ({st}) before logging {msg:?}; logs: {:#?}",
-                    self.name, self.seen
-                ));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(format!(
-                    "{}: no log line {msg:?}; logs: {:#?}",
-                    self.name, self.seen
-                ));
-            }
-            if let Ok(v) = self.logs.recv_timeout(left.min(Duration::from_millis(200))) {
-                self.seen.push(v);
-            }
-        }
-    }
-
-    /// All log lines so far.
-    pub fn logs(&mut self) -> &[Value] {
-        self.drain();
-        &self.seen
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The address in a log line's `address` field.
-pub fn log_addr(line: &Value) -> Result<SocketAddr> {
-    line["address"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no address in {line}"))
-}
+pub use sidecar_kit_testkit::{LogChild, log_addr};
 
 /// Plain-HTTP GET on loopback (probe ports); returns (status, body).
 pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {

@@ -14,11 +14,11 @@ mod node;
 
 use serde_json::{Value, json};
 use sidecar_kit_e2e::{
-    Guard, Kubectl, MiniWebhook, Proc, base64, eventually, http_get, log_addr, run_id, say,
+    Guard, Kubectl, LogChild, MiniWebhook, base64, eventually, http_get, log_addr, run_id, say,
     sidecar_gate, sidecar_kit_bin,
 };
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -484,7 +484,8 @@ fn e2e() {
             "--log-format",
             "json",
         ]);
-    let mut labeler = Some(Proc::spawn("label-nodes", cmd).unwrap());
+    cmd.stdout(Stdio::null());
+    let mut labeler = Some(LogChild::spawn("label-nodes", cmd, false).unwrap());
     let t = Instant::now();
     eventually(
         "label-nodes labels every Node object",
@@ -541,24 +542,11 @@ fn e2e() {
             "--reload-interval",
             "1",
         ])
-        .env_remove("POD_NAMESPACE");
-    let mut serve = Proc::spawn("serve", cmd).unwrap();
-    let probe = log_addr(
-        &serve
-            .wait_log(
-                "probe listener bound (/healthz, /readyz, /metrics)",
-                Duration::from_secs(30),
-            )
-            .unwrap(),
-    )
-    .unwrap();
-    let port = log_addr(
-        &serve
-            .wait_log("webhook listening (POST /mutate)", Duration::from_secs(30))
-            .unwrap(),
-    )
-    .unwrap()
-    .port();
+        .env_remove("POD_NAMESPACE")
+        .stdout(Stdio::null());
+    let mut serve = LogChild::spawn("serve", cmd, false).unwrap();
+    let probe = log_addr(&serve.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
+    let port = log_addr(&serve.wait_log("webhook listening (POST /mutate)")).port();
     eventually(
         "serve's cluster facts synced",
         Duration::from_secs(30),

@@ -1,8 +1,8 @@
 //! The real kubectl against the fake, through the kubeconfig it writes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sidecar_kit_testkit::TempDir;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use sidecar_kit_fakeapi::{FakeApi, FakeConfig, NodeSeed};
@@ -17,21 +17,9 @@ fn kubectl_present() -> bool {
     false
 }
 
-/// A fresh directory for the kubeconfig, kubectl's cache and input files.
-fn workdir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "sidecar-kit-fakeapi-kubectl-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 struct Kubectl {
-    dir: PathBuf,
+    /// For the kubeconfig, kubectl's cache and input files; removed with the Kubectl.
+    dir: TempDir,
     kubeconfig: PathBuf,
 }
 
@@ -43,13 +31,13 @@ struct Out {
 
 impl Kubectl {
     fn new(fake: &FakeApi) -> Kubectl {
-        let dir = workdir();
-        let kubeconfig = fake.write_kubeconfig(&dir).unwrap();
+        let dir = TempDir::new("fakeapi-kubectl");
+        let kubeconfig = fake.write_kubeconfig(dir.path()).unwrap();
         Kubectl { dir, kubeconfig }
     }
 
     fn file(&self, name: &str, content: &str) -> String {
-        let p = self.dir.join(name);
+        let p = self.dir.path().join(name);
         std::fs::write(&p, content).unwrap();
         p.display().to_string()
     }
@@ -58,9 +46,9 @@ impl Kubectl {
         let out = tokio::process::Command::new(KUBECTL)
             .args(args)
             .arg("--cache-dir")
-            .arg(self.dir.join("cache"))
+            .arg(self.dir.path().join("cache"))
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", &self.dir)
+            .env("HOME", self.dir.path())
             .output()
             .await
             .unwrap();
@@ -80,12 +68,6 @@ impl Kubectl {
             out.stdout, out.stderr
         );
         out.stdout
-    }
-}
-
-impl Drop for Kubectl {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

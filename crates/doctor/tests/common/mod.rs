@@ -5,25 +5,13 @@
 use serde_json::{Value, json};
 use sidecar_kit_doctor::conn::{self, Session, Target};
 use sidecar_kit_fakeapi::FakeApi;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-static N: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh directory for one test's files.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "sk-doctor-{tag}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use sidecar_kit_testkit::TempDir;
 
 /// A session on the fake, as the CLI would open it from a kubeconfig.
 pub async fn session(fake: &FakeApi) -> Session {
-    let kc = fake.write_kubeconfig(&temp_dir("kc")).unwrap();
+    // The kubeconfig is read when connecting; its directory goes afterwards.
+    let dir = TempDir::new("doctor-kc");
+    let kc = fake.write_kubeconfig(dir.path()).unwrap();
     conn::connect(&Target {
         kubeconfig: Some(kc),
         context: None,

@@ -1,0 +1,30 @@
+//! Shared by this crate's test files: a client of the fake API server and a condition wait.
+
+use sidecar_kit_cluster::Connect;
+use sidecar_kit_fakeapi::FakeApi;
+use sidecar_kit_testkit::TempDir;
+use std::time::{Duration, Instant};
+
+/// A client of `fake` through a kubeconfig written to a fresh directory, which lives as long
+/// as the returned [`TempDir`].
+pub async fn client(fake: &FakeApi) -> (kube::Client, TempDir) {
+    let dir = TempDir::new("cluster-test");
+    let kc = fake.write_kubeconfig(dir.path()).unwrap();
+    let c = Connect {
+        kubeconfig: Some(kc),
+        context: None,
+    }
+    .client()
+    .await
+    .unwrap();
+    (c, dir)
+}
+
+/// Polls `f` every 20 ms until it holds, for at most `timeout`.
+pub async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

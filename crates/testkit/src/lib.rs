@@ -1,0 +1,307 @@
+//! Test support shared by sidecar-kit's test suites (a dev-dependency; never shipped):
+//!
+//! - [`LogChild`]: one of our binaries as a child process whose stderr carries JSON log
+//!   lines, waited on by message;
+//! - [`http_get`]: a plain HTTP GET on loopback (probe and metrics listeners);
+//! - [`TempDir`]: a fresh directory removed when dropped;
+//! - [`golden`]: comparison with expected files, refreshed with `SIDECAR_KIT_BLESS=1`.
+//!
+//! Helpers panic with what they saw: they serve tests, where a panic is the failure report.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A child process whose stderr is read line by line as JSON log records. Killed (and
+/// reaped) when dropped.
+pub struct LogChild {
+    pub child: Child,
+    name: String,
+    strict: bool,
+    logs: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl LogChild {
+    /// Spawns `cmd` with its stderr piped. With `strict`, a line that is not JSON fails the
+    /// next wait (our binaries log JSON with `--log-format json`); otherwise such a line is
+    /// kept as a JSON string.
+    pub fn spawn(name: &str, mut cmd: Command, strict: bool) -> Result<Self, String> {
+        let mut child = cmd
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{name}: {e}"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| format!("{name}: no stderr"))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let v = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            child,
+            name: name.to_string(),
+            strict,
+            logs: rx,
+            seen: Vec::new(),
+        })
+    }
+
+    fn push(&mut self, v: Value) -> Result<(), String> {
+        if self.strict
+            && let Value::String(line) = &v
+        {
+            return Err(format!("{}: log line is not JSON: {line}", self.name));
+        }
+        self.seen.push(v);
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<(), String> {
+        while let Ok(v) = self.logs.try_recv() {
+            self.push(v)?;
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for a log record whose `message` is `msg`; an error (with every
+    /// record seen) when the process exits first or the time is up.
+    pub fn try_wait_log(&mut self, msg: &str, timeout: Duration) -> Result<Value, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.seen.iter().find(|v| v["message"] == msg) {
+                return Ok(v.clone());
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                // Whatever it wrote before exiting is in the pipe: read it all first.
+                while let Ok(v) = self.logs.recv_timeout(Duration::from_millis(200)) {
+                    self.push(v)?;
+                }
+                if let Some(v) = self.seen.iter().find(|v| v["message"] == msg) {
+                    return Ok(v.clone());
+                }
+                return Err(format!(
+                    "{} exited ({st}) before logging {msg:?}; logs: {:#?}",
+                    self.name, self.seen
+                ));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "{}: no log line {msg:?}; logs: {:#?}",
+                    self.name, self.seen
+                ));
+            }
+            if let Ok(v) = self.logs.recv_timeout(left.min(Duration::from_millis(200))) {
+                self.push(v)?;
+            }
+        }
+    }
+
+    /// [`Self::try_wait_log`] with 30 s, panicking on failure.
+    pub fn wait_log(&mut self, msg: &str) -> Value {
+        self.try_wait_log(msg, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Every record so far.
+    pub fn logs(&mut self) -> &[Value] {
+        if let Err(e) = self.drain() {
+            panic!("{e}");
+        }
+        &self.seen
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "{}: kill -TERM failed", self.name);
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {timeout:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for LogChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address in a log record's `address` field.
+pub fn log_addr(record: &Value) -> SocketAddr {
+    record["address"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {record}"))
+}
+
+/// Plain-HTTP GET (`Connection: close`) on loopback; the status and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    )
+}
+
+/// A fresh directory under the system's temporary directory, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `sk-TAG-PID-N`, created empty.
+    pub fn new(tag: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sk-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Golden files: expected outputs kept in the repository.
+pub mod golden {
+    use std::path::Path;
+
+    /// Whether this run refreshes the golden files (`SIDECAR_KIT_BLESS` set).
+    pub fn bless() -> bool {
+        std::env::var_os("SIDECAR_KIT_BLESS").is_some()
+    }
+
+    /// Compares `actual` with the file at `path` (a missing file differs), adding a message
+    /// with both to `failures`; with `bless`, writes `actual` there instead.
+    pub fn check(path: &Path, actual: &str, bless: bool, failures: &mut Vec<String>) {
+        if bless {
+            std::fs::write(path, actual).unwrap();
+            return;
+        }
+        let expected = std::fs::read_to_string(path)
+            .unwrap_or_else(|_| format!("<missing {}>", path.display()));
+        if expected != actual {
+            failures.push(format!(
+                "{} differs:\n--- expected\n{expected}\n--- actual\n{actual}",
+                path.display()
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]).stdout(Stdio::null());
+        c
+    }
+
+    #[test]
+    fn waits_for_a_message_and_reports_what_it_saw() {
+        let mut c = LogChild::spawn(
+            "t",
+            sh(r#"echo '{"message":"a"}' >&2; echo '{"message":"b","address":"127.0.0.1:9"}' >&2; sleep 5"#),
+            true,
+        )
+        .unwrap();
+        assert_eq!(log_addr(&c.wait_log("b")).port(), 9);
+        assert_eq!(c.logs().len(), 2);
+        let e = c
+            .try_wait_log("never", Duration::from_millis(300))
+            .unwrap_err();
+        assert!(e.contains("no log line \"never\""), "{e}");
+    }
+
+    #[test]
+    fn an_exit_before_the_message_is_an_error_and_strict_mode_rejects_text() {
+        let mut c =
+            LogChild::spawn("t", sh(r#"echo '{"message":"a"}' >&2; exit 3"#), true).unwrap();
+        let e = c.try_wait_log("b", Duration::from_secs(10)).unwrap_err();
+        assert!(e.contains("exited") && e.contains("\"a\""), "{e}");
+        let mut c = LogChild::spawn("t", sh("echo plain text >&2; sleep 5"), true).unwrap();
+        let e = c.try_wait_log("x", Duration::from_secs(10)).unwrap_err();
+        assert!(e.contains("not JSON: plain text"), "{e}");
+        let mut c = LogChild::spawn("t", sh("echo plain text >&2; exit 0"), false).unwrap();
+        assert!(c.try_wait_log("x", Duration::from_secs(10)).is_err());
+        assert_eq!(c.logs(), &[Value::String("plain text".into())]);
+    }
+
+    #[test]
+    fn golden_files_differ_match_and_bless() {
+        let d = TempDir::new("kit-golden");
+        let f = d.path().join("x.txt");
+        let mut failures = Vec::new();
+        golden::check(&f, "a\n", false, &mut failures);
+        assert!(failures[0].contains("<missing"), "{failures:?}");
+        golden::check(&f, "a\n", true, &mut failures);
+        golden::check(&f, "a\n", false, &mut failures);
+        assert_eq!(failures.len(), 1, "matches once blessed");
+        golden::check(&f, "b\n", false, &mut failures);
+        assert!(
+            failures[1].contains("--- expected\na\n\n--- actual\nb"),
+            "{failures:?}"
+        );
+    }
+
+    #[test]
+    fn temp_dirs_are_fresh_and_removed() {
+        let a = TempDir::new("kit");
+        let b = TempDir::new("kit");
+        assert_ne!(a.path(), b.path());
+        let p = a.path().to_path_buf();
+        std::fs::write(p.join("f"), "x").unwrap();
+        drop(a);
+        assert!(!p.exists());
+    }
+}
