@@ -11,7 +11,7 @@
 //!   controller runs).
 
 use serde_json::{Value, json};
-use sidecar_kit_e2e::{Guard, Kubectl, eventually, now_secs, say};
+use sidecar_kit_e2e::{Guard, Kubectl, eventually, now_secs, rfc3339_secs, say};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -29,8 +29,8 @@ const POD_TIMEOUT: Duration = Duration::from_secs(180);
 /// The universal pod's app may start this much later than the plain pod's, at most (the
 /// expected cost on a capable node is a few seconds).
 const MAX_COST: f64 = 15.0;
-/// Without a `kube-controller-manager` Lease, how long a Job controller gets to create the
-/// Job's pod before the suite creates it.
+/// Without a fresh `kube-controller-manager` Lease, how long a Job controller gets to create
+/// the Job's pod before the suite creates it.
 const CONTROLLER_GRACE: Duration = Duration::from_secs(10);
 
 /// Where and with what the node scenarios run.
@@ -574,9 +574,9 @@ impl NodeRun<'_> {
     }
 
     /// A Job whose pod has a legacy sidecar: the pod completes. Its pod comes from the Job
-    /// controller where one runs (its `kube-controller-manager` Lease in kube-system, or a pod
-    /// within CONTROLLER_GRACE), else the suite creates it as the controller would (owner
-    /// reference and labels).
+    /// controller where one runs (its `kube-controller-manager` Lease in kube-system renewed
+    /// within the last minute, or a pod within CONTROLLER_GRACE), else the suite creates it
+    /// as the controller would (owner reference and labels).
     fn job_completes(&mut self) {
         let name = "node-legacy-job";
         let template = self.pod(
@@ -607,12 +607,14 @@ impl NodeRun<'_> {
         self.guard.track_in("job", self.ns, name);
         // A Job controller shows itself by its Lease, or by the pod it creates; without
         // either the suite stands in for it.
+        // A Lease outlives its holder: only one renewed within the last minute counts.
         let lease = self
             .k
             .get("lease", "kube-controller-manager", Some("kube-system"))
             .ok()
             .flatten()
-            .is_some();
+            .and_then(|l| l["spec"]["renewTime"].as_str().and_then(rfc3339_secs))
+            .is_some_and(|renewed| now_secs() - renewed < 60.0);
         let found = eventually(
             &format!("the Job controller to create the pod of {name}"),
             if lease { POD_TIMEOUT } else { CONTROLLER_GRACE },
@@ -692,7 +694,7 @@ impl NodeRun<'_> {
             ),
         );
         let mut job_line = String::from(
-            "no Job controller (no kube-controller-manager Lease, no pod within 10 s): the suite created the pod",
+            "no Job controller (no fresh kube-controller-manager Lease, no pod within 10 s): the suite created the pod",
         );
         if controller {
             let complete = eventually(&format!("Job {name} to be Complete"), POD_TIMEOUT, || {
