@@ -460,16 +460,19 @@ fn check_common(objs: &Objects, failure_policy: &str) {
         "shim from the same image"
     );
     assert_eq!(env_value(c, "SIDECAR_KIT_LOG_FORMAT"), "json");
-    // Shutdown: the delay (serving while endpoints drop the pod) and the default 20 s for
-    // in-flight reviews fit in the grace period, so the kubelet never kills a draining server.
+    // Shutdown: the delay (serving while endpoints drop the pod) and the drain of in-flight
+    // reviews (SIDECAR_KIT_SHUTDOWN_TIMEOUT, 20 s by default) fit in the grace period, so the
+    // kubelet never kills a draining server.
     let delay: f64 = env_value(c, "SIDECAR_KIT_SHUTDOWN_DELAY").parse().unwrap();
     assert!(delay > 0.0, "a shutdown delay is set");
+    let drain: f64 = env(c, "SIDECAR_KIT_SHUTDOWN_TIMEOUT")
+        .map_or(20.0, |e| e["value"].as_str().unwrap().parse().unwrap());
     assert!(
-        delay + 20.0
+        delay + drain
             < pod["spec"]["terminationGracePeriodSeconds"]
                 .as_f64()
                 .unwrap(),
-        "shutdown delay {delay} s + 20 s drain within terminationGracePeriodSeconds"
+        "shutdown delay {delay} s + {drain} s drain within terminationGracePeriodSeconds"
     );
     let expected_mode = if failure_policy == "Ignore" {
         "allow"

@@ -15,11 +15,12 @@
 //!   concurrency, again every `node_metrics_interval` and whenever the kubelet version
 //!   changes), only for kubelets whose class depends on it (1.28 and newer). Where that
 //!   is forbidden (`get` on `nodes/proxy`) or fails, the version decides
-//!   (`source: version`), and the logs (once) and `/readyz` say so. A refusal of one node
-//!   while others are read is that node's (its kubelet's authorization): only that node
-//!   falls back; a second refusal in a row means the permission is gone. A node's own
-//!   annotation, written by an earlier leader for the same kubelet version, stands for a
-//!   reading until its re-read is due, so a new leader does not re-read every node at once.
+//!   (`source: version`), and the logs (once) and `/readyz` say so. Refusals of one node
+//!   are that node's (its kubelet's authorization): only that node falls back; refusals of
+//!   two different nodes with no successful read between mean the permission is gone. A
+//!   node's own annotation, written by an earlier leader for the same kubelet version,
+//!   stands for a reading until its re-read is due, so a new leader does not re-read every
+//!   node at once.
 //! - **When**: Node watch events that change the version or our keys, a periodic resync,
 //!   re-reads that fall due, and taking over the leadership.
 //! - **Who**: only the holder of the Lease writes ([`crate::lease`]); standbys keep their
@@ -419,10 +420,13 @@ struct Shared {
     watch_problem: Mutex<Option<String>>,
     readings: Mutex<HashMap<String, Reading>>,
     failing: Mutex<BTreeMap<String, String>>,
-    /// Reads refused (403) since the last successful read: one refusal while other nodes
-    /// are read is that node's (its kubelet's authorization, a per-node rule); two in a row
-    /// are the permission's.
-    refusals: AtomicUsize,
+    /// Nodes whose reads were refused (403) since the last successful read: one such node is
+    /// that node's problem (its kubelet's authorization, a per-node rule); two different ones
+    /// mean the permission is gone.
+    refused: Mutex<HashSet<String>>,
+    /// Bumped when the permission is judged gone, so that a failed read finishing after that
+    /// does not put back a reading the judgement cleared.
+    generation: AtomicUsize,
     retries: Mutex<HashMap<String, Instant>>,
     permission: Mutex<Permission>,
     queue: WorkQueue,
@@ -495,7 +499,8 @@ impl Labeler {
                 watch_problem: Mutex::default(),
                 readings: Mutex::default(),
                 failing: Mutex::default(),
-                refusals: AtomicUsize::new(0),
+                refused: Mutex::default(),
+                generation: AtomicUsize::new(0),
                 retries: Mutex::default(),
                 permission: Mutex::new(permission),
                 queue: WorkQueue::default(),
@@ -894,6 +899,7 @@ impl Labeler {
         let Ok(_permit) = self.shared.reads.acquire().await else {
             return Evidence::Version;
         };
+        let generation = self.shared.generation.load(Ordering::SeqCst);
         let path = format!("/api/v1/nodes/{name}/proxy/metrics");
         let result =
             apiserver::metrics_gate(&self.shared.client, &path, self.cfg().node_metrics_timeout)
@@ -912,20 +918,24 @@ impl Labeler {
             ),
             Err(ClusterError::Forbidden(message)) => {
                 Metrics::count(&self.shared.metrics.reads, "forbidden");
-                let refusals = self.shared.refusals.fetch_add(1, Ordering::SeqCst) + 1;
-                let permitted = matches!(&*lock(&self.shared.permission), Permission::Permitted);
-                if !permitted || refusals >= 2 {
+                let refused = {
+                    let mut r = lock(&self.shared.refused);
+                    r.insert(name.to_string());
+                    r.len()
+                };
+                if refused >= 2 {
                     self.forbidden(message);
                     return Evidence::Version;
                 }
-                // Other nodes' metrics are read: this refusal is this node's, not the
-                // permission's. It keeps an earlier reading for its version (else its
-                // version decides) and is read again after the interval.
+                // One node refused (so far): this node's problem, not the permission's. It
+                // keeps an earlier reading for its version (else its version decides) and is
+                // read again after the interval.
                 self.read_failed(name, message);
                 return self.keep_earlier(
                     name,
                     entry,
                     previous,
+                    generation,
                     now + self.cfg().node_metrics_interval,
                 );
             }
@@ -933,11 +943,17 @@ impl Labeler {
                 Metrics::count(&self.shared.metrics.reads, "failure");
                 self.read_failed(name, e.to_string());
                 self.undecided();
-                return self.keep_earlier(name, entry, previous, now + self.cfg().retry_after());
+                return self.keep_earlier(
+                    name,
+                    entry,
+                    previous,
+                    generation,
+                    now + self.cfg().retry_after(),
+                );
             }
         };
         Metrics::count(&self.shared.metrics.reads, outcome);
-        self.shared.refusals.store(0, Ordering::SeqCst);
+        lock(&self.shared.refused).clear();
         self.permitted();
         self.read_ok(name);
         lock(&self.shared.readings).insert(
@@ -952,16 +968,22 @@ impl Labeler {
     }
 
     /// After a failed read: an earlier reading for this version is better than none (else
-    /// the version decides); read again at `due`.
+    /// the version decides); read again at `due`. Nothing is kept when the permission was
+    /// judged gone since the read began (`generation`).
     fn keep_earlier(
         &self,
         name: &str,
         entry: &NodeEntry,
         previous: Option<Reading>,
+        generation: usize,
         due: Instant,
     ) -> Evidence {
+        let mut readings = lock(&self.shared.readings);
+        if self.shared.generation.load(Ordering::SeqCst) != generation {
+            return Evidence::Version;
+        }
         let evidence = previous.map_or(Evidence::Version, |r| r.evidence);
-        lock(&self.shared.readings).insert(
+        readings.insert(
             name.to_string(),
             Reading {
                 version: entry.version.clone(),
@@ -989,6 +1011,7 @@ impl Labeler {
             "cannot read kubelet metrics through the node proxy: labelling from kubelet versions (source: version); grant get on nodes/proxy to read each node's SidecarContainers gate"
         );
         // Nodes labelled from metrics are now labelled from their versions.
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
         lock(&self.shared.readings).clear();
         if self.leading() {
             self.enqueue_all();

@@ -368,6 +368,16 @@ pub fn eventually<T>(
     }
 }
 
+/// [`eventually`] for conditions that can also fail for good: `f` returns `Ok(Some(Err(e)))`
+/// to stop waiting at once with `e` (a pod that failed will not start).
+pub fn eventually_or_stop<T>(
+    what: &str,
+    timeout: Duration,
+    f: impl FnMut() -> Result<Option<Result<T>>>,
+) -> Result<T> {
+    eventually(what, timeout, f).and_then(|r| r)
+}
+
 /// A JSON Patch handler of a mini webhook: the pod in, the patch operations out (empty: no
 /// patch).
 pub type Handler = dyn Fn(&Value) -> Vec<Value> + Send + Sync;

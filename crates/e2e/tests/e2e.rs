@@ -424,6 +424,22 @@ fn e2e() {
         }
     }
 
+    // The node scenarios' pods use the host network: allowed whatever the cluster's default
+    // Pod Security level is.
+    if node_setup.is_some() {
+        k.run(
+            &[
+                "label",
+                "namespace",
+                &inject_ns,
+                "pod-security.kubernetes.io/enforce=privileged",
+                "--overwrite",
+            ],
+            None,
+        )
+        .unwrap();
+    }
+
     // Node objects: tainted, labelled for the run, kubelet versions through /status.
     let nodes = [
         ("capable", "capable", "v1.31.4", "true"),
