@@ -436,6 +436,25 @@ struct Shared {
     metrics: Metrics,
 }
 
+/// Keeps `evidence` as the reading of node `name` at its current kubelet version, due again at
+/// `due`.
+fn remember(
+    readings: &mut HashMap<String, Reading>,
+    name: &str,
+    entry: &NodeEntry,
+    evidence: Evidence,
+    due: Instant,
+) {
+    readings.insert(
+        name.to_string(),
+        Reading {
+            version: entry.version.clone(),
+            evidence,
+            due,
+        },
+    );
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -877,14 +896,7 @@ impl Labeler {
         {
             let ev = Evidence::Metrics(g);
             let due = now + self.cfg().node_metrics_interval.mul_f64(spread(name));
-            lock(&self.shared.readings).insert(
-                name.to_string(),
-                Reading {
-                    version: entry.version.clone(),
-                    evidence: ev,
-                    due,
-                },
-            );
+            remember(&mut lock(&self.shared.readings), name, entry, ev, due);
             return ev;
         }
         self.read_gate(name, entry, previous).await
@@ -956,14 +968,7 @@ impl Labeler {
         lock(&self.shared.refused).clear();
         self.permitted();
         self.read_ok(name);
-        lock(&self.shared.readings).insert(
-            name.to_string(),
-            Reading {
-                version: entry.version.clone(),
-                evidence,
-                due,
-            },
-        );
+        remember(&mut lock(&self.shared.readings), name, entry, evidence, due);
         evidence
     }
 
@@ -983,14 +988,7 @@ impl Labeler {
             return Evidence::Version;
         }
         let evidence = previous.map_or(Evidence::Version, |r| r.evidence);
-        readings.insert(
-            name.to_string(),
-            Reading {
-                version: entry.version.clone(),
-                evidence,
-                due,
-            },
-        );
+        remember(&mut readings, name, entry, evidence, due);
         evidence
     }
 

@@ -335,6 +335,17 @@ impl NodeRun<'_> {
         }
     }
 
+    /// Checks that pod `name` ended Succeeded.
+    fn check_succeeded(&mut self, name: &str, pod: &Value) {
+        self.check(
+            pod["status"]["phase"] == "Succeeded",
+            format!(
+                "{name}: phase {}, expected Succeeded: {}",
+                pod["status"]["phase"], pod["status"]
+            ),
+        );
+    }
+
     /// The copy expected to run the sidecar and the other one.
     fn copies(&self) -> (&'static str, &'static str) {
         if self.gate {
@@ -505,13 +516,7 @@ impl NodeRun<'_> {
         };
         let app = status(&pod, "app").cloned().unwrap_or_default();
         let sidecar = status(&pod, "shipper").cloned().unwrap_or_default();
-        self.check(
-            pod["status"]["phase"] == "Succeeded",
-            format!(
-                "{name}: phase {}, expected Succeeded: {}",
-                pod["status"]["phase"], pod["status"]
-            ),
-        );
+        self.check_succeeded(name, &pod);
         // Under OnFailure the kubelet restarts only a failed container (a finished pod's
         // status keeps no lastState), so one restart and a final exit 0 are the one failure.
         self.check(
@@ -558,13 +563,7 @@ impl NodeRun<'_> {
                 .map(|s| s["state"]["terminated"].clone())
                 .unwrap_or_default()
         };
-        self.check(
-            pod["status"]["phase"] == "Succeeded",
-            format!(
-                "{name}: phase {}, expected Succeeded: {}",
-                pod["status"]["phase"], pod["status"]
-            ),
-        );
+        self.check_succeeded(name, &pod);
         let want = if self.gate { "native" } else { "legacy" };
         self.check(
             term(runs)["message"] == want,
@@ -712,13 +711,7 @@ impl NodeRun<'_> {
             stored_mode == "legacy",
             format!("{pod_name}: injected as {stored_mode}, expected legacy"),
         );
-        self.check(
-            pod["status"]["phase"] == "Succeeded",
-            format!(
-                "{pod_name}: phase {}, expected Succeeded: {}",
-                pod["status"]["phase"], pod["status"]
-            ),
-        );
+        self.check_succeeded(&pod_name, &pod);
         self.check(
             term("shipper")["exitCode"] == 0 && term("shipper")["message"] == "legacy",
             format!(
