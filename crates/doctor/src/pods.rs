@@ -155,15 +155,27 @@ pub fn analyse(pod: &Value, ctx: &Context) -> Analysis {
     if phase == "Failed"
         && pod["status"]["reason"].as_str() == Some("InitContainerRestartPolicyForbidden")
     {
+        // Classed capable (from its version, or a label made without its gate) although its
+        // kubelet refuses: the node label would steer affinity pods onto it all the same.
+        let misclassed = ctx.node_class == Some(NodeClass::Capable);
         a.findings.push(Finding::new(
             "pods.rejected-by-node",
             Severity::Error,
             object.clone(),
             format!(
-                "{node_text} refused the pod: {} (its kubelet knows restartPolicy but has the SidecarContainers gate off)",
-                pod["status"]["message"].as_str().unwrap_or("InitContainerRestartPolicyForbidden")
+                "{node_text} refused the pod: {} (its kubelet knows restartPolicy but has the SidecarContainers gate off){}",
+                pod["status"]["message"].as_str().unwrap_or("InitContainerRestartPolicyForbidden"),
+                if misclassed {
+                    "; the node is classed capable all the same (its kubelet's gate was never read), so the node label steers affinity pods onto it too"
+                } else {
+                    ""
+                }
             ),
-            Some("turn the gate on for that kubelet, or keep such pods off it: inject in affinity or universal mode (which steer by the node label), or legacy".into()),
+            Some(if misclassed {
+                "turn the gate on for that kubelet; and let label-nodes read each kubelet's gate (get on nodes/proxy) so that the node is labelled rejected and affinity and universal pods keep off it".into()
+            } else {
+                "turn the gate on for that kubelet, or keep such pods off it: inject in affinity or universal mode (which steer by the node label), or legacy".into()
+            }),
         ));
     }
 
@@ -821,6 +833,32 @@ mod tests {
         );
         assert_eq!(checks(&a), vec![("pods.rejected-by-node", Severity::Error)]);
         assert!(a.findings[0].message.contains("node n1 (rejecting)"));
+        assert!(!a.findings[0].message.contains("classed capable"));
+        // A node classed capable (its gate never read) that refused the pod: said, with the fix
+        // that makes the label right.
+        let a = analyse(
+            &p,
+            &Context {
+                node_class: Some(NodeClass::Capable),
+                owner: None,
+            },
+        );
+        assert_eq!(checks(&a), vec![("pods.rejected-by-node", Severity::Error)]);
+        assert!(
+            a.findings[0]
+                .message
+                .contains("classed capable all the same"),
+            "{}",
+            a.findings[0].message
+        );
+        assert!(
+            a.findings[0]
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("nodes/proxy")),
+            "{:?}",
+            a.findings[0].fix
+        );
         let stuck = pod(
             spec,
             json!({"phase": "Pending",
