@@ -13,7 +13,6 @@
 use serde_json::{Value, json};
 use sidecar_kit_e2e::{Guard, Kubectl, eventually, eventually_or_stop, now_secs, say};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// The profile of the node scenarios.
@@ -116,6 +115,13 @@ fn status<'v>(pod: &'v Value, name: &str) -> Option<&'v Value> {
         .find(|c| c["name"] == name)
 }
 
+/// The `terminated` state of container `name` (Null when it has none).
+fn terminated(pod: &Value, name: &str) -> Value {
+    status(pod, name)
+        .map(|s| s["state"]["terminated"].clone())
+        .unwrap_or_default()
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -192,35 +198,23 @@ impl NodeRun<'_> {
         Ok(stored)
     }
 
-    fn delete(&self, name: &str) {
-        let _ = self.k.run(
-            &[
-                "delete",
-                "pod",
-                name,
-                "-n",
-                self.ns,
-                "--wait=false",
-                "--ignore-not-found",
-            ],
-            None,
-        );
-    }
-
-    /// Deletes pod `name` and waits (at most a minute) until it is gone.
-    fn delete_and_wait(&self, name: &str) {
-        if let Err(e) = self.k.run(
-            &[
-                "delete",
-                "pod",
-                name,
-                "-n",
-                self.ns,
-                "--ignore-not-found",
-                "--timeout=60s",
-            ],
-            None,
-        ) {
+    /// Deletes pod `name`; with `wait`, until it is gone (at most a minute).
+    fn delete(&self, name: &str, wait: bool) {
+        let wait = if wait {
+            "--timeout=60s"
+        } else {
+            "--wait=false"
+        };
+        let args = [
+            "delete",
+            "pod",
+            name,
+            "-n",
+            self.ns,
+            "--ignore-not-found",
+            wait,
+        ];
+        if let Err(e) = self.k.run(&args, None) {
             say(&format!("e2e: deleting pod {name}: {e}"));
         }
     }
@@ -261,37 +255,13 @@ impl NodeRun<'_> {
     /// What `doctor pods NAME` says about the universal sidecar of pod `name`: the copy it
     /// names, how it told, and the ids of its findings.
     fn doctor_copy(&self, name: &str) -> Result<(String, String, Vec<String>), String> {
-        let out = Command::new(self.bin)
-            .args([
-                "doctor",
-                "pods",
-                name,
-                "-n",
-                self.ns,
-                "-o",
-                "json",
-                "--kubeconfig",
-            ])
-            .arg(self.kubeconfig)
-            .output()
-            .map_err(|e| format!("doctor pods: {e}"))?;
-        let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-            format!(
-                "doctor pods {name}: {e}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })?;
+        let (_, report) =
+            super::try_doctor(self.bin, self.kubeconfig, &["pods", name, "-n", self.ns])?;
         let u = &report["data"]["pods"][0]["universal"][0];
-        let ids = report["findings"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f["check"].as_str().map(str::to_string))
-            .collect();
         Ok((
             u["copy"].as_str().unwrap_or("none").to_string(),
             u["from"].as_str().unwrap_or("").to_string(),
-            ids,
+            super::finding_ids(&report),
         ))
     }
 
@@ -321,18 +291,16 @@ impl NodeRun<'_> {
         }
     }
 
-    /// Waits until `name` has finished; on a timeout records the failed check (with the pod's
-    /// status), deletes the pod and returns None.
+    /// Waits until `name` has finished; on a timeout gives the pod up and returns None.
     fn finished_or_fail(&mut self, name: &str) -> Option<Value> {
-        match self.finished(name) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                let pod = self.get(name).unwrap_or_default();
-                self.delete(name);
-                self.check(false, format!("{e}; status: {}", pod["status"]));
-                None
-            }
-        }
+        self.finished(name).map_err(|e| self.give_up(name, &e)).ok()
+    }
+
+    /// Records the failed check `e` about pod `name`, with the pod's status, and deletes it.
+    fn give_up(&mut self, name: &str, e: &str) {
+        let pod = self.get(name).unwrap_or_default();
+        self.delete(name, false);
+        self.check(false, format!("{e}; status: {}", pod["status"]));
     }
 
     /// Checks that pod `name` ended Succeeded.
@@ -346,23 +314,23 @@ impl NodeRun<'_> {
         );
     }
 
-    /// The copy expected to run the sidecar and the other one.
-    fn copies(&self) -> (&'static str, &'static str) {
+    /// The container expected to run the sidecar, the other copy, and the word the working
+    /// copy writes to its termination message (which doctor uses too).
+    fn copies(&self) -> (&'static str, &'static str, &'static str) {
         if self.gate {
-            ("shipper", "shipper-legacy")
+            ("shipper", "shipper-legacy", "native")
         } else {
-            ("shipper-legacy", "shipper")
+            ("shipper-legacy", "shipper", "legacy")
         }
     }
 
     /// A universal pod next to the same pod without injection, ROUNDS times: which copy runs
     /// the sidecar, and how much later the app starts.
     fn start_delay(&mut self) {
-        let (runs, idle) = self.copies();
+        let (runs, idle, runs_copy) = self.copies();
         let (mut plain, mut universal) = (Vec::new(), Vec::new());
         let mut restarts = Vec::new();
         let mut seen: Vec<Vec<&str>> = Vec::new();
-        let runs_copy = if self.gate { "native" } else { "legacy" };
         let mut doctor_line = String::new();
         for round in 0..ROUNDS {
             for inject in [None, Some("universal")] {
@@ -388,7 +356,7 @@ impl NodeRun<'_> {
                 let delay = match self.app_start(&name, created) {
                     Ok(d) => d,
                     Err(e) => {
-                        self.delete(&name);
+                        self.delete(&name, false);
                         return self.check(false, e);
                     }
                 };
@@ -402,7 +370,7 @@ impl NodeRun<'_> {
                         ),
                     );
                     plain.push(delay);
-                    self.delete_and_wait(&name);
+                    self.delete(&name, true);
                     continue;
                 }
                 universal.push(delay);
@@ -429,11 +397,7 @@ impl NodeRun<'_> {
                 );
                 let pod = match settled {
                     Ok(p) => p,
-                    Err(e) => {
-                        let pod = self.get(&name).unwrap_or_default();
-                        self.delete(&name);
-                        return self.check(false, format!("{e}; status: {}", pod["status"]));
-                    }
+                    Err(e) => return self.give_up(&name, &e),
                 };
                 let ran: Vec<&str> = [runs, idle]
                     .into_iter()
@@ -473,7 +437,7 @@ impl NodeRun<'_> {
                     doctor_line = self.check_doctor(&name, runs_copy, "container state");
                 }
                 // Gone before the next measurement, which it would otherwise share the node with.
-                self.delete_and_wait(&name);
+                self.delete(&name, true);
             }
         }
         if plain.is_empty() || universal.is_empty() {
@@ -538,13 +502,13 @@ impl NodeRun<'_> {
             sidecar["state"]["terminated"]["message"].as_str().unwrap_or(""),
             sidecar["restartCount"]
         ));
-        self.delete(name);
+        self.delete(name, false);
     }
 
     /// A universal pod that runs to completion: the copy that ran the sidecar says so in its
     /// termination message.
     fn universal_completes(&mut self) {
-        let (runs, idle) = self.copies();
+        let (runs, idle, want) = self.copies();
         let name = "node-universal-job";
         let pod = self.pod(
             name,
@@ -558,13 +522,8 @@ impl NodeRun<'_> {
         let Some(pod) = self.finished_or_fail(name) else {
             return;
         };
-        let term = |c: &str| {
-            status(&pod, c)
-                .map(|s| s["state"]["terminated"].clone())
-                .unwrap_or_default()
-        };
+        let term = |c: &str| terminated(&pod, c);
         self.check_succeeded(name, &pod);
-        let want = if self.gate { "native" } else { "legacy" };
         self.check(
             term(runs)["message"] == want,
             format!(
@@ -593,7 +552,7 @@ impl NodeRun<'_> {
             term(idle)["message"],
             term(idle)["exitCode"],
         ));
-        self.delete(name);
+        self.delete(name, false);
     }
 
     /// A Job whose pod has a legacy sidecar: the pod completes. Its pod comes from the Job
@@ -650,22 +609,7 @@ impl NodeRun<'_> {
         let found = eventually(
             &format!("the Job controller to create the pod of {name}"),
             if lease { POD_TIMEOUT } else { CONTROLLER_GRACE },
-            || {
-                let out = self.k.run(
-                    &[
-                        "get",
-                        "pods",
-                        "-n",
-                        self.ns,
-                        "-l",
-                        &format!("job-name={name}"),
-                        "-o",
-                        "jsonpath={.items[*].metadata.name}",
-                    ],
-                    None,
-                )?;
-                Ok(out.split_whitespace().next().map(str::to_string))
-            },
+            || Ok(self.job_pods(name)?.into_iter().next()),
         );
         let controller = found.is_ok();
         let pod_name = if let Ok(p) = found {
@@ -702,11 +646,7 @@ impl NodeRun<'_> {
             .and_then(|s| serde_json::from_str::<Value>(s).ok())
             .map(|s| s["injections"][0]["mode"].clone())
             .unwrap_or_default();
-        let term = |c: &str| {
-            status(&pod, c)
-                .map(|s| s["state"]["terminated"].clone())
-                .unwrap_or_default()
-        };
+        let term = |c: &str| terminated(&pod, c);
         self.check(
             stored_mode == "legacy",
             format!("{pod_name}: injected as {stored_mode}, expected legacy"),
@@ -725,23 +665,8 @@ impl NodeRun<'_> {
         // A controller slower than the grace shows itself now by a pod of its own.
         let mut controller = controller;
         if !controller {
-            let late = self
-                .k
-                .run(
-                    &[
-                        "get",
-                        "pods",
-                        "-n",
-                        self.ns,
-                        "-l",
-                        &format!("job-name={name}"),
-                        "-o",
-                        "jsonpath={.items[*].metadata.name}",
-                    ],
-                    None,
-                )
-                .unwrap_or_default();
-            let late: Vec<&str> = late.split_whitespace().filter(|p| *p != pod_name).collect();
+            let mut late = self.job_pods(name).unwrap_or_default();
+            late.retain(|p| *p != pod_name);
             if !late.is_empty() {
                 say(&format!(
                     "e2e: a Job controller made pod(s) {late:?} after the suite's stand-in: checking the Job itself too"
@@ -788,7 +713,26 @@ impl NodeRun<'_> {
             term("app")["finishedAt"].as_str().unwrap_or("?"),
             term("shipper")["finishedAt"].as_str().unwrap_or("?"),
         ));
-        self.delete(&pod_name);
+        self.delete(&pod_name, false);
+    }
+
+    /// The names of the pods of Job `name` (by the `job-name` label the Job controller sets).
+    fn job_pods(&self, name: &str) -> Result<Vec<String>, String> {
+        let selector = format!("job-name={name}");
+        let out = self.k.run(
+            &[
+                "get",
+                "pods",
+                "-n",
+                self.ns,
+                "-l",
+                &selector,
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ],
+            None,
+        )?;
+        Ok(out.split_whitespace().map(str::to_string).collect())
     }
 
     /// All node scenarios.
@@ -877,7 +821,7 @@ impl NodeRun<'_> {
                     Err(e) => self.check(false, e),
                 }
             }
-            self.delete(&name);
+            self.delete(&name, false);
         }
         self.report.push(format!(
             "rejecting node {node} (kubelet gate off): {}",
