@@ -126,6 +126,15 @@ fn seconds(v: f64, flag: &str) -> Result<Duration, CliError> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// Like [`seconds`], where 0 turns the thing off.
+fn seconds_or_zero(v: f64, flag: &str) -> Result<Duration, CliError> {
+    if v == 0.0 {
+        return Ok(Duration::ZERO);
+    }
+    seconds(v, flag)
+        .map_err(|_| CliError::input(format!("{flag} {v}: give a number of seconds, 0 or more")))
+}
+
 pub fn serve(a: ServeArgs) -> Result<(), CliError> {
     let _log_guard = crate::daemon::init_logs(a.log_format, &a.log_level)?;
     if !a.profiles.is_dir() {
@@ -154,16 +163,7 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
         shim_image: a.shim_image,
         reload_interval: seconds(a.reload_interval, "--reload-interval")?,
         shutdown_timeout: seconds(a.shutdown_timeout, "--shutdown-timeout")?,
-        shutdown_delay: if a.shutdown_delay == 0.0 {
-            Duration::ZERO
-        } else {
-            seconds(a.shutdown_delay, "--shutdown-delay").map_err(|_| {
-                CliError::input(format!(
-                    "--shutdown-delay {}: give a number of seconds, 0 or more",
-                    a.shutdown_delay
-                ))
-            })?
-        },
+        shutdown_delay: seconds_or_zero(a.shutdown_delay, "--shutdown-delay")?,
         request_timeout: seconds(a.request_timeout, "--request-timeout")?,
         bare_allow: a.benchmark_bare_allow,
         review_cache_bytes: a.review_cache_mib.min(1024) * 1024 * 1024,
