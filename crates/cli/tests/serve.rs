@@ -177,6 +177,15 @@ fn review_head(len: usize) -> String {
     )
 }
 
+/// Sends one review of a pod with `labels` on a new connection; the status and the body.
+async fn post(
+    addr: SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+    labels: Value,
+) -> (u16, Value) {
+    post_split(addr, connector, &review_body(labels), async {}).await
+}
+
 /// Sends a review in two parts (the body's tail after `between` ran) and reads the answer.
 async fn send_split(
     s: &mut Tls,
@@ -258,11 +267,10 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
     let connector = tls(&dir);
 
     // A review.
-    let (status, resp) = post_split(
+    let (status, resp) = post(
         webhook,
         &connector,
-        &review_body(serde_json::json!({"logging": "shipped"})),
-        async {},
+        serde_json::json!({"logging": "shipped"}),
     )
     .await;
     assert_eq!(status, 200);
@@ -284,13 +292,7 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
         http_get(probe, "/readyz").await.1.contains("mesh-proxy")
     })
     .await;
-    let (_, resp) = post_split(
-        webhook,
-        &connector,
-        &review_body(serde_json::json!({"mesh": "on"})),
-        async {},
-    )
-    .await;
+    let (_, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
     assert_eq!(
         resp["response"]["auditAnnotations"]["injected"],
         "mesh-proxy=native"
@@ -311,13 +313,7 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
         detail.contains("spec.containers[0].image"),
         "names the field: {detail}"
     );
-    let (_, resp) = post_split(
-        webhook,
-        &connector,
-        &review_body(serde_json::json!({"mesh": "on"})),
-        async {},
-    )
-    .await;
+    let (_, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
     assert_eq!(
         resp["response"]["auditAnnotations"]["injected"],
         "mesh-proxy=native"
@@ -368,11 +364,10 @@ async fn serve_keeps_answering_through_the_shutdown_delay() {
         "unready during the delay"
     );
     // A new connection during the delay is accepted and its review answered.
-    let (status, resp) = post_split(
+    let (status, resp) = post(
         webhook,
         &connector,
-        &review_body(serde_json::json!({"logging": "shipped"})),
-        async {},
+        serde_json::json!({"logging": "shipped"}),
     )
     .await;
     assert_eq!(status, 200);
@@ -446,11 +441,10 @@ async fn serve_decides_auto_mode_from_live_cluster_facts() {
     let connector = tls(&dir);
 
     // Mixed nodes, no fresh labeler Lease: the universal fallback is not trusted, legacy it is.
-    let (_, resp) = post_split(
+    let (_, resp) = post(
         webhook,
         &connector,
-        &review_body(serde_json::json!({"logging": "shipped"})),
-        async {},
+        serde_json::json!({"logging": "shipped"}),
     )
     .await;
     assert_eq!(
@@ -550,13 +544,7 @@ async fn serve_takes_profiles_from_the_crd() {
         http_get(probe, "/readyz").await.1.contains("mesh-proxy")
     })
     .await;
-    let (_, resp) = post_split(
-        webhook,
-        &connector,
-        &review_body(serde_json::json!({"mesh": "on"})),
-        async {},
-    )
-    .await;
+    let (_, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
     assert_eq!(
         resp["response"]["auditAnnotations"]["injected"], "mesh-proxy=native",
         "{resp}"
@@ -617,13 +605,7 @@ async fn serve_takes_profiles_from_the_crd() {
             .contains("is defined twice")
     })
     .await;
-    let (_, resp) = post_split(
-        webhook,
-        &connector,
-        &review_body(serde_json::json!({"mesh": "on"})),
-        async {},
-    )
-    .await;
+    let (_, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
     assert_eq!(
         resp["response"]["auditAnnotations"]["injected"], "mesh-proxy=native",
         "the last good set is in force"
