@@ -19,7 +19,9 @@ use crate::supervise::{self, Child, Completion, Signals};
 /// Test hook: milliseconds to wait between reading the state and acting on it, in `native`
 /// and `legacy`. It widens the window in which two copies can both decide to run the sidecar
 /// when the native copy has no startup probe, so that the black-box tests can show the race
-/// the probe prevents. Never set it in a real pod.
+/// the probe prevents. Only builds with the `test-hooks` feature (the package's own tests)
+/// read it: a release shim ignores the variable and does not contain its name.
+#[cfg(feature = "test-hooks")]
 pub const CLAIM_DELAY_ENV: &str = "SIDECAR_SHIM_TEST_CLAIM_DELAY_MS";
 
 /// How often the legacy copy of a Job looks at the tombstones. std has no inotify and the
@@ -127,6 +129,10 @@ fn write_state(dir: &Path, state: State) -> Result<(), Failure> {
     })
 }
 
+#[cfg(not(feature = "test-hooks"))]
+fn claim_delay(_role: &str, _env: Env<'_>) {}
+
+#[cfg(feature = "test-hooks")]
 fn claim_delay(role: &str, env: Env<'_>) {
     if let Some(ms) = env(CLAIM_DELAY_ENV).and_then(|v| v.parse::<u64>().ok()) {
         log!(
