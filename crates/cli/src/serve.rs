@@ -143,6 +143,17 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
             a.profiles.display()
         )));
     }
+    // At start a certificate, key or CA that cannot be read is a mistake in the flags or the
+    // mounts: say so and stop. Later changes are the watcher's, which keeps the last good pair.
+    for (flag, path) in [
+        ("--tls-cert", Some(&a.tls_cert)),
+        ("--tls-key", Some(&a.tls_key)),
+        ("--client-ca", a.client_ca.as_ref()),
+    ] {
+        if let Some(path) = path {
+            readable(flag, path)?;
+        }
+    }
     let config = Config {
         profiles_dir: a.profiles,
         tls_cert: a.tls_cert,
@@ -224,6 +235,17 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
         let events = events_of(client);
         sidecar_kit_webhook::run(config, sidecar_kit_webhook::Adapters { facts, events, profiles }, crate::daemon::shutdown_signal("shutting down"), None).await.map_err(CliError::runtime)
     })
+}
+
+/// A file given by `flag` must exist and be readable when the server starts.
+fn readable(flag: &str, path: &std::path::Path) -> Result<(), CliError> {
+    match std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut [0u8; 1])) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(CliError::input(format!(
+            "{flag} {}: cannot be read ({e}); give the path of the PEM file (in a pod: the mounted Secret's tls.crt/tls.key or the CA's ca.crt; `sidecar-kit certs --out-dir DIR` makes a set)",
+            path.display()
+        ))),
+    }
 }
 
 /// The Event recorder, when the cluster can be reached.

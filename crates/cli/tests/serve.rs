@@ -410,6 +410,65 @@ fn bad_configuration_is_exit_2() {
     assert_eq!(out.status.code(), Some(2), "missing --tls-cert");
 }
 
+/// A certificate or key that cannot be read at start stops the server at once (exit 2, the
+/// flag, the path and the fix) instead of leaving it unready for ever.
+#[test]
+fn unreadable_certificate_or_key_at_start_is_exit_2() {
+    let (dir, _) = workdir("nocert");
+    let crt = dir.join("tls/tls.crt");
+    let key = dir.join("tls/tls.key");
+    let missing = dir.join("tls/missing.pem");
+    for (cert_arg, key_arg, flag, named) in [
+        (&missing, &key, "--tls-cert", &missing),
+        (&crt, &missing, "--tls-key", &missing),
+        (&crt, &dir.join("tls"), "--tls-key", &dir.join("tls")),
+    ] {
+        let mut child = Command::new(bin())
+            .args([
+                "serve",
+                "--no-cluster",
+                "--listen",
+                "127.0.0.1:0",
+                "--probe-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--profiles")
+            .arg(dir.join("profiles"))
+            .arg("--tls-cert")
+            .arg(cert_arg)
+            .arg("--tls-key")
+            .arg(key_arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that waits would never exit: give it a generous bound, then fail.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "serve with {flag} {} kept running instead of failing",
+                    named.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(2), "{flag}: {err}");
+        assert!(
+            err.contains(&format!("{flag} {}: cannot be read", named.display()))
+                && err.contains("sidecar-kit certs"),
+            "names the flag, the path and the fix: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_decides_auto_mode_from_live_cluster_facts() {
     use sidecar_kit_fakeapi::{FakeApi, FakeConfig, NodeSeed};
