@@ -227,11 +227,22 @@ struct AppContainer<'t, 'a> {
     base_command: Option<Vec<String>>,
 }
 
-fn restricted() -> Value {
+/// The user and group of the install container, whatever `USER` the shim image declares
+/// (contract: "Universal wiring", security context).
+pub const INSTALL_USER: u32 = 65532;
+
+/// The install container's security context: `restricted`, with an explicit non-root user so
+/// that it runs whatever user the shim image declares. Only the install container gets it:
+/// the shim-wrapped copies run the profile's own image and keep the profile container's
+/// `securityContext` exactly (a root image with `runAsNonRoot` added is refused by the
+/// kubelet: `CreateContainerConfigError`).
+fn install_security() -> Value {
     json!({
         "allowPrivilegeEscalation": false,
         "capabilities": {"drop": ["ALL"]},
         "runAsNonRoot": true,
+        "runAsUser": INSTALL_USER,
+        "runAsGroup": INSTALL_USER,
         "seccompProfile": {"type": "RuntimeDefault"}
     })
 }
@@ -439,12 +450,6 @@ fn set_command(c: &mut Map<String, Value>, cmd: Vec<String>) {
     );
 }
 
-fn with_default_security(c: &mut Map<String, Value>) {
-    if !c.contains_key("securityContext") {
-        c.insert("securityContext".into(), restricted());
-    }
-}
-
 fn pod_downward_env(c: &mut Map<String, Value>) {
     for (n, f) in [
         ("POD_NAME", "metadata.name"),
@@ -465,7 +470,7 @@ fn install_container(image: &str) -> Value {
         "imagePullPolicy": "IfNotPresent",
         "command": ["sidecar-shim", "install", format!("{SHIM_MOUNT}/bin")],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
-        "securityContext": restricted(),
+        "securityContext": install_security(),
         "volumeMounts": [shim_mount()]
     })
 }
@@ -1116,7 +1121,6 @@ fn build_additions(
                             legacy_shim_command(&c.name, &restart_policy, &job, &cmd),
                         );
                         push_to(&mut v, "volumeMounts", shim_mount());
-                        with_default_security(&mut v);
                         if matches!(job, JobSafe::Api(_)) {
                             pod_downward_env(&mut v);
                         }
@@ -1134,7 +1138,6 @@ fn build_additions(
                     n_cmd.extend(cmd.iter().cloned());
                     set_command(&mut native, n_cmd);
                     push_to(&mut native, "volumeMounts", shim_mount());
-                    with_default_security(&mut native);
                     if ch.probe {
                         native.insert("restartPolicy".into(), json!("Always"));
                         if native.contains_key("startupProbe") {
@@ -1180,7 +1183,6 @@ fn build_additions(
                         legacy.insert("readinessProbe".into(), probe);
                     }
                     push_to(&mut legacy, "volumeMounts", shim_mount());
-                    with_default_security(&mut legacy);
                     if matches!(job, JobSafe::Api(_)) {
                         pod_downward_env(&mut legacy);
                     }

@@ -345,3 +345,65 @@ fn every_mode_adds_what_it_should() {
     );
     let _ = BTreeMap::<String, String>::new();
 }
+
+/// The shim-wrapped copies run the profile's own image: they carry the profile container's
+/// `securityContext` exactly (none where it has none: most sidecar images run as root, and
+/// an added `runAsNonRoot` makes the kubelet refuse them). Only the install container, ours,
+/// is `restricted`, with an explicit user so that it runs whatever user the shim image has.
+#[test]
+fn shim_wrapped_copies_keep_the_profile_security_context() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"app": "web"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "a", "command": ["/a"]}]}});
+    let own = json!({"runAsUser": 0, "readOnlyRootFilesystem": true, "x-future": 1});
+    for security in [None, Some(own)] {
+        let mut p = json!({
+            "apiVersion": "sidecar-kit.io/v1alpha1", "kind": "SidecarProfile",
+            "metadata": {"name": "agent"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                     "containers": [{"name": "agent", "image": "agent:1", "command": ["/agent"]}]}
+        });
+        if let Some(s) = &security {
+            p["spec"]["containers"][0]["securityContext"] = s.clone();
+        }
+        let set = ProfileSet::new(
+            vec![Profile::from_value(&p, "test").unwrap()],
+            Some("shim:test"),
+        )
+        .unwrap();
+        let find = |pod: &Value, name: &str| -> Value {
+            ["initContainers", "containers"]
+                .iter()
+                .flat_map(|l| pod["spec"][l].as_array().cloned().unwrap_or_default())
+                .find(|c| c["name"] == name)
+                .unwrap_or_else(|| panic!("{name} is in the pod"))
+        };
+        for mode in [Mode::Universal, Mode::Legacy] {
+            let (out, _) = inject(&pod, &set, mode);
+            let copies: &[&str] = if mode == Mode::Universal {
+                &["agent", "agent-legacy"]
+            } else {
+                &["agent"]
+            };
+            for name in copies {
+                let c = find(&out, name);
+                assert_eq!(
+                    c["command"][0], "/sidecar-kit/bin/sidecar-shim",
+                    "{mode:?} {name} is shim-wrapped"
+                );
+                assert_eq!(
+                    c.get("securityContext"),
+                    security.as_ref(),
+                    "{mode:?} {name} keeps the profile's own securityContext"
+                );
+            }
+            let install = find(&out, "sidecar-kit-install");
+            let sc = &install["securityContext"];
+            assert_eq!(sc["runAsNonRoot"], true);
+            assert_eq!(sc["runAsUser"], 65532);
+            assert_eq!(sc["runAsGroup"], 65532);
+            assert_eq!(sc["allowPrivilegeEscalation"], false);
+            assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+            assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+        }
+    }
+}

@@ -368,6 +368,50 @@ pub fn analyse(pod: &Value, ctx: &Context) -> Analysis {
         }
     }
 
+    // Containers sidecar-kit added that the kubelet will not create because they would run
+    // as root under runAsNonRoot (most sidecar images run as root).
+    for (list, statuses) in [
+        ("initContainers", "initContainerStatuses"),
+        ("containers", "containerStatuses"),
+    ] {
+        for c in pod["spec"][list].as_array().into_iter().flatten() {
+            let Some(n) = c["name"].as_str() else {
+                continue;
+            };
+            if !added
+                .init_containers
+                .iter()
+                .chain(&added.containers)
+                .any(|a| a == n)
+            {
+                continue;
+            }
+            let waiting = &status_of(pod, statuses, n)["state"]["waiting"];
+            let message = waiting["message"].as_str().unwrap_or_default();
+            if waiting["reason"] != "CreateContainerConfigError"
+                || !message.contains("runAsNonRoot")
+            {
+                continue;
+            }
+            let own = c["securityContext"]["runAsNonRoot"] == true;
+            let wrapped = c["command"][0].as_str() == Some(sidecar_kit_core::engine::SHIM_BIN);
+            let fix = if own && wrapped {
+                "re-create the pod with this version of sidecar-kit: its shim-wrapped copies keep the profile container's own securityContext (earlier versions added runAsNonRoot: true); or give the sidecar a non-root runAsUser in the profile"
+            } else if own {
+                "the profile asks for runAsNonRoot: give the sidecar a non-root runAsUser in the profile as well, or use an image whose USER is a numeric non-root user"
+            } else {
+                "the pod's securityContext asks for runAsNonRoot: give the sidecar a non-root runAsUser in the profile, or use an image whose USER is a numeric non-root user"
+            };
+            a.findings.push(Finding::new(
+                "pods.sidecar-refused-as-root",
+                Severity::Error,
+                object.clone(),
+                format!("the kubelet will not create sidecar container {n}: {message} (CreateContainerConfigError; its image runs as root, and {} asks for runAsNonRoot)", if own { "its own securityContext" } else { "the pod's securityContext" }),
+                Some(fix.into()),
+            ));
+        }
+    }
+
     // Universal: which copy runs the sidecar.
     for c in inits.iter().filter(|c| is_shim_role(c, "native")) {
         let Some(n) = c["name"].as_str() else {
@@ -815,6 +859,47 @@ mod tests {
             .iter()
             .map(|f| (f.check.as_str(), f.severity))
             .collect()
+    }
+
+    #[test]
+    fn sidecar_refused_as_root() {
+        let st = r#"{"v":1,"injections":[{"profile":"log","hash":"sha256:1","mode":"universal","reason":"r","added":{"initContainers":["sidecar-kit-install","log"],"containers":["log-legacy"],"volumes":["sidecar-kit"]}}]}"#;
+        let refused = json!({"waiting": {"reason": "CreateContainerConfigError", "message": "container has runAsNonRoot and image will run as root (pod: \"p_ns(1)\", container: log-legacy)"}});
+        let mut p = pod(
+            json!({"nodeName": "n1",
+                "initContainers": [{"name": "sidecar-kit-install"}, {"name": "log", "restartPolicy": "Always", "command": ["/sidecar-kit/bin/sidecar-shim", "native"], "securityContext": {"runAsNonRoot": true}}],
+                "containers": [{"name": "app"}, {"name": "log-legacy", "command": ["/sidecar-kit/bin/sidecar-shim", "legacy"], "securityContext": {"runAsNonRoot": true}}]}),
+            json!({"phase": "Pending",
+                "initContainerStatuses": [{"name": "log", "state": {"running": {}}}],
+                "containerStatuses": [{"name": "app", "state": {"running": {}}}, {"name": "log-legacy", "state": refused}]}),
+        );
+        p["metadata"]["annotations"] = json!({STATUS_ANNOTATION: st});
+        let ctx = Context {
+            node_class: Some(NodeClass::Capable),
+            owner: None,
+        };
+        let a = analyse(&p, &ctx);
+        assert_eq!(
+            checks(&a),
+            vec![("pods.sidecar-refused-as-root", Severity::Error)]
+        );
+        assert!(
+            a.findings[0]
+                .message
+                .contains("sidecar container log-legacy"),
+            "{}",
+            a.findings[0].message
+        );
+        assert!(
+            a.findings[0]
+                .fix
+                .as_deref()
+                .unwrap_or_default()
+                .contains("keep the profile container's own securityContext")
+        );
+        // The same wait on an app container is not sidecar-kit's to explain.
+        p["status"]["containerStatuses"] = json!([{"name": "app", "state": refused}, {"name": "log-legacy", "state": {"running": {}}}]);
+        assert!(checks(&analyse(&p, &ctx)).is_empty());
     }
 
     #[test]
