@@ -59,6 +59,9 @@ pub enum SkipCode {
     MissingVolume,
     ProfileUnfitForMode,
     BadStatus,
+    /// The pod breaks a rule the API server enforces (two containers of one name): it will
+    /// be refused whatever is added.
+    InvalidPod,
 }
 
 impl SkipCode {
@@ -75,6 +78,7 @@ impl SkipCode {
             SkipCode::MissingVolume => "MissingVolume",
             SkipCode::ProfileUnfitForMode => "ProfileUnfitForMode",
             SkipCode::BadStatus => "BadStatus",
+            SkipCode::InvalidPod => "InvalidPod",
         }
     }
 
@@ -90,6 +94,7 @@ impl SkipCode {
                 | SkipCode::MissingVolume
                 | SkipCode::ProfileUnfitForMode
                 | SkipCode::BadStatus
+                | SkipCode::InvalidPod
         )
     }
 }
@@ -654,6 +659,17 @@ fn plan_template(
     let mut warnings = Vec::new();
     let mut considered = Vec::new();
     let mut fact_lines = Vec::new();
+    if let Some(message) = duplicate_container(t) {
+        return skip(
+            t,
+            ns,
+            SkipCode::InvalidPod,
+            message,
+            warnings,
+            considered,
+            fact_lines,
+        );
+    }
     let prev = match t.meta.annotation(STATUS_ANNOTATION).map(Status::parse) {
         None => None,
         Some(Ok(s)) => Some(s),
@@ -980,6 +996,35 @@ fn plan_template(
         ),
         Err((code, msg)) => skip(t, ns, code, msg, warnings, considered, fact_lines),
     }
+}
+
+/// Two containers of one name (init and regular containers share one name space): the API
+/// server refuses such a pod, and names would no longer say which container is which.
+fn duplicate_container(t: &Template<'_>) -> Option<String> {
+    let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+    let all = t
+        .spec
+        .init_containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("initContainers[{i}]"), c))
+        .chain(
+            t.spec
+                .containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("containers[{i}]"), c)),
+        );
+    for (place, c) in all {
+        if let Some(first) = seen.get(c.view.name.as_str()) {
+            return Some(format!(
+                "container name {:?} is used twice ({first} and {place}); the API server refuses such a pod: rename one of them",
+                c.view.name
+            ));
+        }
+        seen.insert(&c.view.name, place);
+    }
+    None
 }
 
 fn prev_added(s: &Status) -> Added {

@@ -359,6 +359,31 @@ async fn opt_out_and_conflicts() {
     );
 }
 
+/// A pod with two containers of one name is left as it is, with a warning: the API server
+/// refuses it, and nothing sidecar-kit adds could make it valid.
+#[tokio::test]
+async fn duplicate_container_names_pass_unchanged_with_a_warning() {
+    let st = state(FailureMode::Allow);
+    let mut r = fixture();
+    let app = r["request"]["object"]["spec"]["containers"][0].clone();
+    r["request"]["object"]["spec"]["initContainers"] = json!([app]);
+    let resp = review(st, &r).await;
+    assert_eq!(resp["allowed"], true);
+    assert!(resp.get("patch").is_none(), "{resp}");
+    let w = resp["warnings"][0].as_str().unwrap();
+    assert!(
+        w.contains(&format!("container name {} is used twice", app["name"]))
+            && w.contains("initContainers[0] and containers[0]"),
+        "{w}"
+    );
+    assert!(
+        resp["auditAnnotations"]["skip-reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("InvalidPod")
+    );
+}
+
 #[tokio::test]
 async fn internal_errors_follow_the_failure_mode() {
     let mut r = fixture();
