@@ -1680,6 +1680,62 @@ fn finish(
     if let (Some(_), Some(r)) = (&default_container, records.first_mut()) {
         r.added.default_container = true;
     }
+    // What was present but empty before any injection stays so when emptied again.
+    let app_edits = app_list_edits(t, &prev_added, &adds);
+    let empty_before = |key: &str, present: bool, len: usize, base_len: usize| {
+        present && base_len == 0 && (len == 0 || prev_added.was_empty.iter().any(|k| k == key))
+    };
+    let init_was_empty = empty_before(
+        "initContainers",
+        t.spec.init_containers_present,
+        t.spec.init_containers.len(),
+        base_init.len(),
+    );
+    let base_volumes = t
+        .spec
+        .volumes
+        .iter()
+        .filter(|v| !prev_added.volumes.contains(&v.name))
+        .count();
+    let volumes_was_empty = empty_before(
+        "volumes",
+        t.spec.volumes_present,
+        t.spec.volumes.len(),
+        base_volumes,
+    );
+    let ours_annotation = |k: &str| {
+        k == STATUS_ANNOTATION
+            || (k == DEFAULT_CONTAINER_ANNOTATION && prev_added.default_container)
+    };
+    let annotations = t.meta.annotations.as_ref();
+    let annotations_was_empty = empty_before(
+        "annotations",
+        annotations.is_some(),
+        annotations.map_or(0, BTreeMap::len),
+        annotations.map_or(0, |a| a.keys().filter(|k| !ours_annotation(k)).count()),
+    );
+    // metadata: {} (a template's) that held nothing but what sidecar-kit annotated.
+    let metadata_was_empty = t.meta_present
+        && meta_keys_besides_annotations(t) == 0
+        && (annotations.is_none() || prev_added.was_empty.iter().any(|k| k == "metadata"));
+    if let Some(r) = records.first_mut() {
+        let mut keys: Vec<String> = app_edits
+            .iter()
+            .filter(|e| e.was_empty(&prev_added))
+            .map(|e| e.key.clone())
+            .collect();
+        for (key, yes) in [
+            ("initContainers", init_was_empty),
+            ("volumes", volumes_was_empty),
+            ("annotations", annotations_was_empty),
+            ("metadata", metadata_was_empty),
+        ] {
+            if yes {
+                keys.push(key.to_string());
+            }
+        }
+        r.added.was_empty = keys;
+    }
     let status = (!removing).then_some(Status {
         v: 1,
         injections: records,
@@ -1744,62 +1800,16 @@ fn finish(
     let mut ops = Vec::new();
     if !unchanged {
         // 1. Inside app containers (current indices; nothing before this shifts them).
+        for e in app_edits {
+            let keep_empty = e.was_empty(&prev_added);
+            edit_list(&mut ops, &e.pointer, e.present, e.len, e.target, keep_empty);
+        }
         for (ci, c) in t.spec.containers.iter().enumerate() {
             if prev_added.containers.contains(&c.view.name) {
                 continue;
             }
             let name = &c.view.name;
             let cp = format!("{sp}/containers/{ci}");
-            let mount_keys: Vec<&str> = c
-                .view
-                .volume_mounts
-                .iter()
-                .flatten()
-                .map(|m| m.mount_path.as_str())
-                .collect();
-            let env_keys: Vec<&str> = c
-                .view
-                .env
-                .iter()
-                .flatten()
-                .map(|e| e.name.as_str())
-                .collect();
-            for (field, present, keys, ours, new) in [
-                (
-                    "volumeMounts",
-                    c.view.volume_mounts.is_some(),
-                    &mount_keys,
-                    &prev_added.app_mounts,
-                    &adds.app_mounts,
-                ),
-                (
-                    "env",
-                    c.view.env.is_some(),
-                    &env_keys,
-                    &prev_added.app_env,
-                    &adds.app_env,
-                ),
-            ] {
-                // Keep what is not ours, append what this plan adds to this container.
-                let mut target: Vec<Result<usize, Value>> = keys
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, k)| !ours.iter().any(|x| &x.container == name && x.name == **k))
-                    .map(|(i, _)| Ok(i))
-                    .collect();
-                target.extend(
-                    new.iter()
-                        .filter(|(i, _, _)| *i == ci)
-                        .map(|(_, _, v)| Err(v.clone())),
-                );
-                edit_list(
-                    &mut ops,
-                    &format!("{cp}/{field}"),
-                    present,
-                    keys.len(),
-                    target,
-                );
-            }
             let base_cmd = if prev_added.app_commands.contains(name) {
                 c.view.command.as_deref().and_then(unwrap_app)
             } else {
@@ -1825,6 +1835,7 @@ fn finish(
             t.spec.containers_present,
             t.spec.containers.len(),
             as_edit(containers_target),
+            false,
         );
         edit_list(
             &mut ops,
@@ -1832,6 +1843,7 @@ fn finish(
             t.spec.init_containers_present,
             t.spec.init_containers.len(),
             as_edit(init_target),
+            init_was_empty,
         );
         edit_list(
             &mut ops,
@@ -1839,6 +1851,7 @@ fn finish(
             t.spec.volumes_present,
             t.spec.volumes.len(),
             as_edit(volumes_target),
+            volumes_was_empty,
         );
         // 3. Affinity, replaced as one small object so that unknown fields in it survive.
         match (&t.spec.affinity, aff_target) {
@@ -1861,7 +1874,7 @@ fn finish(
         if prev_added.default_container || default_container.is_some() {
             set.push((DEFAULT_CONTAINER_ANNOTATION, default_container.clone()));
         }
-        annotation_ops(&mut ops, t, &set);
+        annotation_ops(&mut ops, t, &set, annotations_was_empty, metadata_was_empty);
     }
 
     let result = match status {
@@ -1892,9 +1905,129 @@ fn finish(
     )
 }
 
-fn annotation_ops(ops: &mut Vec<PatchOp>, t: &Template<'_>, set: &[(&str, Option<String>)]) {
+/// A list inside an app container (`env`, `volumeMounts`) as the plan leaves it.
+struct ListEdit {
+    pointer: String,
+    /// `containers/NAME/FIELD`, as [`Added::was_empty`] names it.
+    key: String,
+    present: bool,
+    len: usize,
+    /// Items that are not sidecar-kit's.
+    base_len: usize,
+    target: Vec<Result<usize, Value>>,
+}
+
+impl ListEdit {
+    /// Was the list present but empty before any injection?
+    fn was_empty(&self, prev: &Added) -> bool {
+        self.present
+            && self.base_len == 0
+            && (self.len == 0 || prev.was_empty.iter().any(|k| *k == self.key))
+    }
+}
+
+/// The `volumeMounts` and `env` of every app container: what is kept (what is not
+/// sidecar-kit's), then what this plan adds to that container.
+fn app_list_edits(t: &Template<'_>, prev: &Added, adds: &Additions) -> Vec<ListEdit> {
+    let sp = &t.spec_pointer;
+    let mut out = Vec::new();
+    for (ci, c) in t.spec.containers.iter().enumerate() {
+        if prev.containers.contains(&c.view.name) {
+            continue;
+        }
+        let name = &c.view.name;
+        let mount_keys: Vec<&str> = c
+            .view
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        let env_keys: Vec<&str> = c
+            .view
+            .env
+            .iter()
+            .flatten()
+            .map(|e| e.name.as_str())
+            .collect();
+        for (field, present, keys, ours, new) in [
+            (
+                "volumeMounts",
+                c.view.volume_mounts.is_some(),
+                &mount_keys,
+                &prev.app_mounts,
+                &adds.app_mounts,
+            ),
+            (
+                "env",
+                c.view.env.is_some(),
+                &env_keys,
+                &prev.app_env,
+                &adds.app_env,
+            ),
+        ] {
+            // Keep what is not ours, append what this plan adds to this container.
+            let mut target: Vec<Result<usize, Value>> = keys
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| !ours.iter().any(|x| &x.container == name && x.name == **k))
+                .map(|(i, _)| Ok(i))
+                .collect();
+            let base_len = target.len();
+            target.extend(
+                new.iter()
+                    .filter(|(i, _, _)| *i == ci)
+                    .map(|(_, _, v)| Err(v.clone())),
+            );
+            out.push(ListEdit {
+                pointer: format!("{sp}/containers/{ci}/{field}"),
+                key: format!("containers/{name}/{field}"),
+                present,
+                len: keys.len(),
+                base_len,
+                target,
+            });
+        }
+    }
+    out
+}
+
+/// How many fields a template's metadata has besides `annotations`.
+fn meta_keys_besides_annotations(t: &Template<'_>) -> usize {
+    t.meta_raw
+        .and_then(|raw| serde_json::from_str::<Map<String, Value>>(raw.get()).ok())
+        .map_or(usize::MAX, |m| {
+            m.keys().filter(|k| *k != "annotations").count()
+        })
+}
+
+/// Sets or removes sidecar-kit's annotations. Where removing them leaves none, the map goes
+/// too (and a template's metadata that held nothing else), unless it was there, empty,
+/// before (`keep_empty`, `metadata_was_empty`).
+fn annotation_ops(
+    ops: &mut Vec<PatchOp>,
+    t: &Template<'_>,
+    set: &[(&str, Option<String>)],
+    keep_empty: bool,
+    metadata_was_empty: bool,
+) {
     let mp = &t.meta_pointer;
     match &t.meta.annotations {
+        Some(cur)
+            if !keep_empty
+                && !cur.is_empty()
+                && cur
+                    .keys()
+                    .all(|k| set.iter().any(|(s, v)| s == k && v.is_none())) =>
+        {
+            if !metadata_was_empty && meta_keys_besides_annotations(t) == 0 {
+                ops.push(PatchOp::Remove { path: mp.clone() });
+            } else {
+                ops.push(PatchOp::Remove {
+                    path: format!("{mp}/annotations"),
+                });
+            }
+        }
         Some(cur) => {
             for (k, v) in set {
                 let path = format!("{mp}/annotations/{}", escape_pointer(k));

@@ -29,13 +29,15 @@ pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
 /// Edits a list (containers, volumes, mounts...) whose retained items keep their order:
 /// removes the flagged items (highest index first), then adds the new ones at their final
 /// positions (lowest first). `target` is the final list: `Ok(i)` is current item `i`,
-/// `Err(v)` a new value. `present` says whether the field exists at all.
+/// `Err(v)` a new value. `present` says whether the field exists at all; a list emptied by
+/// the edit is removed, unless `keep_empty` (it was an empty list before anything was added).
 pub fn edit_list(
     ops: &mut Vec<PatchOp>,
     pointer: &str,
     present: bool,
     current_len: usize,
     target: Vec<Result<usize, Value>>,
+    keep_empty: bool,
 ) {
     let kept: Vec<usize> = target
         .iter()
@@ -44,8 +46,15 @@ pub fn edit_list(
     let removed: Vec<usize> = (0..current_len).filter(|i| !kept.contains(i)).collect();
     if target.is_empty() {
         if present && current_len > 0 {
-            ops.push(PatchOp::Remove {
-                path: pointer.to_string(),
+            ops.push(if keep_empty {
+                PatchOp::Replace {
+                    path: pointer.to_string(),
+                    value: Value::Array(Vec::new()),
+                }
+            } else {
+                PatchOp::Remove {
+                    path: pointer.to_string(),
+                }
             });
         }
         return;
@@ -102,6 +111,7 @@ mod tests {
             true,
             4,
             vec![Err(json!("N")), Ok(0), Ok(2), Err(json!("M"))],
+            false,
         );
         assert_eq!(apply(&doc, &ops), json!({"l": ["N", "a", "b", "M"]}));
     }
@@ -109,17 +119,21 @@ mod tests {
     #[test]
     fn creates_and_removes_whole_lists() {
         let mut ops = Vec::new();
-        edit_list(&mut ops, "/l", false, 0, vec![Err(json!(1))]);
+        edit_list(&mut ops, "/l", false, 0, vec![Err(json!(1))], false);
         assert_eq!(apply(&json!({}), &ops), json!({"l": [1]}));
         let mut ops = Vec::new();
-        edit_list(&mut ops, "/l", true, 2, vec![]);
+        edit_list(&mut ops, "/l", true, 2, vec![], false);
         assert_eq!(apply(&json!({"l": [1, 2]}), &ops), json!({}));
         let mut ops = Vec::new();
-        edit_list(&mut ops, "/l", true, 1, vec![Err(json!(3))]);
+        edit_list(&mut ops, "/l", true, 1, vec![Err(json!(3))], false);
         assert_eq!(apply(&json!({"l": [1]}), &ops), json!({"l": [3]}));
         let mut ops = Vec::new();
-        edit_list(&mut ops, "/l", true, 0, vec![]);
+        edit_list(&mut ops, "/l", true, 0, vec![], false);
         assert!(ops.is_empty());
+        // A list that was empty before anything was added is left empty, not removed.
+        let mut ops = Vec::new();
+        edit_list(&mut ops, "/l", true, 2, vec![], true);
+        assert_eq!(apply(&json!({"l": [1, 2]}), &ops), json!({"l": []}));
     }
 
     #[test]

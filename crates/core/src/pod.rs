@@ -235,6 +235,8 @@ pub struct Template<'a> {
     /// Namespace of that object.
     pub object_namespace: Option<String>,
     pub meta_present: bool,
+    /// The template's metadata as written (for Pods, the object's own).
+    pub meta_raw: Option<&'a RawValue>,
     pub meta: MetaView,
     pub spec: PodSpecView<'a>,
 }
@@ -349,6 +351,7 @@ fn collect<'a>(
             .or_else(|| object_meta.generate_name.clone()),
         object_namespace: object_meta.namespace.clone(),
         meta_present: meta_raw.is_some(),
+        meta_raw,
         meta,
         spec,
     });

@@ -58,6 +58,12 @@ pub struct Added {
     pub affinity_created: Option<String>,
     #[serde(default)]
     pub default_container: bool,
+    /// Fields that were present but empty before the injection (`annotations`,
+    /// `initContainers`, `volumes`, `containers/NAME/env`, `containers/NAME/volumeMounts`,
+    /// `metadata`): emptied again, they stay as `{}`/`[]`. Every other field left empty by
+    /// uninject is removed, as it was absent before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub was_empty: Vec<String>,
 }
 
 impl Status {
@@ -93,6 +99,7 @@ impl Status {
                 a.affinity_created.clone_from(&b.affinity_created);
             }
             a.default_container |= b.default_container;
+            a.was_empty.extend(b.was_empty.iter().cloned());
         }
         a
     }

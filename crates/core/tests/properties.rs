@@ -2,7 +2,7 @@
 //! - fields this code does not know survive, at every level;
 //! - every injected container appears once;
 //! - inject twice = inject once (the second plan is empty);
-//! - uninject after inject = the input (up to the annotations added);
+//! - uninject after inject = the input, exactly;
 //! - re-injecting with a changed profile = injecting the new profile into the original;
 //! - the result obeys the pod validation rules of `docs/native-sidecars.md`.
 
@@ -69,27 +69,46 @@ fn extras() -> impl Strategy<Value = Vec<Value>> {
     prop::collection::vec(unknown_value(), 0..3)
 }
 
+/// How a list or map field of the input is written: absent, present but empty, or with an
+/// item (an explicit empty one must come back as it was, and so must an absent one).
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Absent,
+    Empty,
+    Items,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    prop::sample::select(vec![Shape::Absent, Shape::Empty, Shape::Items])
+}
+
 fn container(
     name: String,
     with_command: bool,
     mounts: Vec<String>,
-    env: bool,
+    env: Shape,
     extra: Vec<Value>,
 ) -> Value {
     let mut c = json!({"name": name, "image": "app:1"});
     if with_command {
         c["command"] = json!(["/app", "serve"]);
     }
-    if !mounts.is_empty() {
-        c["volumeMounts"] = Value::Array(
-            mounts
-                .iter()
-                .map(|v| json!({"name": v, "mountPath": format!("/mnt/{v}")}))
-                .collect(),
-        );
+    match (mounts.is_empty(), env) {
+        (false, _) => {
+            c["volumeMounts"] = Value::Array(
+                mounts
+                    .iter()
+                    .map(|v| json!({"name": v, "mountPath": format!("/mnt/{v}")}))
+                    .collect(),
+            )
+        }
+        (true, Shape::Empty) => c["volumeMounts"] = json!([]),
+        _ => {}
     }
-    if env {
-        c["env"] = json!([{"name": "PLAIN", "value": "1"}]);
+    match env {
+        Shape::Absent => {}
+        Shape::Empty => c["env"] = json!([]),
+        Shape::Items => c["env"] = json!([{"name": "PLAIN", "value": "1"}]),
     }
     with_unknown(c, extra)
 }
@@ -98,21 +117,22 @@ prop_compose! {
     fn pod()(
         n_apps in 1usize..4,
         commands in prop::collection::vec(any::<bool>(), 3),
-        envs in prop::collection::vec(any::<bool>(), 3),
+        envs in prop::collection::vec(shape(), 3),
         n_init in 0usize..3,
         n_vols in 0usize..3,
         restart in prop::sample::select(vec![None, Some("Always"), Some("Never"), Some("OnFailure")]),
         affinity in 0u8..4,
-        annotations in any::<bool>(),
+        annotations in shape(),
+        empty_lists in any::<bool>(),
         x in prop::collection::vec(extras(), 12),
     ) -> Value {
         let vols: Vec<String> = (0..n_vols).map(|i| format!("vol{i}")).collect();
         let apps: Vec<Value> = (0..n_apps).map(|i| container(format!("app{i}"), commands[i], vols.iter().take(i % (n_vols + 1)).cloned().collect(), envs[i], x[i].clone())).collect();
         let mut spec = json!({"containers": apps});
-        if n_init > 0 {
+        if n_init > 0 || empty_lists {
             spec["initContainers"] = Value::Array((0..n_init).map(|i| with_unknown(json!({"name": format!("init{i}"), "image": "init:1"}), x[3].clone())).collect());
         }
-        if n_vols > 0 {
+        if n_vols > 0 || empty_lists {
             spec["volumes"] = Value::Array(vols.iter().map(|v| with_unknown(json!({"name": v, "emptyDir": {}}), x[4].clone())).collect());
         }
         if let Some(r) = restart {
@@ -127,8 +147,10 @@ prop_compose! {
         }
         let spec = with_unknown(spec, x[8].clone());
         let mut meta = json!({"name": "p", "labels": {"app": "web"}});
-        if annotations {
-            meta["annotations"] = json!({"team": "blue"});
+        match annotations {
+            Shape::Absent => {}
+            Shape::Empty => meta["annotations"] = json!({}),
+            Shape::Items => meta["annotations"] = json!({"team": "blue"}),
         }
         let meta = with_unknown(meta, x[9].clone());
         with_unknown(json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": {"phase": "Pending"}}), x[10].clone())
@@ -179,13 +201,6 @@ fn unknowns(v: &Value, path: String, out: &mut BTreeSet<(String, String)>) {
         }
         _ => {}
     }
-}
-
-fn without_annotations(mut v: Value) -> Value {
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("annotations");
-    }
-    v
 }
 
 fn check_valid(pod: &Value) {
@@ -278,12 +293,10 @@ proptest! {
         prop_assert!(out2.patch.is_empty(), "second injection patched: {}", serde_json::to_string(&out2.patch).unwrap());
         prop_assert_eq!(&twice, &once);
 
-        // Uninject restores the input, up to the annotations added.
+        // Uninject restores the input exactly: absent fields absent, empty ones empty.
         let un = engine::uninject(&once.to_string()).unwrap();
         let restored = apply(&once, &un.patch);
-        prop_assert_eq!(without_annotations(restored.clone()), without_annotations(pod.clone()));
-        let original_annotations = pod["metadata"].get("annotations").cloned().unwrap_or(json!({}));
-        prop_assert_eq!(restored["metadata"]["annotations"].clone(), original_annotations);
+        prop_assert_eq!(&restored, &pod);
 
         // A changed profile replaces the old injection cleanly.
         let changed = profile_set("agent:2");
@@ -404,6 +417,47 @@ fn shim_wrapped_copies_keep_the_profile_security_context() {
             assert_eq!(sc["allowPrivilegeEscalation"], false);
             assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
             assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+        }
+    }
+}
+
+/// Templates without metadata (or with `metadata: {}`) come back from uninject exactly as
+/// they were: no `metadata: {annotations: {}}` left behind, and no `{}` taken away.
+#[test]
+fn uninject_restores_template_metadata_exactly() {
+    let p = json!({
+        "apiVersion": "sidecar-kit.io/v1alpha1", "kind": "SidecarProfile",
+        "metadata": {"name": "everywhere"},
+        "spec": {"selector": {}, "containers": [{"name": "agent", "image": "agent:1", "command": ["/agent"]}]}
+    });
+    let set = ProfileSet::new(
+        vec![Profile::from_value(&p, "test").unwrap()],
+        Some("shim:test"),
+    )
+    .unwrap();
+    for meta in [
+        None,
+        Some(json!({})),
+        Some(json!({"annotations": {}})),
+        Some(json!({"labels": {"a": "b"}})),
+    ] {
+        let mut job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "app", "image": "a", "command": ["/a"]}]}}}});
+        if let Some(m) = &meta {
+            job["spec"]["template"]["metadata"] = m.clone();
+        }
+        for mode in [Mode::Native, Mode::Legacy] {
+            let (once, out) = inject(&job, &set, mode);
+            assert!(
+                matches!(
+                    out.templates[0].result,
+                    TemplateResult::Injected { changed: true, .. }
+                ),
+                "{meta:?}: {:?}",
+                out.templates[0].result
+            );
+            let un = engine::uninject(&once.to_string()).unwrap();
+            assert_eq!(apply(&once, &un.patch), job, "metadata {meta:?}, {mode:?}");
         }
     }
 }
