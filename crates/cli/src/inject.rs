@@ -79,10 +79,29 @@ pub struct InjectArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Removes only what the status annotation lists and what is still exactly what the \
+profiles that injected add (the annotation can be written by anyone who writes the manifest, so a name \
+in it is never enough): give those profiles with -p, and the --shim-image they were injected with. \
+A template whose annotation does not match is left as it is, with a warning. Exit codes: 0 ok; \
+1 runtime error; 2 bad input (unreadable file, invalid profile)."
+)]
 pub struct UninjectArgs {
     /// Manifests to read: a file, a directory, or - for standard input. Repeatable.
     #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|-")]
     pub files: Vec<String>,
+    /// The SidecarProfile files or directories that made the injections. Repeatable.
+    #[arg(
+        short = 'p',
+        long = "profiles",
+        required = true,
+        value_name = "PATH",
+        env = "SIDECAR_KIT_PROFILES"
+    )]
+    pub profiles: Vec<String>,
+    /// Image carrying sidecar-shim, for profiles that name none (as given to inject).
+    #[arg(long, value_name = "IMAGE", env = "SIDECAR_KIT_SHIM_IMAGE")]
+    pub shim_image: Option<String>,
     /// Output format; the input's by default.
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<OutputFormat>,
@@ -209,7 +228,7 @@ fn transform(
             if let TemplateResult::Skipped(s) = &t.result {
                 if s.code.is_input_error() {
                     errors.push(format!("{place}: {}", s.message));
-                } else if notes {
+                } else if notes && !t.warnings.contains(&s.message) {
                     output::note("note", &place, &format!("not injected: {}", s.message));
                 }
             }
@@ -242,8 +261,13 @@ pub fn inject(a: InjectArgs) -> Result<(), CliError> {
 }
 
 pub fn uninject(a: UninjectArgs) -> Result<(), CliError> {
+    let profiles = load_set(
+        &a.profiles,
+        a.shim_image.as_deref(),
+        "problem(s) in the profiles",
+    )?;
     let docs = read_all(&a.files)?;
     let format = out_format(a.output, &docs);
-    let out = transform(&docs, false, engine::uninject)?;
+    let out = transform(&docs, false, |j| engine::uninject(j, &profiles))?;
     write(out, format)
 }

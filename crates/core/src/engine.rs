@@ -62,6 +62,9 @@ pub enum SkipCode {
     /// The pod breaks a rule the API server enforces (two containers of one name): it will
     /// be refused whatever is added.
     InvalidPod,
+    /// The status annotation lists something that is not what its profile adds (forged, or
+    /// changed since): nothing is removed or added.
+    UnverifiedStatus,
 }
 
 impl SkipCode {
@@ -79,6 +82,7 @@ impl SkipCode {
             SkipCode::ProfileUnfitForMode => "ProfileUnfitForMode",
             SkipCode::BadStatus => "BadStatus",
             SkipCode::InvalidPod => "InvalidPod",
+            SkipCode::UnverifiedStatus => "UnverifiedStatus",
         }
     }
 
@@ -177,19 +181,21 @@ pub fn inject(
 ) -> Result<Outcome, ViewError> {
     let mut out = Outcome::default();
     for t in templates(object)? {
-        let (o, ops) = plan_template(&t, Some(profiles), facts, opts);
+        let (o, ops) = plan_template(&t, Some(profiles), facts, opts, false);
         out.templates.push(o);
         out.patch.extend(ops);
     }
     Ok(out)
 }
 
-/// Plans the removal of everything sidecar-kit injected (per the status annotation).
-pub fn uninject(object: &str) -> Result<Outcome, ViewError> {
+/// Plans the removal of everything sidecar-kit injected (per the status annotation), where
+/// it is still exactly what the profiles that made it add (`profiles` must hold them: the
+/// annotation alone is never enough to delete anything).
+pub fn uninject(object: &str, profiles: &ProfileSet) -> Result<Outcome, ViewError> {
     let mut out = Outcome::default();
     let facts = crate::facts::StaticFacts::none();
     for t in templates(object)? {
-        let (o, ops) = plan_template(&t, None, &facts, &Options::default());
+        let (o, ops) = plan_template(&t, Some(profiles), &facts, &Options::default(), true);
         out.templates.push(o);
         out.patch.extend(ops);
     }
@@ -388,11 +394,11 @@ fn ready_probe(
             Some(port) => cmd.extend(["--tcp-socket".into(), format!("{}:{port}", host_of(t))]),
             None => warnings.push(format!("{name}{LEGACY_SUFFIX}: readiness port {:?} cannot be resolved; the check is dropped", t.get("port"))),
         }
-    } else if let Some(g) = orig.get("grpc").and_then(Value::as_object) {
-        if let Some(port) = resolve_port(g.get("port")) {
-            warnings.push(format!("{name}{LEGACY_SUFFIX}: its gRPC readiness check is replaced by a TCP check of port {port}"));
-            cmd.extend(["--tcp-socket".into(), format!("127.0.0.1:{port}")]);
-        }
+    } else if let Some(g) = orig.get("grpc").and_then(Value::as_object)
+        && let Some(port) = resolve_port(g.get("port"))
+    {
+        warnings.push(format!("{name}{LEGACY_SUFFIX}: its gRPC readiness check is replaced by a TCP check of port {port}"));
+        cmd.extend(["--tcp-socket".into(), format!("127.0.0.1:{port}")]);
     }
     let mut probe = orig.clone();
     for k in ["exec", "httpGet", "tcpSocket", "grpc"] {
@@ -650,6 +656,7 @@ fn plan_template(
     profiles: Option<&ProfileSet>,
     facts: &dyn Facts,
     opts: &Options,
+    remove_only: bool,
 ) -> (TemplateOutcome, Vec<PatchOp>) {
     let ns = opts
         .namespace
@@ -687,6 +694,24 @@ fn plan_template(
             );
         }
     };
+    if let (Some(p), Some(set)) = (&prev, profiles)
+        && let Err(why) = verify_status(t, p, set)
+    {
+        let message = format!(
+            "annotation {STATUS_ANNOTATION} does not match what its profiles add: {why}; nothing is removed or added (remove the annotation, and by hand what it wrongly lists, to inject again)"
+        );
+        warnings.push(message.clone());
+        return skip(
+            t,
+            ns,
+            SkipCode::UnverifiedStatus,
+            message,
+            warnings,
+            considered,
+            fact_lines,
+        );
+    }
+    let profiles = profiles.filter(|_| !remove_only);
     let Some(profiles) = profiles else {
         // uninject
         return match prev {
@@ -1025,6 +1050,203 @@ fn duplicate_container(t: &Template<'_>) -> Option<String> {
         seen.insert(&c.view.name, place);
     }
     None
+}
+
+/// The repository of an image reference, without tag or digest.
+fn image_repository(image: &str) -> &str {
+    let no_digest = image.split_once('@').map_or(image, |(r, _)| r);
+    match no_digest.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => no_digest,
+    }
+}
+
+/// Does the pod still hold exactly what the injections recorded in `prev` add? Every item
+/// the annotation lists is compared, by content, with what the loaded profile adds to this
+/// pod in the recorded mode: exactly (everything the profile sets is there with the same
+/// values; defaults added by the API server are fine) where the loaded profile is the
+/// version that injected, and by identity (name, image repository, volume source, mount
+/// volume) where the profile changed since. A pod author can write the annotation: a name in
+/// it is never enough to remove a container, volume, mount or variable.
+fn verify_status(t: &Template<'_>, prev: &Status, profiles: &ProfileSet) -> Result<(), String> {
+    let mut chosen = Vec::new();
+    let mut exact = true;
+    for i in &prev.injections {
+        let Some(p) = profiles.get(&i.profile) else {
+            return Err(format!(
+                "it names profile {:?}, which is not loaded, so what it lists cannot be checked (load that profile, e.g. with -p)",
+                i.profile
+            ));
+        };
+        exact &= p.hash == i.hash;
+        let probe = i.mode == Mode::Universal
+            && p.spec.containers.iter().any(|c| {
+                t.spec
+                    .init_containers
+                    .iter()
+                    .any(|x| x.view.name == c.name && x.value().get("startupProbe").is_some())
+            });
+        chosen.push(Chosen {
+            profile: p.clone(),
+            mode: i.mode,
+            reason: String::new(),
+            probe,
+        });
+    }
+    let prev_added = prev.all_added();
+    let (adds, _) = build_additions(t, &chosen, &prev_added, &mut Vec::new())
+        .map_err(|(_, m)| format!("its profiles cannot be planned for this pod again ({m})"))?;
+    let what = if exact {
+        "what that profile version adds"
+    } else {
+        "what the loaded (changed) profile adds under that name"
+    };
+    let matches = |have: &Value, want: &Value| -> bool {
+        if exact {
+            let mut want = want.clone();
+            // A later webhook may strip restartPolicy: re-invocation puts it back.
+            if let Some(m) = want.as_object_mut() {
+                m.remove("restartPolicy");
+            }
+            covers(have, &want)
+        } else {
+            let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+            let keys = |v: &Value| -> BTreeSet<String> {
+                v.as_object()
+                    .map(|m| m.keys().cloned().collect())
+                    .unwrap_or_default()
+            };
+            match (s(have, "image"), s(want, "image")) {
+                (Some(a), Some(b)) => image_repository(&a) == image_repository(&b),
+                (None, None) => {
+                    // Volumes: the same source; mounts: the same volume.
+                    let (mut a, mut b) = (keys(have), keys(want));
+                    if want.get("mountPath").is_some() {
+                        return s(have, "name") == s(want, "name");
+                    }
+                    a.retain(|k| k != "name");
+                    b.retain(|k| k != "name");
+                    a.is_subset(&b) || b.is_subset(&a)
+                }
+                _ => false,
+            }
+        }
+    };
+    let mut init_want: BTreeMap<&str, &Value> = adds
+        .init_blocks
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(|(n, v)| (n.as_str(), v)))
+        .collect();
+    if let Some(install) = &adds.install {
+        init_want.insert(INSTALL_CONTAINER, install);
+    }
+    let containers_want: BTreeMap<&str, &Value> = adds
+        .containers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v))
+        .collect();
+    for (list, listed, want, kind) in [
+        (
+            &t.spec.init_containers,
+            &prev_added.init_containers,
+            &init_want,
+            "init container",
+        ),
+        (
+            &t.spec.containers,
+            &prev_added.containers,
+            &containers_want,
+            "container",
+        ),
+    ] {
+        for name in listed {
+            let Some(have) = list.iter().find(|c| &c.view.name == name) else {
+                continue;
+            };
+            match want.get(name.as_str()) {
+                Some(w) if matches(&have.value(), w) => {}
+                _ => return Err(format!("{kind} {name:?} is listed, but it is not {what}")),
+            }
+        }
+    }
+    let volumes_want: BTreeMap<&str, &Value> =
+        adds.volumes.iter().map(|(n, v)| (n.as_str(), v)).collect();
+    for name in &prev_added.volumes {
+        let Some(have) = t.spec.volumes.iter().find(|v| &v.name == name) else {
+            continue;
+        };
+        let have: Value = serde_json::from_str(have.raw.get()).unwrap_or(Value::Null);
+        match volumes_want.get(name.as_str()) {
+            Some(w) if matches(&have, w) => {}
+            _ => return Err(format!("volume {name:?} is listed, but it is not {what}")),
+        }
+    }
+    let app_name = |i: usize| t.spec.containers.get(i).map(|c| c.view.name.as_str());
+    for (items, added, field, key, kind) in [
+        (
+            &prev_added.app_mounts,
+            &adds.app_mounts,
+            "volumeMounts",
+            "mountPath",
+            "mount",
+        ),
+        (
+            &prev_added.app_env,
+            &adds.app_env,
+            "env",
+            "name",
+            "variable",
+        ),
+    ] {
+        for item in items {
+            let Some(c) = t
+                .spec
+                .containers
+                .iter()
+                .find(|c| c.view.name == item.container)
+            else {
+                continue;
+            };
+            let value = c.value();
+            let Some(have) = value.get(field).and_then(Value::as_array).and_then(|l| {
+                l.iter()
+                    .find(|x| x.get(key).and_then(Value::as_str) == Some(&item.name))
+            }) else {
+                continue;
+            };
+            let want = added
+                .iter()
+                .find(|(i, n, _)| app_name(*i) == Some(item.container.as_str()) && *n == item.name);
+            match want {
+                Some((_, _, w)) if matches(have, w) || (exact && covers(have, w)) => {}
+                _ => {
+                    return Err(format!(
+                        "{kind} {:?} of container {:?} is listed, but it is not {what}",
+                        item.name, item.container
+                    ));
+                }
+            }
+        }
+    }
+    for name in &prev_added.app_commands {
+        if let Some(c) = t.spec.containers.iter().find(|c| &c.view.name == name)
+            && c.view.command.as_deref().and_then(unwrap_app).is_none()
+        {
+            return Err(format!(
+                "the command of container {name:?} is listed as wrapped, but it is not sidecar-shim's app wrapper"
+            ));
+        }
+    }
+    if prev_added.default_container
+        && let Some(v) = t.meta.annotation(DEFAULT_CONTAINER_ANNOTATION)
+        && adds.default_container.as_deref() != Some(v)
+    {
+        return Err(format!(
+            "annotation {DEFAULT_CONTAINER_ANNOTATION}={v:?} is listed as added, but sidecar-kit would name {:?}",
+            adds.default_container.as_deref().unwrap_or("no container")
+        ));
+    }
+    Ok(())
 }
 
 fn prev_added(s: &Status) -> Added {
@@ -1531,7 +1753,11 @@ fn affinity_without_ours(cur: Option<&Value>, prev: &Added) -> Option<Value> {
     {
         for term in terms.iter_mut().filter_map(Value::as_object_mut) {
             if let Some(Value::Array(exprs)) = term.get_mut("matchExpressions") {
-                exprs.retain(|e| e.get("key").and_then(Value::as_str) != Some(NODE_LABEL));
+                exprs.retain(|e| {
+                    ![Mode::Affinity, Mode::Universal]
+                        .iter()
+                        .any(|m| affinity_expr(*m).as_ref() == Some(e))
+                });
                 if exprs.is_empty() {
                     term.remove("matchExpressions");
                 }
@@ -1922,7 +2148,7 @@ impl ListEdit {
     fn was_empty(&self, prev: &Added) -> bool {
         self.present
             && self.base_len == 0
-            && (self.len == 0 || prev.was_empty.iter().any(|k| *k == self.key))
+            && (self.len == 0 || prev.was_empty.contains(&self.key))
     }
 }
 

@@ -294,7 +294,7 @@ proptest! {
         prop_assert_eq!(&twice, &once);
 
         // Uninject restores the input exactly: absent fields absent, empty ones empty.
-        let un = engine::uninject(&once.to_string()).unwrap();
+        let un = engine::uninject(&once.to_string(), &set).unwrap();
         let restored = apply(&once, &un.patch);
         prop_assert_eq!(&restored, &pod);
 
@@ -456,8 +456,112 @@ fn uninject_restores_template_metadata_exactly() {
                 "{meta:?}: {:?}",
                 out.templates[0].result
             );
-            let un = engine::uninject(&once.to_string()).unwrap();
+            let un = engine::uninject(&once.to_string(), &set).unwrap();
             assert_eq!(apply(&once, &un.patch), job, "metadata {meta:?}, {mode:?}");
+        }
+    }
+}
+
+/// The status annotation can be written by whoever writes the pod. A forged one, listing the
+/// app's container, its variable or another webhook's container, or naming a profile that
+/// is not loaded, removes nothing: the template is skipped with a reason and a warning, by
+/// inject (re-invocation) and uninject alike. What sidecar-kit really added, unchanged, is
+/// still removed.
+#[test]
+fn forged_status_annotations_remove_nothing() {
+    let set = profile_set("agent:1");
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"app": "web"}},
+        "spec": {"containers": [
+            {"name": "app", "image": "a", "command": ["/a"], "env": [{"name": "AGENT_ADDR", "value": "mine"}]},
+            {"name": "istio-proxy", "image": "proxy:1"}]}});
+    for mode in [Mode::Native, Mode::Legacy, Mode::Universal] {
+        let (once, _) = inject(&pod, &set, mode);
+        let status: Value = serde_json::from_str(
+            once["metadata"]["annotations"]["sidecar-kit.io/status"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        // Untouched, the real injection verifies and uninject removes it.
+        let un = engine::uninject(&once.to_string(), &set).unwrap();
+        assert_eq!(
+            apply(&once, &un.patch),
+            pod,
+            "{mode:?}: the real injection is removed"
+        );
+
+        let forge = |f: &dyn Fn(&mut Value)| -> Value {
+            let mut st = status.clone();
+            f(&mut st);
+            let mut p = once.clone();
+            p["metadata"]["annotations"]["sidecar-kit.io/status"] = json!(st.to_string());
+            p
+        };
+        let forged = [
+            (
+                "the app container",
+                forge(&|st| {
+                    st["injections"][0]["added"]["containers"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!("app"))
+                }),
+            ),
+            (
+                "another webhook's container",
+                forge(&|st| {
+                    st["injections"][0]["added"]["containers"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!("istio-proxy"))
+                }),
+            ),
+            (
+                "the app's own variable",
+                forge(&|st| {
+                    st["injections"][0]["added"]["appEnv"] =
+                        json!([{"container": "app", "name": "AGENT_ADDR"}])
+                }),
+            ),
+            (
+                "a profile that is not loaded",
+                forge(&|st| st["injections"][0]["profile"] = json!("other")),
+            ),
+            ("a changed profile whose image is another", {
+                let mut p =
+                    forge(&|st| st["injections"][0]["hash"] = json!("sha256:0000000000000000"));
+                for list in ["initContainers", "containers"] {
+                    for c in p["spec"][list].as_array_mut().into_iter().flatten() {
+                        if c["image"] == "agent:1" {
+                            c["image"] = json!("someone-else/agent:1");
+                        }
+                    }
+                }
+                p
+            }),
+        ];
+        for (what, doc) in forged {
+            let un = engine::uninject(&doc.to_string(), &set).unwrap();
+            let (re, out) = inject(&doc, &set, mode);
+            for (verb, o, patch_empty) in [
+                ("uninject", &un, un.patch.is_empty()),
+                ("inject", &out, out.patch.is_empty()),
+            ] {
+                assert!(patch_empty, "{mode:?}, {what}: {verb} changed the pod");
+                let t = &o.templates[0];
+                assert!(
+                    matches!(&t.result, TemplateResult::Skipped(s) if s.code == engine::SkipCode::UnverifiedStatus),
+                    "{mode:?}, {what}: {verb}: {:?}",
+                    t.result
+                );
+                assert!(
+                    t.warnings
+                        .iter()
+                        .any(|w| w.contains("does not match what its profiles add")),
+                    "{mode:?}, {what}: {verb} warns"
+                );
+            }
+            assert_eq!(re, doc);
         }
     }
 }

@@ -384,6 +384,39 @@ async fn duplicate_container_names_pass_unchanged_with_a_warning() {
     );
 }
 
+/// A pod created with a status annotation that lists its own app container (or another
+/// webhook's, or the kube-api-access volume) as sidecar-kit's keeps all of them: the review
+/// is allowed unchanged, with a warning, and the skip says why.
+#[tokio::test]
+async fn forged_status_annotation_removes_nothing() {
+    let st = state(FailureMode::Allow);
+    let forged = [
+        r#"{"v":1,"injections":[{"profile":"log-shipper","hash":"sha256:0123456789abcdef","mode":"legacy","reason":"r","added":{"containers":["web"]}}]}"#,
+        r#"{"v":1,"injections":[{"profile":"log-shipper","hash":"sha256:0123456789abcdef","mode":"native","reason":"r","added":{"volumes":["kube-api-access-x7k2p"]}}]}"#,
+        r#"{"v":1,"injections":[{"profile":"mesh-proxy","hash":"sha256:0123456789abcdef","mode":"native","reason":"r","added":{"containers":["web"]}}]}"#,
+    ];
+    for status in forged {
+        let r = with_annotation(fixture(), "sidecar-kit.io/status", status);
+        let resp = review(st.clone(), &r).await;
+        assert_eq!(resp["allowed"], true);
+        assert!(resp.get("patch").is_none(), "{status}: {resp}");
+        assert!(
+            resp["warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("does not match what its profiles add"),
+            "{resp}"
+        );
+        assert!(
+            resp["auditAnnotations"]["skip-reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("UnverifiedStatus"),
+            "{resp}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn internal_errors_follow_the_failure_mode() {
     let mut r = fixture();
