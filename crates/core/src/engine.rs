@@ -2146,9 +2146,7 @@ struct ListEdit {
 impl ListEdit {
     /// Was the list present but empty before any injection?
     fn was_empty(&self, prev: &Added) -> bool {
-        self.present
-            && self.base_len == 0
-            && (self.len == 0 || prev.was_empty.contains(&self.key))
+        self.present && self.base_len == 0 && (self.len == 0 || prev.was_empty.contains(&self.key))
     }
 }
 

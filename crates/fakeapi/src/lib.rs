@@ -314,10 +314,10 @@ impl FakeApi {
                 let _ = inner.upsert(&served, seed::namespace(ns, &[]));
             }
         }
-        if config.install_sidecar_profile_crd {
-            if let Some(served) = inner.resolve("customresourcedefinitions") {
-                let _ = inner.upsert(&served, sidecar_profile_crd());
-            }
+        if config.install_sidecar_profile_crd
+            && let Some(served) = inner.resolve("customresourcedefinitions")
+        {
+            let _ = inner.upsert(&served, sidecar_profile_crd());
         }
         let mut tokens = HashMap::new();
         tokens.insert(config.token.clone(), config.user.clone());

@@ -352,17 +352,17 @@ struct Target {
 
 fn parse_target(ctx: &Ctx, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
     let store = ctx.shared.store();
-    if rest.len() >= 3 && rest[0] == "namespaces" {
-        if let Some(served) = store.find(group, version, rest[2]) {
-            if served.def.namespaced {
-                return Some(Target {
-                    served,
-                    ns: Some(rest[1].to_string()),
-                    name: rest.get(3).map(|s| s.to_string()),
-                    sub: rest.iter().skip(4).map(|s| s.to_string()).collect(),
-                });
-            }
-        }
+    if rest.len() >= 3
+        && rest[0] == "namespaces"
+        && let Some(served) = store.find(group, version, rest[2])
+        && served.def.namespaced
+    {
+        return Some(Target {
+            served,
+            ns: Some(rest[1].to_string()),
+            name: rest.get(3).map(|s| s.to_string()),
+            sub: rest.iter().skip(4).map(|s| s.to_string()).collect(),
+        });
     }
     let served = store.find(group, version, rest[0])?;
     Some(Target {

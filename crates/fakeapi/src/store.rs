@@ -441,13 +441,14 @@ impl Inner {
                 };
             }
             obj = merged;
-        } else if def.status_subresource && mode == UpdateMode::Main {
-            if let Some(map) = obj.as_object_mut() {
-                match old.get("status") {
-                    Some(s) => map.insert("status".into(), s.clone()),
-                    None => map.remove("status"),
-                };
-            }
+        } else if def.status_subresource
+            && mode == UpdateMode::Main
+            && let Some(map) = obj.as_object_mut()
+        {
+            match old.get("status") {
+                Some(s) => map.insert("status".into(), s.clone()),
+                None => map.remove("status"),
+            };
         }
         // Immutable metadata comes from the stored object.
         {

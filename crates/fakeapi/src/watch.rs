@@ -107,10 +107,10 @@ fn bookmark(req: &WatchRequest, rv: u64, initial_end: bool) -> Bytes {
 impl WatchRequest {
     fn selects(&self, obj: &Value) -> bool {
         let def = &self.served.def;
-        if let Some(ns) = &self.ns {
-            if obj["metadata"]["namespace"].as_str() != Some(ns.as_str()) {
-                return false;
-            }
+        if let Some(ns) = &self.ns
+            && obj["metadata"]["namespace"].as_str() != Some(ns.as_str())
+        {
+            return false;
         }
         self.labels.matches(obj) && self.fields.matches(obj, def)
     }

@@ -177,11 +177,12 @@ pub fn parse_documents(text: &str, source: &str) -> Result<Vec<Document>, Locate
         if is_marker {
             chunks.push(String::new());
             let rest = line[3..].trim();
-            if !rest.is_empty() && !rest.starts_with('#') {
-                if let Some(c) = chunks.last_mut() {
-                    c.push_str(rest);
-                    c.push('\n');
-                }
+            if !rest.is_empty()
+                && !rest.starts_with('#')
+                && let Some(c) = chunks.last_mut()
+            {
+                c.push_str(rest);
+                c.push('\n');
             }
         } else if line == "..." {
             continue;

@@ -280,14 +280,14 @@ pub fn legacy(opts: &LegacyOpts<'_>, env: Env<'_>) -> Result<i32, Failure> {
                 RestartPolicy::Always => None,
                 _ => Some(job_completion(opts, env)?),
             };
-            if let Some(c) = completion.as_mut() {
-                if c.done() {
-                    log!(
-                        ROLE,
-                        "every app container has already finished: exiting 0 without the sidecar"
-                    );
-                    return Ok(OK);
-                }
+            if let Some(c) = completion.as_mut()
+                && c.done()
+            {
+                log!(
+                    ROLE,
+                    "every app container has already finished: exiting 0 without the sidecar"
+                );
+                return Ok(OK);
             }
             write_state(opts.state, State::LegacyRunning)?;
             log!(

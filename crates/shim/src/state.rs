@@ -119,10 +119,10 @@ pub fn ensure_shared_dir(path: &Path) -> io::Result<()> {
     if path.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = path.parent() {
-        if !parent.as_os_str().is_empty() {
-            ensure_shared_dir(parent)?;
-        }
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        ensure_shared_dir(parent)?;
     }
     match fs::create_dir(path) {
         Ok(()) => {

@@ -163,13 +163,13 @@ impl Child<'_> {
         signals: &Signals,
         mut completion: Option<&mut (dyn Completion + 'c)>,
     ) -> Result<i32, Failure> {
-        if self.restart {
-            if let Err(err) = sys::become_subreaper() {
-                log!(
-                    self.role,
-                    "cannot become child subreaper ({err}); orphans go to PID 1"
-                );
-            }
+        if self.restart
+            && let Err(err) = sys::become_subreaper()
+        {
+            log!(
+                self.role,
+                "cannot become child subreaper ({err}); orphans go to PID 1"
+            );
         }
         let first = self.spawn()?;
         log!(
@@ -340,32 +340,32 @@ impl Child<'_> {
                 _ => {}
             }
 
-            if let (Some(poll), Some(c)) = (next_poll, completion.as_deref_mut()) {
-                if now >= poll {
-                    next_poll = Some(now + c.interval());
-                    if c.done() {
-                        next_poll = None;
-                        match phase {
-                            Phase::Running { pid, .. } => {
-                                log!(
-                                    self.role,
-                                    "stopping the sidecar: SIGTERM to pid {pid}, SIGKILL after {}",
-                                    fmt_secs(self.stop_grace)
-                                );
-                                let _ = sys::send_signal(pid, SIGTERM);
-                                phase = Phase::Stopping {
-                                    pid,
-                                    why: Stop::JobDone,
-                                    kill_at: Some(now + self.stop_grace),
-                                };
-                            }
-                            Phase::BackingOff { .. } => {
-                                log!(self.role, "no sidecar runs; Job done, exiting 0");
-                                return Ok(OK);
-                            }
-                            // Already stopping for a teardown signal: that ends it.
-                            Phase::Stopping { .. } => {}
+            if let (Some(poll), Some(c)) = (next_poll, completion.as_deref_mut())
+                && now >= poll
+            {
+                next_poll = Some(now + c.interval());
+                if c.done() {
+                    next_poll = None;
+                    match phase {
+                        Phase::Running { pid, .. } => {
+                            log!(
+                                self.role,
+                                "stopping the sidecar: SIGTERM to pid {pid}, SIGKILL after {}",
+                                fmt_secs(self.stop_grace)
+                            );
+                            let _ = sys::send_signal(pid, SIGTERM);
+                            phase = Phase::Stopping {
+                                pid,
+                                why: Stop::JobDone,
+                                kill_at: Some(now + self.stop_grace),
+                            };
                         }
+                        Phase::BackingOff { .. } => {
+                            log!(self.role, "no sidecar runs; Job done, exiting 0");
+                            return Ok(OK);
+                        }
+                        // Already stopping for a teardown signal: that ends it.
+                        Phase::Stopping { .. } => {}
                     }
                 }
             }

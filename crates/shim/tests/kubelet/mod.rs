@@ -262,13 +262,13 @@ impl PodSpec {
     pub fn validate(&self) -> Result<(), String> {
         for c in &self.init_containers {
             let sidecar = c.restart_policy.as_deref() == Some("Always");
-            if let Some(p) = &c.restart_policy {
-                if p != "Always" {
-                    return Err(format!(
-                        "init container {}: restartPolicy {p} is not supported",
-                        c.name
-                    ));
-                }
+            if let Some(p) = &c.restart_policy
+                && p != "Always"
+            {
+                return Err(format!(
+                    "init container {}: restartPolicy {p} is not supported",
+                    c.name
+                ));
             }
             if !sidecar
                 && (c.startup_probe.is_some()
@@ -931,12 +931,12 @@ impl Kubelet {
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.containers.iter().any(|c| c.current.is_some()) && Instant::now() < deadline {
             for c in &mut self.containers {
-                if let Some(run) = c.current.as_mut() {
-                    if let Ok(Some(status)) = run.child.try_wait() {
-                        c.exits.push(exit_code(status));
-                        c.ends.push(self.began.elapsed());
-                        c.current = None;
-                    }
+                if let Some(run) = c.current.as_mut()
+                    && let Ok(Some(status)) = run.child.try_wait()
+                {
+                    c.exits.push(exit_code(status));
+                    c.ends.push(self.began.elapsed());
+                    c.current = None;
                 }
             }
             thread::sleep(Duration::from_millis(2));
