@@ -493,6 +493,9 @@ pub async fn run(
     } = adapters;
     let mut app_state = AppState::new(ProfileSet::default(), facts, options, config.failure);
     app_state.cache = cache::Cache::new(config.review_cache_bytes);
+    if let Some(sink) = &events {
+        app_state.metrics.watch_events(sink.clone());
+    }
     app_state.events = events;
     let state = Arc::new(app_state);
     state.refresh_facts_health();

@@ -1,11 +1,15 @@
 //! Prometheus metrics of the webhook (OpenMetrics text on `/metrics`).
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use sidecar_kit_core::events::EventSink;
+use std::sync::Arc;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReviewLabels {
@@ -121,10 +125,50 @@ impl Metrics {
             .inc();
     }
 
+    /// Exposes what the Event sink did (`events_total` by result: posted, dropped, failed).
+    pub fn watch_events(&mut self, sink: Arc<dyn EventSink>) {
+        self.registry
+            .register_collector(Box::new(EventCounts(sink)));
+    }
+
     pub fn encode(&self) -> String {
         let mut s = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
         s
+    }
+}
+
+/// The Event sink's counts, read at each scrape.
+struct EventCounts(Arc<dyn EventSink>);
+
+impl std::fmt::Debug for EventCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EventCounts")
+            .field(&self.0.counts())
+            .finish()
+    }
+}
+
+impl Collector for EventCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counts = self.0.counts();
+        let mut family = encoder.encode_descriptor(
+            "events",
+            "Events about decisions, by result: posted (stored by the API server), dropped (queue full), failed (refused by the API server; see the log)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (result, n) in [
+            ("posted", counts.posted),
+            ("dropped", counts.dropped),
+            ("failed", counts.failed),
+        ] {
+            let label = ResultLabel {
+                result: result.into(),
+            };
+            ConstCounter::new(n).encode(family.encode_family(&label)?)?;
+        }
+        Ok(())
     }
 }

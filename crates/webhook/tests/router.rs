@@ -475,3 +475,32 @@ async fn repeated_pods_are_answered_from_the_cache_until_profiles_change() {
             .contains("sidecar_kit_review_cache_lookups_total{result=\"miss\"} 4")
     );
 }
+
+#[test]
+fn event_counts_are_exposed_on_metrics() {
+    struct Counting;
+    impl sidecar_kit_webhook::events::EventSink for Counting {
+        fn emit(&self, _: sidecar_kit_webhook::events::Note) {}
+        fn counts(&self) -> sidecar_kit_webhook::events::SinkCounts {
+            sidecar_kit_webhook::events::SinkCounts {
+                posted: 5,
+                dropped: 1,
+                failed: 2,
+            }
+        }
+    }
+    let mut metrics = sidecar_kit_webhook::metrics::Metrics::new();
+    metrics.watch_events(Arc::new(Counting));
+    let text = metrics.encode();
+    for line in [
+        "# TYPE sidecar_kit_events counter",
+        "sidecar_kit_events_total{result=\"posted\"} 5",
+        "sidecar_kit_events_total{result=\"dropped\"} 1",
+        "sidecar_kit_events_total{result=\"failed\"} 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+}
