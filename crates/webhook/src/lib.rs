@@ -94,6 +94,8 @@ pub struct AppState {
     pub profiles_generation: std::sync::atomic::AtomicU64,
     /// Where Events about decisions go (none: no Events).
     pub events: Option<Arc<dyn events::EventSink>>,
+    /// Plans each injection: `engine::inject` (tests may replace it).
+    pub plan: review::Plan,
 }
 
 /// What `/readyz` reports.
@@ -164,6 +166,7 @@ impl AppState {
             cache: cache::Cache::new(DEFAULT_REVIEW_CACHE_BYTES),
             profiles_generation: std::sync::atomic::AtomicU64::new(0),
             events: None,
+            plan: sidecar_kit_core::engine::inject,
         }
     }
 
@@ -318,9 +321,19 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
         options: &state.options,
         failure: state.failure,
         cache: Some((&state.cache, generations)),
+        plan: state.plan,
     };
     match review::review(&bytes, &ctx) {
         Ok(r) => {
+            if let Some(p) = &r.panic {
+                state.metrics.engine_panics.inc();
+                tracing::error!(
+                    target: "review",
+                    uid = %r.uid, kind = "Pod", namespace = %r.namespace, name = %p.pod,
+                    operation = %r.operation, panic = %p.message,
+                    "the injection engine panicked; the failure mode answered the review"
+                );
+            }
             let elapsed = start.elapsed();
             state.metrics.duration.observe(elapsed.as_secs_f64());
             let mode = r

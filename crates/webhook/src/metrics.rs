@@ -40,6 +40,7 @@ pub struct Metrics {
     pub review_cache: Family<ResultLabel, Counter>,
     pub ready: Gauge,
     pub facts_synced: Gauge,
+    pub engine_panics: Counter,
 }
 
 impl Default for Metrics {
@@ -102,6 +103,12 @@ impl Metrics {
         );
         let facts_synced = Gauge::default();
         registry.register("cluster_facts_synced", "1 when auto mode decides from live cluster facts; 0 while it uses the profiles' fallback", facts_synced.clone());
+        let engine_panics = Counter::default();
+        registry.register(
+            "engine_panics",
+            "Reviews whose planning panicked (answered by the failure mode; the log has the panic message)",
+            engine_panics.clone(),
+        );
         Metrics {
             registry,
             reviews,
@@ -113,6 +120,7 @@ impl Metrics {
             review_cache,
             ready,
             facts_synced,
+            engine_panics,
         }
     }
 

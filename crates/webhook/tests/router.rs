@@ -504,3 +504,69 @@ fn event_counts_are_exposed_on_metrics() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_panic_in_the_engine_is_logged_and_counted() {
+    let logs = sidecar_kit_testkit::LogCapture::start();
+    let options = Options {
+        excluded_namespaces: excluded("sidecar-kit"),
+        ..Options::default()
+    };
+    let mut st = AppState::new(
+        profiles(),
+        Box::new(StaticFacts::none()),
+        options,
+        FailureMode::Allow,
+    );
+    st.plan = |_, _, _, _| panic!("no container at index 3");
+    let st = Arc::new(st);
+    let r = fixture();
+    let resp = review(st.clone(), &r).await;
+    assert_eq!(resp["allowed"], true, "{resp}");
+    assert!(resp.get("patch").is_none());
+    assert!(
+        st.metrics
+            .encode()
+            .lines()
+            .any(|l| l == "sidecar_kit_engine_panics_total 1"),
+        "{}",
+        st.metrics.encode()
+    );
+    let logged = logs.find("the injection engine panicked; the failure mode answered the review");
+    assert_eq!(logged.len(), 1, "{:#?}", logs.records());
+    let rec = &logged[0];
+    assert_eq!(rec["level"], "ERROR");
+    assert_eq!(rec["panic"], "no container at index 3");
+    assert_eq!(rec["uid"], r["request"]["uid"]);
+    assert_eq!(rec["namespace"], r["request"]["namespace"]);
+    assert_eq!(rec["kind"], "Pod");
+    assert_eq!(
+        rec["name"],
+        format!(
+            "{}*",
+            r["request"]["object"]["metadata"]["generateName"]
+                .as_str()
+                .unwrap()
+        )
+    );
+
+    // A panic with a formatted message (a String payload) is kept as well.
+    let mut st = AppState::new(
+        profiles(),
+        Box::new(StaticFacts::none()),
+        Options::default(),
+        FailureMode::Deny,
+    );
+    st.plan = |object, _, _, _| panic!("bad object of {} bytes", object.len());
+    let resp = review(Arc::new(st), &r).await;
+    assert_eq!(resp["allowed"], false);
+    let logged = logs.find("the injection engine panicked; the failure mode answered the review");
+    assert!(
+        logged[1]["panic"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad object of "),
+        "{}",
+        logged[1]
+    );
+}
