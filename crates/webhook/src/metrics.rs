@@ -41,6 +41,7 @@ pub struct Metrics {
     pub ready: Gauge,
     pub facts_synced: Gauge,
     pub engine_panics: Counter,
+    pub probe_listener_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -109,6 +110,12 @@ impl Metrics {
             "Reviews whose planning panicked (answered by the failure mode; the log has the panic message)",
             engine_panics.clone(),
         );
+        let probe_listener_up = Gauge::default();
+        registry.register(
+            "probe_listener_up",
+            "1 while the probe listener (/healthz, /readyz, /metrics) serves; 0 once it stopped unasked (the log says why)",
+            probe_listener_up.clone(),
+        );
         Metrics {
             registry,
             reviews,
@@ -121,6 +128,7 @@ impl Metrics {
             ready,
             facts_synced,
             engine_panics,
+            probe_listener_up,
         }
     }
 

@@ -570,3 +570,58 @@ async fn a_panic_in_the_engine_is_logged_and_counted() {
         logged[1]
     );
 }
+
+async fn probe(state: Arc<AppState>, path: &str) -> (StatusCode, String) {
+    let req = Request::get(path).body(Body::empty()).unwrap();
+    let resp = sidecar_kit_webhook::probe_router(state)
+        .oneshot(req)
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn a_probe_listener_that_stops_unasked_is_logged_and_fails_liveness() {
+    let logs = sidecar_kit_testkit::LogCapture::start();
+    let addr: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+
+    // Asked to stop: nothing to report.
+    let st = state(FailureMode::Allow);
+    let (_stop_tx, stopping) = tokio::sync::watch::channel(true);
+    let task = tokio::spawn(async { Ok(()) });
+    sidecar_kit_webhook::supervise_probe_listener(task, st.clone(), addr, stopping).await;
+    assert_eq!(probe(st.clone(), "/healthz").await.0, StatusCode::OK);
+
+    // Ended by an error while serving.
+    let (_stop_tx, stopping) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async { Err(std::io::Error::other("accept: too many open files")) });
+    sidecar_kit_webhook::supervise_probe_listener(task, st.clone(), addr, stopping).await;
+    let (status, body) = probe(st.clone(), "/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("accept: too many open files"), "{body}");
+    assert!(body.contains("127.0.0.1:8080 (--probe-listen)"), "{body}");
+    let (status, body) = probe(st.clone(), "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        report["probeListener"]
+            .as_str()
+            .unwrap()
+            .contains("too many open files")
+    );
+    assert!(
+        st.metrics
+            .encode()
+            .lines()
+            .any(|l| l == "sidecar_kit_probe_listener_up 0")
+    );
+    let logged = logs.find("probe listener stopped; liveness fails from now on");
+    assert_eq!(logged.len(), 1, "{:#?}", logs.records());
+    assert_eq!(logged[0]["level"], "ERROR");
+    assert_eq!(logged[0]["error"], "accept: too many open files");
+    assert_eq!(logged[0]["address"], "127.0.0.1:8080");
+}
