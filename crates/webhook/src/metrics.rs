@@ -42,6 +42,7 @@ pub struct Metrics {
     pub facts_synced: Gauge,
     pub engine_panics: Counter,
     pub probe_listener_up: Gauge,
+    pub cluster_profiles_invalid: Gauge,
 }
 
 impl Default for Metrics {
@@ -116,6 +117,12 @@ impl Metrics {
             "1 while the probe listener (/healthz, /readyz, /metrics) serves; 0 once it stopped unasked (the log says why)",
             probe_listener_up.clone(),
         );
+        let cluster_profiles_invalid = Gauge::default();
+        registry.register(
+            "cluster_profiles_invalid",
+            "SidecarProfile objects in the cluster left out because they are invalid (the log and their status say why)",
+            cluster_profiles_invalid.clone(),
+        );
         Metrics {
             registry,
             reviews,
@@ -129,6 +136,7 @@ impl Metrics {
             facts_synced,
             engine_panics,
             probe_listener_up,
+            cluster_profiles_invalid,
         }
     }
 
