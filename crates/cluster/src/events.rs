@@ -7,7 +7,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Api;
 use kube::api::PostParams;
-use sidecar_kit_core::events::{EventSink, Note};
+use sidecar_kit_core::events::{EventSink, Note, SinkCounts};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,8 +37,12 @@ impl Default for Limits {
 /// Sends Events to the API in a background task.
 pub struct Recorder {
     tx: tokio::sync::mpsc::Sender<Note>,
+    /// Events not queued (the queue was full).
     pub dropped: Arc<AtomicU64>,
+    /// Events the API server stored.
     pub posted: Arc<AtomicU64>,
+    /// Events the API server refused (or did not answer).
+    pub failed: Arc<AtomicU64>,
 }
 
 impl Recorder {
@@ -46,7 +50,8 @@ impl Recorder {
     pub fn start(client: kube::Client, instance: String, limits: Limits) -> Recorder {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Note>(limits.queue);
         let posted = Arc::new(AtomicU64::new(0));
-        let counter = posted.clone();
+        let failed = Arc::new(AtomicU64::new(0));
+        let (posted_count, failed_count) = (posted.clone(), failed.clone());
         tokio::spawn(async move {
             let mut last: HashMap<(String, &'static str), Instant> = HashMap::new();
             let mut window = Instant::now();
@@ -72,15 +77,19 @@ impl Recorder {
                     last.retain(|_, t| t.elapsed() < limits.per_owner);
                 }
                 let api: Api<Event> = Api::namespaced(client.clone(), &note.namespace);
-                match api
-                    .create(&PostParams::default(), &event(&note, &instance))
-                    .await
-                {
-                    Ok(_) => {
-                        counter.fetch_add(1, Ordering::Relaxed);
+                match post(&api, &note, &instance).await {
+                    Ok(()) => {
+                        posted_count.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, owner = %note.regarding.name, "cannot post an Event (grant create on events.k8s.io events)")
+                        failed_count.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            owner = %format!("{}/{}", note.regarding.kind, note.regarding.name),
+                            namespace = %note.namespace,
+                            reason = note.reason,
+                            error = %refusal(&e),
+                            "cannot post an Event"
+                        );
                     }
                 }
             }
@@ -89,7 +98,79 @@ impl Recorder {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
             posted,
+            failed,
         }
+    }
+}
+
+/// Creates the Event; a name taken already (two replicas, one nanosecond) gets one more try
+/// under a new name.
+async fn post(api: &Api<Event>, note: &Note, instance: &str) -> Result<(), kube::Error> {
+    let mut nanos = unix_nanos();
+    for attempt in 0..2 {
+        let ev = event(note, instance, nanos);
+        match api.create(&PostParams::default(), &ev).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt == 0 => {
+                nanos = unix_nanos().max(nanos.saturating_add(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// What the API server answered, quoted: code, reason and message. Only a 403 adds the
+/// permission to grant.
+fn refusal(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if s.code == 403 => format!(
+            "{} {}: {} (grant create on events.k8s.io events to the webhook's ServiceAccount)",
+            s.code, s.reason, s.message
+        ),
+        kube::Error::Api(s) => format!("{} {}: {}", s.code, s.reason, s.message),
+        other => other.to_string(),
+    }
+}
+
+fn unix_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// The longest name the API server accepts for an Event (an RFC 1123 subdomain).
+const MAX_NAME: usize = 253;
+
+/// `<owner>.<unix nanoseconds in hex>`, as Kubernetes' own event recorders name Events: a
+/// full name, valid whatever the owner's name (cut and cleaned to an RFC 1123 subdomain).
+pub fn event_name(owner: &str, nanos: u128) -> String {
+    let suffix = format!("{nanos:x}");
+    let room = MAX_NAME - 1 - suffix.len();
+    let lowered = owner.to_ascii_lowercase();
+    let cleaned: String = lowered
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '-' | '.' => c,
+            _ => '-',
+        })
+        .collect();
+    // Every dot-separated label starts and ends with an alphanumeric character.
+    let mut base = cleaned
+        .split('.')
+        .map(|l| l.trim_matches('-'))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(".");
+    if base.len() > room {
+        base.truncate(room);
+        base = base.trim_end_matches(['-', '.']).to_string();
+    }
+    if base.is_empty() {
+        suffix
+    } else {
+        format!("{base}.{suffix}")
     }
 }
 
@@ -99,9 +180,17 @@ impl EventSink for Recorder {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    fn counts(&self) -> SinkCounts {
+        SinkCounts {
+            posted: self.posted.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
 }
 
-fn event(note: &Note, instance: &str) -> Event {
+fn event(note: &Note, instance: &str, nanos: u128) -> Event {
     let mut message = note.message.clone();
     if message.len() > 1024 {
         let mut end = 1021;
@@ -113,7 +202,7 @@ fn event(note: &Note, instance: &str) -> Event {
     }
     Event {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{}.", note.regarding.name)),
+            name: Some(event_name(&note.regarding.name, nanos)),
             namespace: Some(note.namespace.clone()),
             ..ObjectMeta::default()
         },

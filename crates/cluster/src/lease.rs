@@ -351,41 +351,59 @@ impl Elector {
         if !was_leader {
             return;
         }
+        if let Err(e) = self.clear_holder().await {
+            tracing::warn!(
+                lease = %self.cfg.name,
+                namespace = %self.cfg.namespace,
+                error = %e,
+                "cannot release the Lease; a standby takes over once it expires"
+            );
+        }
+    }
+
+    /// Writes the Lease without a holder, re-reading it after a conflict (three tries).
+    async fn clear_holder(&mut self) -> Result<(), String> {
         for _ in 0..3 {
             let Some(mut l) = self.last.clone() else {
-                break;
+                return Err(format!(
+                    "Lease {}/{} not found",
+                    self.cfg.namespace, self.cfg.name
+                ));
             };
             if holder(&l) != Some(self.cfg.identity.as_str()) {
-                break;
+                // Someone else holds it already: nothing of ours to release.
+                return Ok(());
             }
             if let Some(spec) = l.spec.as_mut() {
                 spec.holder_identity = None;
             }
             l.metadata.managed_fields = None;
-            match self.write(l).await {
-                Ok(Some(_)) => {
-                    tracing::info!(lease = %self.cfg.name, namespace = %self.cfg.namespace, "Lease released");
-                    self.publish(false, None, None);
-                    return;
-                }
-                Ok(None) => {
-                    // Changed under us: read it again and retry if it still names us.
-                    let read = tokio::time::timeout(
-                        self.cfg.call_timeout(),
-                        self.api.get_opt(&self.cfg.name),
-                    )
-                    .await;
-                    self.last = match read {
-                        Ok(Ok(l)) => l,
-                        _ => None,
-                    };
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot release the Lease; it expires after its duration");
-                    return;
-                }
+            if self.write(l).await?.is_some() {
+                tracing::info!(lease = %self.cfg.name, namespace = %self.cfg.namespace, "Lease released");
+                self.publish(false, None, None);
+                return Ok(());
             }
+            // Changed under us: read it again and retry if it still names us.
+            self.last = match tokio::time::timeout(
+                self.cfg.call_timeout(),
+                self.api.get_opt(&self.cfg.name),
+            )
+            .await
+            {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => return Err(describe(&e, "get", &self.cfg)),
+                Err(_) => {
+                    return Err(format!(
+                        "GET Lease {}/{}: no answer in time",
+                        self.cfg.namespace, self.cfg.name
+                    ));
+                }
+            };
         }
+        Err(format!(
+            "update Lease {}/{}: changed by someone else at each of three tries",
+            self.cfg.namespace, self.cfg.name
+        ))
     }
 }
 

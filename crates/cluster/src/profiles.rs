@@ -19,6 +19,8 @@ struct State {
     synced: bool,
     problem: Option<String>,
     generation: u64,
+    /// name → the resourceVersion whose invalidity was logged (each version once).
+    logged_invalid: BTreeMap<String, String>,
 }
 
 /// The watched SidecarProfile objects. Cheap to clone.
@@ -69,6 +71,35 @@ impl CrdProfiles {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Logs an invalid object once per resourceVersion (valid ones are forgotten).
+    fn note_validity(&self, obj: &Value) {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let rv = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let (status, _, message) = validity(obj);
+        let mut s = self.write();
+        if status == "True" {
+            s.logged_invalid.remove(name);
+            return;
+        }
+        if s.logged_invalid.get(name).map(String::as_str) == Some(rv) {
+            return;
+        }
+        s.logged_invalid.insert(name.to_string(), rv.to_string());
+        drop(s);
+        tracing::warn!(
+            profile = name,
+            resource_version = rv,
+            error = %message,
+            "SidecarProfile is invalid and not in force (its status says why; fix the object)"
+        );
+    }
+
     async fn watch(self, client: kube::Client, write_status: bool) {
         let ar = resource();
         let api: Api<DynamicObject> = Api::all_with(client, &ar);
@@ -91,6 +122,8 @@ impl CrdProfiles {
                 Ok(Event::InitDone) => {
                     let mut s = self.write();
                     s.objects = staging.take().unwrap_or_default();
+                    let names: Vec<String> = s.objects.keys().cloned().collect();
+                    s.logged_invalid.retain(|n, _| names.contains(n));
                     s.synced = true;
                     s.problem = None;
                     s.generation += 1;
@@ -115,6 +148,8 @@ impl CrdProfiles {
                 Ok(Event::Delete(o)) => {
                     let mut s = self.write();
                     s.objects.remove(o.metadata.name.as_deref().unwrap_or(""));
+                    s.logged_invalid
+                        .remove(o.metadata.name.as_deref().unwrap_or(""));
                     s.generation += 1;
                 }
                 Err(e) => {
@@ -124,6 +159,9 @@ impl CrdProfiles {
                     tracing::warn!(error = %e, "SidecarProfile watch failed; retrying with back-off");
                     self.write().problem = Some(msg);
                 }
+            }
+            for obj in &changed {
+                self.note_validity(obj);
             }
             if write_status {
                 for obj in changed {
@@ -186,6 +224,14 @@ impl ProfileFeed for CrdProfiles {
             })
             .collect();
         (s.generation, objects)
+    }
+
+    fn invalid(&self) -> usize {
+        self.read()
+            .objects
+            .values()
+            .filter(|v| validity(v).0 != "True")
+            .count()
     }
 
     fn describe(&self) -> String {

@@ -28,9 +28,25 @@ pub struct Note {
     pub message: String,
 }
 
+/// What a sink did with the Events it received, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkCounts {
+    /// Stored by the API server.
+    pub posted: u64,
+    /// Not queued: the queue was full.
+    pub dropped: u64,
+    /// Refused by the API server, or not answered.
+    pub failed: u64,
+}
+
 /// Receives Events; must not block (the review waits for nothing).
 pub trait EventSink: Send + Sync {
     fn emit(&self, note: Note);
+
+    /// Counts so far (a sink that keeps none reports zeros).
+    fn counts(&self) -> SinkCounts {
+        SinkCounts::default()
+    }
 }
 
 #[derive(Deserialize)]

@@ -960,4 +960,8 @@ pub trait ProfileFeed: Send + Sync {
     fn snapshot(&self) -> (u64, Vec<(String, Value)>);
     /// One line on where the feed stands, for readiness details.
     fn describe(&self) -> String;
+    /// Objects the feed holds but leaves out because they are invalid.
+    fn invalid(&self) -> usize {
+        0
+    }
 }

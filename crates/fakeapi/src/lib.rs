@@ -24,6 +24,7 @@
 
 mod managed;
 mod metrics;
+mod names;
 mod pods;
 mod resources;
 mod seed;

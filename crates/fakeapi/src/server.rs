@@ -23,7 +23,7 @@ use crate::store::{self, Entry, Managed, Served, UpdateMode, key_of, meta_str};
 use crate::table::{self, IncludeObject};
 use crate::util::Query;
 use crate::watch::{self, ChannelStream, WatchRequest, WatchSignals};
-use crate::{ApiMetrics, Deny, RequestRecord, Shared, managed, pods, seed};
+use crate::{ApiMetrics, Deny, RequestRecord, Shared, managed, names, pods, seed};
 
 /// The real server's request body limit (3 MiB).
 const BODY_LIMIT: usize = 3 * 1024 * 1024;
@@ -845,14 +845,22 @@ fn create(
         }
     }
     store::prepare_create(served, &mut obj, ns)?;
+    let mut errs = names::validate(&def, &obj);
     if is("", "pods") {
         if !gate_on {
             pods::drop_init_restart_policy(&mut obj);
         }
-        let errs = pods::validate(&obj);
-        if !errs.is_empty() {
-            return Err(ApiError::invalid("Pod", "", meta_str(&obj, "name"), &errs));
-        }
+        errs.extend(pods::validate(&obj));
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid(
+            &def.kind,
+            &def.group,
+            meta_str(&obj, "name"),
+            &errs,
+        ));
+    }
+    if is("", "pods") {
         pods::initial_status(&mut obj);
     } else if is("", "namespaces") {
         let name = meta_str(&obj, "name").to_string();

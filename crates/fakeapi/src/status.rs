@@ -212,6 +212,19 @@ impl FieldError {
         }
     }
 
+    /// `Invalid value: "<value>": <detail>` (the value quoted as Go's `%q` does).
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        value: &str,
+        detail: impl Into<String>,
+    ) -> FieldError {
+        FieldError {
+            field: field.into(),
+            reason: "FieldValueInvalid",
+            detail: format!("{}: {}", go_quote(value), detail.into()),
+        }
+    }
+
     pub(crate) fn not_supported(
         field: impl Into<String>,
         value: &str,
@@ -242,6 +255,27 @@ impl FieldError {
     pub(crate) fn render(&self) -> String {
         format!("{}: {}", self.field, self.message_with_type())
     }
+}
+
+/// A string quoted as Go's `%q`: printable characters kept, the rest escaped.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The success Status of a delete whose store does not return the object.

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use crate::managed;
+use crate::names;
 use crate::resources::{self, ResourceDef};
 use crate::status::{ApiError, FieldError};
 use crate::util;
@@ -599,6 +600,15 @@ impl Inner {
                 let uid = meta_str(&obj, "uid").to_string();
                 let created = meta_str(&obj, "creationTimestamp").to_string();
                 prepare_create(served, &mut obj, &ns)?;
+                let errs = names::validate(&served.def, &obj);
+                if !errs.is_empty() {
+                    return Err(ApiError::invalid(
+                        &served.def.kind,
+                        &served.def.group,
+                        meta_str(&obj, "name"),
+                        &errs,
+                    ));
+                }
                 if let Ok(meta) = metadata_mut(&mut obj) {
                     if !uid.is_empty() {
                         meta.insert("uid".into(), uid.into());
@@ -665,24 +675,15 @@ pub(crate) fn prepare_create(served: &Served, obj: &mut Value, ns: &str) -> Resu
         .get("name")
         .and_then(Value::as_str)
         .is_some_and(|n| !n.is_empty());
-    if !has_name {
-        match meta.get("generateName").and_then(Value::as_str) {
-            Some(prefix) if !prefix.is_empty() => {
-                let name = format!("{prefix}{}", util::name_suffix());
-                meta.insert("name".into(), name.into());
-            }
-            _ => {
-                return Err(ApiError::invalid(
-                    &def.kind,
-                    &def.group,
-                    "",
-                    &[FieldError::required(
-                        "metadata.name",
-                        "name or generateName is required",
-                    )],
-                ));
-            }
-        }
+    // Without a name or a prefix the object stays nameless: validation says so.
+    if !has_name
+        && let Some(prefix) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+    {
+        let name = names::generate(prefix);
+        meta.insert("name".into(), name.into());
     }
     meta.insert("uid".into(), util::new_uid().into());
     meta.insert(

@@ -1079,3 +1079,156 @@ async fn server_side_apply_conflicts_between_managers() {
     assert_eq!((code, &l["spec"]["holderIdentity"]), (200, &json!("a")));
     fake.shutdown().await;
 }
+
+/// The message the real server gives for a name that is no RFC 1123 subdomain.
+const SUBDOMAIN_RULE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+fn event_with(meta: Value) -> Value {
+    json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": meta,
+           "regarding": {"kind": "ReplicaSet", "name": "web-5d8f", "namespace": "default"},
+           "reason": "Injected", "note": "n", "type": "Normal", "action": "Admit",
+           "reportingController": "sidecar-kit.io/webhook", "reportingInstance": "i",
+           "eventTime": "2025-11-25T18:00:00.000000Z"})
+}
+
+#[tokio::test]
+async fn names_are_validated_on_create_as_the_real_server_does() {
+    let fake = fake().await;
+    let c = Client::new(&fake);
+    const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+    // A prefix ending with '.': refused; the name in the message is the generated one.
+    let (code, body) = c
+        .post(EVENTS, &event_with(json!({"generateName": "web-5d8f."})))
+        .await;
+    assert_eq!(code, 422, "{body}");
+    let generated = body["details"]["name"].as_str().unwrap().to_string();
+    assert!(
+        generated.starts_with("web-5d8f.") && generated.len() == "web-5d8f.".len() + 5,
+        "{body}"
+    );
+    assert_eq!(
+        body,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": format!("Event.events.k8s.io \"{generated}\" is invalid: metadata.generateName: Invalid value: \"web-5d8f.\": {SUBDOMAIN_RULE}"),
+               "reason": "Invalid",
+               "details": {"name": generated, "group": "events.k8s.io", "kind": "Event",
+                           "causes": [{"reason": "FieldValueInvalid",
+                                       "message": format!("Invalid value: \"web-5d8f.\": {SUBDOMAIN_RULE}"),
+                                       "field": "metadata.generateName"}]},
+               "code": 422})
+    );
+    assert!(
+        fake.state()
+            .list("events.events.k8s.io", Some("default"))
+            .unwrap()
+            .is_empty()
+    );
+
+    // A prefix ending with '-' is fine, and so is a full name with a dot inside.
+    let (code, body) = c
+        .post(EVENTS, &event_with(json!({"generateName": "web-"})))
+        .await;
+    assert_eq!(code, 201, "{body}");
+    assert!(
+        body["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("web-")
+    );
+    let (code, body) = c
+        .post(
+            EVENTS,
+            &event_with(json!({"name": "web-5d8f.18a2b3c4d5e6f708"})),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+
+    // A name with upper case letters, on the core API: both the kind and the field named.
+    let (code, body) = c
+        .post(
+            "/api/v1/namespaces/default/events",
+            &json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "Web.1"},
+                    "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}}),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        body["message"],
+        format!(
+            "Event \"Web.1\" is invalid: metadata.name: Invalid value: \"Web.1\": {SUBDOMAIN_RULE}"
+        )
+    );
+    assert_eq!(body["details"]["causes"][0]["field"], "metadata.name");
+
+    // Namespaces are RFC 1123 labels: no dots.
+    let (code, body) = c
+        .post(
+            "/api/v1/namespaces",
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop.eu"}}),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        body["message"],
+        "Namespace \"shop.eu\" is invalid: metadata.name: Invalid value: \"shop.eu\": must not contain dots"
+    );
+
+    // Pods: name errors come first, then the spec's, in one answer.
+    let (code, body) = c
+        .post(
+            "/api/v1/namespaces/default/pods",
+            &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web_1"},
+                    "spec": {"containers": [{"name": "app"}]}}),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    let fields: Vec<&str> = body["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["metadata.name", "spec.containers[0].image"],
+        "{body}"
+    );
+
+    // Server-side apply creating an object checks the name too.
+    let (code, body) = c
+        .patch(
+            "/apis/coordination.k8s.io/v1/namespaces/default/leases/Bad.Lease?fieldManager=t",
+            "application/apply-patch+yaml",
+            &json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "Bad.Lease"}}),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["details"]["causes"][0]["field"], "metadata.name");
+
+    // A CRD is named <plural>.<group>.
+    let mut crd = sidecar_kit_fakeapi::sidecar_profile_crd();
+    crd["metadata"] = json!({"name": "profiles.sidecar-kit.io"});
+    let (code, body) = c
+        .post(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd,
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        body["message"],
+        "CustomResourceDefinition.apiextensions.k8s.io \"profiles.sidecar-kit.io\" is invalid: metadata.name: Invalid value: \"profiles.sidecar-kit.io\": must be spec.names.plural+\".\"+spec.group"
+    );
+
+    // Seeds obey the same rule.
+    let err = fake
+        .state()
+        .insert("leases", json!({"metadata": {"name": "UPPER"}}))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("metadata.name: Invalid value: \"UPPER\""),
+        "{err}"
+    );
+}

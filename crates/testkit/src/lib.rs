@@ -4,6 +4,7 @@
 //!   lines, waited on by message;
 //! - [`http_get`]: a plain HTTP GET on loopback (probe and metrics listeners);
 //! - [`TempDir`]: a fresh directory removed when dropped;
+//! - [`LogCapture`]: this thread's log records, as JSON, for tests in one process;
 //! - [`golden`]: comparison with expected files, refreshed with `SIDECAR_KIT_BLESS=1`.
 //!
 //! Helpers panic with what they saw: they serve tests, where a panic is the failure report.
@@ -234,6 +235,63 @@ pub mod golden {
                 path.display()
             ));
         }
+    }
+}
+
+/// Captures the log records of the current thread (and of tasks a current-thread runtime
+/// runs on it) as JSON objects, from `start` until the capture is dropped.
+pub struct LogCapture {
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+struct CaptureWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Records at `debug` and above, with their fields flattened beside `message`.
+    pub fn start() -> LogCapture {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || CaptureWriter(writer.clone()))
+            .finish();
+        LogCapture {
+            buf,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// Every record so far.
+    pub fn records(&self) -> Vec<Value> {
+        let bytes = self.buf.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The records whose message is `message`.
+    pub fn find(&self, message: &str) -> Vec<Value> {
+        self.records()
+            .into_iter()
+            .filter(|r| r["message"] == message)
+            .collect()
     }
 }
 

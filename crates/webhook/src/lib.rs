@@ -94,6 +94,8 @@ pub struct AppState {
     pub profiles_generation: std::sync::atomic::AtomicU64,
     /// Where Events about decisions go (none: no Events).
     pub events: Option<Arc<dyn events::EventSink>>,
+    /// Plans each injection: `engine::inject` (tests may replace it).
+    pub plan: review::Plan,
 }
 
 /// What `/readyz` reports.
@@ -104,6 +106,8 @@ pub struct Health {
     pub listener: RwLock<Check>,
     pub facts: RwLock<String>,
     pub shutting_down: AtomicBool,
+    /// Why the probe listener stopped serving, when it did so unasked.
+    pub probe_failure: RwLock<Option<String>>,
 }
 
 #[derive(Default, Clone)]
@@ -124,9 +128,17 @@ impl Health {
     }
     pub fn ready(&self) -> bool {
         !self.shutting_down.load(Ordering::SeqCst)
+            && self.live().is_ok()
             && Health::get(&self.profiles).ok
             && Health::get(&self.certificate).ok
             && Health::get(&self.listener).ok
+    }
+    /// Alive unless the probe listener died.
+    pub fn live(&self) -> Result<(), String> {
+        match self.probe_failure.read().map(|f| f.clone()) {
+            Ok(Some(why)) => Err(why),
+            _ => Ok(()),
+        }
     }
     pub fn report(&self) -> serde_json::Value {
         let c = |slot: &RwLock<Check>| {
@@ -140,6 +152,7 @@ impl Health {
             "certificate": c(&self.certificate),
             "listener": c(&self.listener),
             "clusterFacts": self.facts.read().map(|s| s.clone()).unwrap_or_default(),
+            "probeListener": self.live().err(),
         })
     }
 }
@@ -164,6 +177,7 @@ impl AppState {
             cache: cache::Cache::new(DEFAULT_REVIEW_CACHE_BYTES),
             profiles_generation: std::sync::atomic::AtomicU64::new(0),
             events: None,
+            plan: sidecar_kit_core::engine::inject,
         }
     }
 
@@ -240,10 +254,55 @@ pub fn bare_router() -> Router {
 /// The probe router: `/healthz`, `/readyz`, `/metrics`.
 pub fn probe_router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
         .with_state(state)
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    match state.health.live() {
+        Ok(()) => text(StatusCode::OK, "ok\n".into()),
+        Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+    }
+}
+
+/// Waits for the probe listener's task; if it ends before shutdown was asked for (an
+/// error, a panic, or an unasked return), logs why, and makes `/healthz` and `/readyz` fail
+/// and `sidecar_kit_probe_listener_up` 0 (the kubelet's probes get no answer from it either).
+pub async fn supervise_probe_listener(
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    state: Arc<AppState>,
+    address: SocketAddr,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let ended = task.await;
+    if *stopping.borrow() {
+        return;
+    }
+    let why = match ended {
+        Ok(Ok(())) => "it stopped without an error".to_string(),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            format!("it panicked: {msg}")
+        }
+        Err(e) => e.to_string(),
+    };
+    let detail = format!(
+        "the probe listener on {address} (--probe-listen) stopped serving /healthz, /readyz and /metrics: {why}"
+    );
+    tracing::error!(address = %address, error = %why, "probe listener stopped; liveness fails from now on");
+    state.metrics.probe_listener_up.set(0);
+    state.metrics.ready.set(0);
+    if let Ok(mut f) = state.health.probe_failure.write() {
+        *f = Some(detail);
+    }
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
@@ -318,9 +377,19 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
         options: &state.options,
         failure: state.failure,
         cache: Some((&state.cache, generations)),
+        plan: state.plan,
     };
     match review::review(&bytes, &ctx) {
         Ok(r) => {
+            if let Some(p) = &r.panic {
+                state.metrics.engine_panics.inc();
+                tracing::error!(
+                    target: "review",
+                    uid = %r.uid, kind = "Pod", namespace = %r.namespace, name = %p.pod,
+                    operation = %r.operation, panic = %p.message,
+                    "the injection engine panicked; the failure mode answered the review"
+                );
+            }
             let elapsed = start.elapsed();
             state.metrics.duration.observe(elapsed.as_secs_f64());
             let mode = r
@@ -493,6 +562,9 @@ pub async fn run(
     } = adapters;
     let mut app_state = AppState::new(ProfileSet::default(), facts, options, config.failure);
     app_state.cache = cache::Cache::new(config.review_cache_bytes);
+    if let Some(sink) = &events {
+        app_state.metrics.watch_events(sink.clone());
+    }
     app_state.events = events;
     let state = Arc::new(app_state);
     state.refresh_facts_health();
@@ -512,16 +584,22 @@ pub async fn run(
     // the kubelet (and Prometheus) that this replica is going away.
     let (probe_stop_tx, probe_stop_rx) = tokio::sync::watch::channel(false);
     let probe_task = {
-        let state = state.clone();
-        let mut rx = probe_stop_rx;
-        tokio::spawn(async move {
-            let app = probe_router(state);
-            let _ = axum::serve(probe_listener, app)
+        let app = probe_router(state.clone());
+        let mut rx = probe_stop_rx.clone();
+        let serving = tokio::spawn(async move {
+            axum::serve(probe_listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = rx.wait_for(|v| *v).await;
                 })
-                .await;
-        })
+                .await
+        });
+        state.metrics.probe_listener_up.set(1);
+        tokio::spawn(supervise_probe_listener(
+            serving,
+            state.clone(),
+            probe_addr,
+            probe_stop_rx,
+        ))
     };
     tracing::info!(address = %probe_addr, "probe listener bound (/healthz, /readyz, /metrics)");
 

@@ -1,11 +1,15 @@
 //! Prometheus metrics of the webhook (OpenMetrics text on `/metrics`).
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use sidecar_kit_core::events::EventSink;
+use std::sync::Arc;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReviewLabels {
@@ -36,6 +40,9 @@ pub struct Metrics {
     pub review_cache: Family<ResultLabel, Counter>,
     pub ready: Gauge,
     pub facts_synced: Gauge,
+    pub engine_panics: Counter,
+    pub probe_listener_up: Gauge,
+    pub cluster_profiles_invalid: Gauge,
 }
 
 impl Default for Metrics {
@@ -98,6 +105,24 @@ impl Metrics {
         );
         let facts_synced = Gauge::default();
         registry.register("cluster_facts_synced", "1 when auto mode decides from live cluster facts; 0 while it uses the profiles' fallback", facts_synced.clone());
+        let engine_panics = Counter::default();
+        registry.register(
+            "engine_panics",
+            "Reviews whose planning panicked (answered by the failure mode; the log has the panic message)",
+            engine_panics.clone(),
+        );
+        let probe_listener_up = Gauge::default();
+        registry.register(
+            "probe_listener_up",
+            "1 while the probe listener (/healthz, /readyz, /metrics) serves; 0 once it stopped unasked (the log says why)",
+            probe_listener_up.clone(),
+        );
+        let cluster_profiles_invalid = Gauge::default();
+        registry.register(
+            "cluster_profiles_invalid",
+            "SidecarProfile objects in the cluster left out because they are invalid (the log and their status say why)",
+            cluster_profiles_invalid.clone(),
+        );
         Metrics {
             registry,
             reviews,
@@ -109,6 +134,9 @@ impl Metrics {
             review_cache,
             ready,
             facts_synced,
+            engine_panics,
+            probe_listener_up,
+            cluster_profiles_invalid,
         }
     }
 
@@ -121,10 +149,50 @@ impl Metrics {
             .inc();
     }
 
+    /// Exposes what the Event sink did (`events_total` by result: posted, dropped, failed).
+    pub fn watch_events(&mut self, sink: Arc<dyn EventSink>) {
+        self.registry
+            .register_collector(Box::new(EventCounts(sink)));
+    }
+
     pub fn encode(&self) -> String {
         let mut s = String::new();
         // Encoding into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
         s
+    }
+}
+
+/// The Event sink's counts, read at each scrape.
+struct EventCounts(Arc<dyn EventSink>);
+
+impl std::fmt::Debug for EventCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EventCounts")
+            .field(&self.0.counts())
+            .finish()
+    }
+}
+
+impl Collector for EventCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counts = self.0.counts();
+        let mut family = encoder.encode_descriptor(
+            "events",
+            "Events about decisions, by result: posted (stored by the API server), dropped (queue full), failed (refused by the API server; see the log)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (result, n) in [
+            ("posted", counts.posted),
+            ("dropped", counts.dropped),
+            ("failed", counts.failed),
+        ] {
+            let label = ResultLabel {
+                result: result.into(),
+            };
+            ConstCounter::new(n).encode(family.encode_family(&label)?)?;
+        }
+        Ok(())
     }
 }

@@ -156,7 +156,25 @@ pub struct Reviewed {
     pub warnings: Vec<String>,
     /// Answered from the cache.
     pub cached: bool,
+    /// The engine panicked: its message, and the pod's name (or generateName) if known.
+    pub panic: Option<Panic>,
 }
+
+/// What a panic of the engine left behind.
+#[derive(Debug, Clone)]
+pub struct Panic {
+    pub message: String,
+    pub pod: String,
+}
+
+/// The planning step of a review: the engine's `inject` (a field of the context, so that
+/// tests can put a failing one in its place).
+pub type Plan = fn(
+    &str,
+    &ProfileSet,
+    &dyn Facts,
+    &Options,
+) -> Result<engine::Outcome, sidecar_kit_core::pod::ViewError>;
 
 /// Everything a review needs besides the request.
 pub struct ReviewContext<'a> {
@@ -166,6 +184,8 @@ pub struct ReviewContext<'a> {
     pub failure: FailureMode,
     /// Answers to pods seen before, and the (profile set, facts) generations they hold for.
     pub cache: Option<(&'a Cache<Cached>, (u64, u64))>,
+    /// Plans the injection (`engine::inject`).
+    pub plan: Plan,
 }
 
 /// A review answer as the cache keeps it: everything but the request's uid.
@@ -238,6 +258,7 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
         skip: None,
         warnings: Vec::new(),
         cached: false,
+        panic: None,
     };
     let is_pod = req.kind.group.is_empty()
         && req.kind.kind == "Pod"
@@ -291,7 +312,7 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
                     options.namespace = Some(out.namespace.clone());
                 }
                 let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    engine::inject(object.get(), ctx.profiles, ctx.facts, &options)
+                    (ctx.plan)(object.get(), ctx.profiles, ctx.facts, &options)
                 }));
                 let failure = match planned {
                     Ok(Ok(outcome)) => {
@@ -321,7 +342,13 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
                         None
                     }
                     Ok(Err(e)) => Some(format!("cannot read the pod: {e}")),
-                    Err(_) => Some("internal error in the injection engine".to_string()),
+                    Err(payload) => {
+                        out.panic = Some(Panic {
+                            message: panic_message(payload.as_ref()),
+                            pod: pod_name(object.get()),
+                        });
+                        Some("internal error in the injection engine".to_string())
+                    }
                 };
                 if let Some(msg) = failure {
                     out.reason = msg.clone();
@@ -357,6 +384,42 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
     })
     .map_err(|e| BadReview(e.to_string()))?;
     Ok(out)
+}
+
+/// The text a panic carried (`panic!` gives a `&str` or a `String`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(the panic carried no message)".into()
+    }
+}
+
+/// The pod's name, else its generateName followed by '*', else empty.
+fn pod_name(object: &str) -> String {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Meta<'a> {
+        #[serde(borrow, default)]
+        name: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        generate_name: Option<Cow<'a, str>>,
+    }
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow, default)]
+        metadata: Option<Meta<'a>>,
+    }
+    let Ok(Head { metadata: Some(m) }) = serde_json::from_str::<Head<'_>>(object) else {
+        return String::new();
+    };
+    match (m.name, m.generate_name) {
+        (Some(n), _) if !n.is_empty() => n.into_owned(),
+        (_, Some(g)) if !g.is_empty() => format!("{g}*"),
+        _ => String::new(),
+    }
 }
 
 fn record(out: &mut Reviewed, response: &mut ResponseOut<'_>, outcome: &engine::Outcome) {

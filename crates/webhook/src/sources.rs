@@ -93,6 +93,10 @@ impl ProfileWatcher {
 
     /// Loads the directory (and the feed) if either changed since the last look.
     pub fn poll(&mut self, state: &AppState) {
+        if let Some(feed) = &self.feed {
+            let invalid = i64::try_from(feed.invalid()).unwrap_or(i64::MAX);
+            state.metrics.cluster_profiles_invalid.set(invalid);
+        }
         let (fp, files) = match self.fingerprint() {
             Ok(x) => x,
             Err(e) => {

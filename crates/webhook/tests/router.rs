@@ -533,3 +533,153 @@ async fn repeated_pods_are_answered_from_the_cache_until_profiles_change() {
             .contains("sidecar_kit_review_cache_lookups_total{result=\"miss\"} 4")
     );
 }
+
+#[test]
+fn event_counts_are_exposed_on_metrics() {
+    struct Counting;
+    impl sidecar_kit_webhook::events::EventSink for Counting {
+        fn emit(&self, _: sidecar_kit_webhook::events::Note) {}
+        fn counts(&self) -> sidecar_kit_webhook::events::SinkCounts {
+            sidecar_kit_webhook::events::SinkCounts {
+                posted: 5,
+                dropped: 1,
+                failed: 2,
+            }
+        }
+    }
+    let mut metrics = sidecar_kit_webhook::metrics::Metrics::new();
+    metrics.watch_events(Arc::new(Counting));
+    let text = metrics.encode();
+    for line in [
+        "# TYPE sidecar_kit_events counter",
+        "sidecar_kit_events_total{result=\"posted\"} 5",
+        "sidecar_kit_events_total{result=\"dropped\"} 1",
+        "sidecar_kit_events_total{result=\"failed\"} 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_the_engine_is_logged_and_counted() {
+    let logs = sidecar_kit_testkit::LogCapture::start();
+    let options = Options {
+        excluded_namespaces: excluded("sidecar-kit"),
+        ..Options::default()
+    };
+    let mut st = AppState::new(
+        profiles(),
+        Box::new(StaticFacts::none()),
+        options,
+        FailureMode::Allow,
+    );
+    st.plan = |_, _, _, _| panic!("no container at index 3");
+    let st = Arc::new(st);
+    let r = fixture();
+    let resp = review(st.clone(), &r).await;
+    assert_eq!(resp["allowed"], true, "{resp}");
+    assert!(resp.get("patch").is_none());
+    assert!(
+        st.metrics
+            .encode()
+            .lines()
+            .any(|l| l == "sidecar_kit_engine_panics_total 1"),
+        "{}",
+        st.metrics.encode()
+    );
+    let logged = logs.find("the injection engine panicked; the failure mode answered the review");
+    assert_eq!(logged.len(), 1, "{:#?}", logs.records());
+    let rec = &logged[0];
+    assert_eq!(rec["level"], "ERROR");
+    assert_eq!(rec["panic"], "no container at index 3");
+    assert_eq!(rec["uid"], r["request"]["uid"]);
+    assert_eq!(rec["namespace"], r["request"]["namespace"]);
+    assert_eq!(rec["kind"], "Pod");
+    assert_eq!(
+        rec["name"],
+        format!(
+            "{}*",
+            r["request"]["object"]["metadata"]["generateName"]
+                .as_str()
+                .unwrap()
+        )
+    );
+
+    // A panic with a formatted message (a String payload) is kept as well.
+    let mut st = AppState::new(
+        profiles(),
+        Box::new(StaticFacts::none()),
+        Options::default(),
+        FailureMode::Deny,
+    );
+    st.plan = |object, _, _, _| panic!("bad object of {} bytes", object.len());
+    let resp = review(Arc::new(st), &r).await;
+    assert_eq!(resp["allowed"], false);
+    let logged = logs.find("the injection engine panicked; the failure mode answered the review");
+    assert!(
+        logged[1]["panic"]
+            .as_str()
+            .unwrap()
+            .starts_with("bad object of "),
+        "{}",
+        logged[1]
+    );
+}
+
+async fn probe(state: Arc<AppState>, path: &str) -> (StatusCode, String) {
+    let req = Request::get(path).body(Body::empty()).unwrap();
+    let resp = sidecar_kit_webhook::probe_router(state)
+        .oneshot(req)
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn a_probe_listener_that_stops_unasked_is_logged_and_fails_liveness() {
+    let logs = sidecar_kit_testkit::LogCapture::start();
+    let addr: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
+
+    // Asked to stop: nothing to report.
+    let st = state(FailureMode::Allow);
+    let (_stop_tx, stopping) = tokio::sync::watch::channel(true);
+    let task = tokio::spawn(async { Ok(()) });
+    sidecar_kit_webhook::supervise_probe_listener(task, st.clone(), addr, stopping).await;
+    assert_eq!(probe(st.clone(), "/healthz").await.0, StatusCode::OK);
+
+    // Ended by an error while serving.
+    let (_stop_tx, stopping) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async { Err(std::io::Error::other("accept: too many open files")) });
+    sidecar_kit_webhook::supervise_probe_listener(task, st.clone(), addr, stopping).await;
+    let (status, body) = probe(st.clone(), "/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("accept: too many open files"), "{body}");
+    assert!(body.contains("127.0.0.1:8080 (--probe-listen)"), "{body}");
+    let (status, body) = probe(st.clone(), "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        report["probeListener"]
+            .as_str()
+            .unwrap()
+            .contains("too many open files")
+    );
+    assert!(
+        st.metrics
+            .encode()
+            .lines()
+            .any(|l| l == "sidecar_kit_probe_listener_up 0")
+    );
+    let logged = logs.find("probe listener stopped; liveness fails from now on");
+    assert_eq!(logged.len(), 1, "{:#?}", logs.records());
+    assert_eq!(logged[0]["level"], "ERROR");
+    assert_eq!(logged[0]["error"], "accept: too many open files");
+    assert_eq!(logged[0]["address"], "127.0.0.1:8080");
+}

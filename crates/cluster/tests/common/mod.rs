@@ -1,5 +1,8 @@
 //! Shared by this crate's test files: a client of the fake API server and a condition wait.
 
+// Each test file uses its own part of these helpers.
+#![allow(dead_code)]
+
 use sidecar_kit_cluster::Connect;
 use sidecar_kit_fakeapi::FakeApi;
 use sidecar_kit_testkit::TempDir;
