@@ -80,9 +80,20 @@ impl Config {
     }
 }
 
+/// A profile set and the generation it was swapped in as, read and replaced as one value:
+/// an answer planned from `set` is cached under `generation`, so a reload between reading
+/// the set and reading the generation cannot file an old set's answer under the new one.
+#[derive(Debug, Default)]
+pub struct Profiles {
+    /// Bumped on every swap, so cached answers of an older set miss.
+    pub generation: u64,
+    pub set: ProfileSet,
+}
+
 /// State shared by the handlers.
 pub struct AppState {
-    pub profiles: RwLock<Arc<ProfileSet>>,
+    /// The profile set in force, with its generation.
+    profiles: RwLock<Arc<Profiles>>,
     pub facts: Box<dyn Facts + Send + Sync>,
     pub options: Options,
     pub failure: FailureMode,
@@ -90,8 +101,6 @@ pub struct AppState {
     pub health: Health,
     pub in_flight: AtomicUsize,
     pub cache: cache::Cache<review::Cached>,
-    /// Bumped on every profile set swap, so cached answers of the old set miss.
-    pub profiles_generation: std::sync::atomic::AtomicU64,
     /// Where Events about decisions go (none: no Events).
     pub events: Option<Arc<dyn events::EventSink>>,
 }
@@ -154,7 +163,10 @@ impl AppState {
         let metrics = Metrics::new();
         metrics.profiles_loaded.set(profiles.len() as i64);
         AppState {
-            profiles: RwLock::new(Arc::new(profiles)),
+            profiles: RwLock::new(Arc::new(Profiles {
+                generation: 0,
+                set: profiles,
+            })),
             facts,
             options,
             failure,
@@ -162,7 +174,6 @@ impl AppState {
             health: Health::default(),
             in_flight: AtomicUsize::new(0),
             cache: cache::Cache::new(DEFAULT_REVIEW_CACHE_BYTES),
-            profiles_generation: std::sync::atomic::AtomicU64::new(0),
             events: None,
         }
     }
@@ -176,17 +187,22 @@ impl AppState {
         }
     }
 
-    pub fn profiles(&self) -> Arc<ProfileSet> {
-        self.profiles.read().map(|p| p.clone()).unwrap_or_default()
+    /// The profile set in force and its generation, in one read.
+    pub fn profiles(&self) -> Arc<Profiles> {
+        self.profiles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    /// Swaps in a new profile set.
-    pub fn set_profiles(&self, set: ProfileSet) {
+    /// Swaps in a new profile set under the next generation; returns that generation. Once
+    /// this returns, every review that starts plans from the new set.
+    pub fn set_profiles(&self, set: ProfileSet) -> u64 {
         self.metrics.profiles_loaded.set(set.len() as i64);
-        if let Ok(mut p) = self.profiles.write() {
-            *p = Arc::new(set);
-            self.profiles_generation.fetch_add(1, Ordering::SeqCst);
-        }
+        let mut p = self.profiles.write().unwrap_or_else(|e| e.into_inner());
+        let generation = p.generation + 1;
+        *p = Arc::new(Profiles { generation, set });
+        generation
     }
 }
 
@@ -307,17 +323,14 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
             );
         }
     };
+    // One read of the profile set and its generation for the whole decision.
     let profiles = state.profiles();
-    let generations = (
-        state.profiles_generation.load(Ordering::SeqCst),
-        state.facts.generation(),
-    );
     let ctx = ReviewContext {
         profiles: &profiles,
         facts: state.facts.as_ref(),
         options: &state.options,
         failure: state.failure,
-        cache: Some((&state.cache, generations)),
+        cache: Some(&state.cache),
     };
     match review::review(&bytes, &ctx) {
         Ok(r) => {
@@ -613,7 +626,7 @@ pub async fn run(
         format!("HTTPS on {webhook_addr}"),
     );
     state.metrics.ready.set(i64::from(state.health.ready()));
-    tracing::info!(address = %webhook_addr, profiles = state.profiles().len(), "webhook listening (POST /mutate)");
+    tracing::info!(address = %webhook_addr, profiles = state.profiles().set.len(), "webhook listening (POST /mutate)");
     if let Some(tx) = bound {
         let _ = tx.send(Bound {
             webhook: webhook_addr,

@@ -153,7 +153,7 @@ impl ProfileWatcher {
         let detail = if self.loaded {
             format!(
                 "last reload failed, serving the last good set of {} profile(s): {e}",
-                state.profiles().len()
+                state.profiles().set.len()
             )
         } else {
             format!("not loaded yet: {e}")

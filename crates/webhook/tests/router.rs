@@ -475,3 +475,67 @@ async fn repeated_pods_are_answered_from_the_cache_until_profiles_change() {
             .contains("sidecar_kit_review_cache_lookups_total{result=\"miss\"} 4")
     );
 }
+
+#[test]
+fn the_profile_set_and_its_generation_are_swapped_as_one() {
+    let st = state(FailureMode::Allow);
+    let first = st.profiles();
+    assert!(!first.set.is_empty());
+    let g = st.set_profiles(ProfileSet::default());
+    assert!(g > first.generation, "a swap moves the generation");
+    let now = st.profiles();
+    assert_eq!(
+        (now.generation, now.set.len()),
+        (g, 0),
+        "one read gives the new set with its own generation"
+    );
+    assert_eq!(
+        first.set.len(),
+        profiles().len(),
+        "a snapshot taken before the swap keeps the set it was read with"
+    );
+    let g2 = st.set_profiles(profiles());
+    assert!(g2 > g);
+    assert_eq!(st.profiles().generation, g2);
+}
+
+#[test]
+fn a_reload_during_a_review_cannot_file_the_old_sets_answer_under_the_new_one() {
+    use sidecar_kit_webhook::review::{ReviewContext, review as review_body};
+    let st = state(FailureMode::Allow);
+    let body = serde_json::to_vec(&fixture()).unwrap();
+    let facts = StaticFacts::none();
+    let options = Options {
+        excluded_namespaces: excluded("sidecar-kit"),
+        ..Options::default()
+    };
+    let ctx = |profiles| ReviewContext {
+        profiles,
+        facts: &facts,
+        options: &options,
+        failure: FailureMode::Allow,
+        cache: Some(&st.cache),
+    };
+    // Reviews read the profiles, then a reload lands before they plan and store their answer
+    // (twice: the cache stores an answer on its key's second sighting).
+    let read_before = st.profiles();
+    st.set_profiles(ProfileSet::default());
+    for _ in 0..2 {
+        let old = review_body(&body, &ctx(&read_before)).unwrap();
+        assert_eq!(
+            old.result,
+            sidecar_kit_webhook::review::Result_::Injected,
+            "planned from the set read before the reload"
+        );
+    }
+    assert_eq!(st.cache.len(), 1, "the old set's answer was stored");
+    // A review that starts after the reload plans from the new set: no profile, nothing to
+    // inject, and the old answer is not served to it.
+    let after = review_body(&body, &ctx(&st.profiles())).unwrap();
+    assert!(
+        !after.cached,
+        "the old set's answer is not served after the reload"
+    );
+    assert_eq!(after.result, sidecar_kit_webhook::review::Result_::Skipped);
+    assert!(after.injections.is_empty());
+}
