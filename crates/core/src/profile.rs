@@ -960,4 +960,10 @@ pub trait ProfileFeed: Send + Sync {
     fn snapshot(&self) -> (u64, Vec<(String, Value)>);
     /// One line on where the feed stands, for readiness details.
     fn describe(&self) -> String;
+    /// Called by the consumer once the objects of `generation` (from [`Self::snapshot`]) are
+    /// in force: decisions made from now on use them. A feed that reports its objects as in
+    /// force (their status) waits for this.
+    fn in_force(&self, generation: u64) {
+        let _ = generation;
+    }
 }
