@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use metrics::Metrics;
 use review::{FailureMode, ReviewContext};
 use sidecar_kit_core::engine::{Options, SYSTEM_NAMESPACES};
-use sidecar_kit_core::facts::{Facts, StaticFacts};
+use sidecar_kit_core::facts::{FactsSource, StaticFacts};
 use sidecar_kit_core::profile::ProfileSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -94,7 +94,8 @@ pub struct Profiles {
 pub struct AppState {
     /// The profile set in force, with its generation.
     profiles: RwLock<Arc<Profiles>>,
-    pub facts: Box<dyn Facts + Send + Sync>,
+    /// Cluster facts: each review decides from one snapshot of them.
+    pub facts: Box<dyn FactsSource>,
     pub options: Options,
     pub failure: FailureMode,
     pub metrics: Metrics,
@@ -156,7 +157,7 @@ impl Health {
 impl AppState {
     pub fn new(
         profiles: ProfileSet,
-        facts: Box<dyn Facts + Send + Sync>,
+        facts: Box<dyn FactsSource>,
         options: Options,
         failure: FailureMode,
     ) -> AppState {
@@ -180,10 +181,11 @@ impl AppState {
 
     /// Updates the readiness detail and the metric about cluster facts.
     pub fn refresh_facts_health(&self) {
-        let known = self.facts.availability() == sidecar_kit_core::facts::Availability::Known;
+        let facts = self.facts.snapshot();
+        let known = facts.availability() == sidecar_kit_core::facts::Availability::Known;
         self.metrics.facts_synced.set(i64::from(known));
         if let Ok(mut f) = self.health.facts.write() {
-            *f = self.facts.describe();
+            *f = facts.describe();
         }
     }
 
@@ -323,11 +325,12 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
             );
         }
     };
-    // One read of the profile set and its generation for the whole decision.
+    // One read of the profiles and one view of the cluster for the whole decision.
     let profiles = state.profiles();
+    let facts = state.facts.snapshot();
     let ctx = ReviewContext {
         profiles: &profiles,
-        facts: state.facts.as_ref(),
+        facts: facts.as_ref(),
         options: &state.options,
         failure: state.failure,
         cache: Some(&state.cache),
@@ -464,7 +467,7 @@ pub fn load_facts(path: Option<&PathBuf>) -> Result<StaticFacts, String> {
 /// What the cluster adapter supplies: facts for auto mode, a sink for Events, and profiles
 /// from the SidecarProfile CRD. Without a cluster: no facts, no Events, files only.
 pub struct Adapters {
-    pub facts: Box<dyn Facts + Send + Sync>,
+    pub facts: Box<dyn FactsSource>,
     pub events: Option<Arc<dyn events::EventSink>>,
     pub profiles: Option<Arc<dyn sidecar_kit_core::profile::ProfileFeed>>,
 }
@@ -473,7 +476,7 @@ impl Adapters {
     /// No cluster: no facts, no Events, profiles from files only.
     pub fn none() -> Adapters {
         Adapters {
-            facts: Box::new(StaticFacts::none()),
+            facts: Box::new(Arc::new(StaticFacts::none())),
             events: None,
             profiles: None,
         }

@@ -64,7 +64,7 @@ fn state(failure: FailureMode) -> Arc<AppState> {
     };
     Arc::new(AppState::new(
         profiles(),
-        Box::new(StaticFacts::none()),
+        Box::new(Arc::new(StaticFacts::none())),
         options,
         failure,
     ))
@@ -321,7 +321,7 @@ async fn system_and_own_namespaces_are_skipped() {
     };
     let st = Arc::new(AppState::new(
         profiles(),
-        Box::new(StaticFacts::none()),
+        Box::new(Arc::new(StaticFacts::none())),
         options,
         FailureMode::Allow,
     ));
@@ -538,4 +538,122 @@ fn a_reload_during_a_review_cannot_file_the_old_sets_answer_under_the_new_one() 
     );
     assert_eq!(after.result, sidecar_kit_webhook::review::Result_::Skipped);
     assert!(after.injections.is_empty());
+}
+
+/// Facts that change while a decision is being made: every question the engine asks is
+/// followed at once by an update of the cluster (a node upgraded back to 1.27), as a watch
+/// event landing mid-decision would.
+struct UpdatedMidDecision {
+    current: std::sync::Mutex<Arc<StaticFacts>>,
+    update: Arc<StaticFacts>,
+}
+
+struct Asked {
+    facts: Arc<StaticFacts>,
+    source: Arc<UpdatedMidDecision>,
+}
+
+impl Asked {
+    fn then_update<T>(&self, answer: T) -> T {
+        *self.source.current.lock().unwrap() = self.source.update.clone();
+        answer
+    }
+}
+
+impl Facts for Asked {
+    fn availability(&self) -> sidecar_kit_core::facts::Availability {
+        self.then_update(self.facts.availability())
+    }
+    fn api_server(
+        &self,
+    ) -> (
+        Option<sidecar_kit_core::version::KubeVersion>,
+        sidecar_kit_core::version::GateState,
+    ) {
+        self.then_update(self.facts.api_server())
+    }
+    fn labeler_lease_fresh(&self) -> Option<bool> {
+        self.then_update(self.facts.labeler_lease_fresh())
+    }
+    fn namespace_labels(
+        &self,
+        namespace: &str,
+    ) -> Option<Arc<std::collections::BTreeMap<String, String>>> {
+        self.then_update(self.facts.namespace_labels(namespace))
+    }
+    fn candidates(
+        &self,
+        scheduling: &sidecar_kit_core::facts::Scheduling,
+    ) -> sidecar_kit_core::facts::CandidateSummary {
+        self.then_update(self.facts.candidates(scheduling))
+    }
+    fn generation(&self) -> u64 {
+        self.then_update(self.facts.generation())
+    }
+}
+
+struct Source(Arc<UpdatedMidDecision>);
+
+impl sidecar_kit_core::facts::FactsSource for Source {
+    fn snapshot(&self) -> Arc<dyn Facts + Send + Sync> {
+        Arc::new(Asked {
+            facts: self.0.current.lock().unwrap().clone(),
+            source: self.0.clone(),
+        })
+    }
+}
+
+fn cluster(kubelet: &str) -> Arc<StaticFacts> {
+    use sidecar_kit_core::facts::{ApiServerFacts, ClusterFacts, NodeFacts};
+    Arc::new(StaticFacts::new(ClusterFacts {
+        api_version: "sidecar-kit.io/v1alpha1".into(),
+        kind: "ClusterFacts".into(),
+        api_server: ApiServerFacts {
+            version: Some("v1.31.4".into()),
+            sidecar_containers: sidecar_kit_core::version::GateState::Enabled,
+        },
+        nodes: ["n1", "n2"]
+            .map(|n| NodeFacts {
+                name: n.into(),
+                kubelet_version: kubelet.into(),
+                ..NodeFacts::default()
+            })
+            .into(),
+        ..ClusterFacts::default()
+    }))
+}
+
+#[tokio::test]
+async fn a_review_decides_from_one_view_of_the_cluster() {
+    let (capable, unaware) = (cluster("v1.31.2"), cluster("v1.27.9"));
+    let source = Arc::new(UpdatedMidDecision {
+        current: std::sync::Mutex::new(capable),
+        update: unaware,
+    });
+    let options = Options {
+        excluded_namespaces: excluded("sidecar-kit"),
+        ..Options::default()
+    };
+    let st = Arc::new(AppState::new(
+        profiles(),
+        Box::new(Source(source)),
+        options,
+        FailureMode::Allow,
+    ));
+    // The update lands after the engine's first question: the decision still sees only the
+    // cluster as it was when the review began (all nodes capable: native).
+    let r = fixture();
+    let first = review(st.clone(), &r).await;
+    assert_eq!(
+        first["auditAnnotations"]["injected"], "log-shipper=native",
+        "{first}"
+    );
+    // The next review sees the updated cluster, all of it (no capable node: legacy).
+    let mut r = r;
+    r["request"]["uid"] = json!("second");
+    let second = review(st, &r).await;
+    assert_eq!(
+        second["auditAnnotations"]["injected"], "log-shipper=legacy",
+        "{second}"
+    );
 }
