@@ -37,6 +37,11 @@ pub const DEFAULT_REVIEW_CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// Request bodies larger than this get 413 (contract: 6 MiB).
 pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
 
+/// Reviews with bodies up to this size are planned on the async worker that read them (tens
+/// of microseconds); larger ones, whose planning grows with the pod to milliseconds, on the
+/// blocking pool, so they never hold up the small reviews the workers are serving.
+pub const INLINE_REVIEW_BYTES: usize = 64 * 1024;
+
 /// Configuration of the server, validated by the CLI.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -104,6 +109,9 @@ pub struct AppState {
     pub cache: cache::Cache<review::Cached>,
     /// Where Events about decisions go (none: no Events).
     pub events: Option<Arc<dyn events::EventSink>>,
+    /// Large reviews planned at once (on the blocking pool), at most half the cores: a burst
+    /// of them waits its turn instead of taking every core from the small ones.
+    large_reviews: Arc<tokio::sync::Semaphore>,
 }
 
 /// What `/readyz` reports.
@@ -176,6 +184,9 @@ impl AppState {
             in_flight: AtomicUsize::new(0),
             cache: cache::Cache::new(DEFAULT_REVIEW_CACHE_BYTES),
             events: None,
+            large_reviews: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            )),
         }
     }
 
@@ -328,14 +339,46 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
     // One read of the profiles and one view of the cluster for the whole decision.
     let profiles = state.profiles();
     let facts = state.facts.snapshot();
+    if bytes.len() <= INLINE_REVIEW_BYTES {
+        return answer(&state, &profiles, facts.as_ref(), &bytes, start);
+    }
+    // The semaphore is never closed: an error cannot happen, and would only skip the bound.
+    let permit = state.large_reviews.clone().acquire_owned().await.ok();
+    let shared = state.clone();
+    let planned = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        answer(&shared, &profiles, facts.as_ref(), &bytes, start)
+    })
+    .await;
+    match planned {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "review failed: planning a large pod did not complete");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the review could not be completed\n".into(),
+            )
+        }
+    }
+}
+
+/// Plans one review from the given profile set and facts, and records it (metrics, Event,
+/// log line).
+fn answer(
+    state: &AppState,
+    profiles: &Profiles,
+    facts: &dyn sidecar_kit_core::facts::Facts,
+    bytes: &[u8],
+    start: Instant,
+) -> Response {
     let ctx = ReviewContext {
-        profiles: &profiles,
-        facts: facts.as_ref(),
+        profiles,
+        facts,
         options: &state.options,
         failure: state.failure,
         cache: Some(&state.cache),
     };
-    match review::review(&bytes, &ctx) {
+    match review::review(bytes, &ctx) {
         Ok(r) => {
             let elapsed = start.elapsed();
             state.metrics.duration.observe(elapsed.as_secs_f64());
@@ -355,7 +398,7 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
             if let Some(sink) = &state.events
                 && !r.dry_run
             {
-                emit_event(sink.as_ref(), &bytes, &r);
+                emit_event(sink.as_ref(), bytes, &r);
             }
             if let Some(code) = r.skip {
                 state

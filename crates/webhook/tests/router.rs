@@ -657,3 +657,139 @@ async fn a_review_decides_from_one_view_of_the_cluster() {
         "{second}"
     );
 }
+
+/// Facts whose first snapshot holds its decision in `availability` until the test releases
+/// it: a review in the middle of planning, for as long as the test needs.
+struct HeldFirst {
+    taken: std::sync::atomic::AtomicBool,
+    entered: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+
+struct Held {
+    entered: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl sidecar_kit_core::facts::FactsSource for HeldFirst {
+    fn snapshot(&self) -> Arc<dyn Facts + Send + Sync> {
+        if self.taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Arc::new(StaticFacts::none());
+        }
+        Arc::new(Held {
+            entered: std::sync::Mutex::new(self.entered.lock().unwrap().take()),
+            release: self.release.clone(),
+        })
+    }
+}
+
+impl Facts for Held {
+    fn availability(&self) -> sidecar_kit_core::facts::Availability {
+        if let Some(tx) = self.entered.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+        // Bounded, so that where planning blocks the only worker the test fails instead of
+        // hanging.
+        let _ = self
+            .release
+            .lock()
+            .unwrap()
+            .recv_timeout(std::time::Duration::from_secs(10));
+        sidecar_kit_core::facts::Availability::Absent
+    }
+    fn api_server(
+        &self,
+    ) -> (
+        Option<sidecar_kit_core::version::KubeVersion>,
+        sidecar_kit_core::version::GateState,
+    ) {
+        StaticFacts::none().api_server()
+    }
+    fn labeler_lease_fresh(&self) -> Option<bool> {
+        None
+    }
+    fn namespace_labels(&self, _: &str) -> Option<Arc<std::collections::BTreeMap<String, String>>> {
+        None
+    }
+    fn candidates(
+        &self,
+        _: &sidecar_kit_core::facts::Scheduling,
+    ) -> sidecar_kit_core::facts::CandidateSummary {
+        sidecar_kit_core::facts::CandidateSummary::default()
+    }
+}
+
+/// The fixture's pod grown with app containers past the size planned inline.
+fn large_review() -> Value {
+    let mut r = fixture();
+    let app = r["request"]["object"]["spec"]["containers"][0].clone();
+    let containers = r["request"]["object"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap();
+    let mut i = 0;
+    while serde_json::to_vec(containers).unwrap().len() <= sidecar_kit_webhook::INLINE_REVIEW_BYTES
+    {
+        let mut c = app.clone();
+        c["name"] = json!(format!("worker-{i}"));
+        c["env"] = json!([{"name": "WORKER", "value": i.to_string()}]);
+        containers.push(c);
+        i += 1;
+    }
+    r["request"]["uid"] = json!("large");
+    r
+}
+
+// The default test runtime has a single thread: a review planned on it would stop every other.
+#[tokio::test]
+async fn a_large_review_being_planned_does_not_hold_up_a_small_one() {
+    let (entered_tx, entered) = tokio::sync::oneshot::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let options = Options {
+        excluded_namespaces: excluded("sidecar-kit"),
+        ..Options::default()
+    };
+    let st = Arc::new(AppState::new(
+        profiles(),
+        Box::new(HeldFirst {
+            taken: std::sync::atomic::AtomicBool::new(false),
+            entered: std::sync::Mutex::new(Some(entered_tx)),
+            release: Arc::new(std::sync::Mutex::new(release_rx)),
+        }),
+        options,
+        FailureMode::Allow,
+    ));
+    let finished = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let large = large_review();
+    let large_task = tokio::spawn({
+        let (st, finished, large) = (st.clone(), finished.clone(), large.clone());
+        async move {
+            let resp = review(st, &large).await;
+            finished.lock().unwrap().push("large");
+            resp
+        }
+    });
+    // The large review is being planned (and stays so until released).
+    entered.await.unwrap();
+    let small = review(st.clone(), &fixture()).await;
+    finished.lock().unwrap().push("small");
+    release.send(()).unwrap();
+    let large_resp = large_task.await.unwrap();
+    assert_eq!(
+        *finished.lock().unwrap(),
+        ["small", "large"],
+        "the small review was answered while the large one was being planned"
+    );
+    let injected = |resp: &Value| resp["auditAnnotations"]["injected"].clone();
+    assert_eq!(injected(&small), "log-shipper=universal", "{small}");
+    assert_eq!(injected(&large_resp), "log-shipper=universal");
+    let pod = patched(&large, &large_resp);
+    assert_eq!(
+        names(&pod, "containers").len(),
+        large["request"]["object"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .len()
+            + 1,
+        "the large pod's answer is whole: every container kept, the legacy copy added"
+    );
+}
