@@ -4,7 +4,7 @@ use crate::daemon::LogFormat;
 use crate::{CliError, output};
 use clap::{Args, ValueEnum};
 use sidecar_kit_cluster::live::{LiveFacts, LiveOptions};
-use sidecar_kit_core::facts::{Facts, StaticFacts};
+use sidecar_kit_core::facts::{FactsSource, StaticFacts};
 use sidecar_kit_webhook::review::FailureMode;
 use sidecar_kit_webhook::{Config, certs};
 use std::net::SocketAddr;
@@ -219,13 +219,13 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
                 }
             }
         };
-        let facts: Box<dyn Facts + Send + Sync> = match (static_facts, &client) {
-            (Some(f), _) => Box::new(StaticFacts::new(f)),
+        let facts: Box<dyn FactsSource> = match (static_facts, &client) {
+            (Some(f), _) => Box::new(std::sync::Arc::new(StaticFacts::new(f))),
             (None, Some(c)) => {
                 tracing::info!("reading cluster facts (nodes, namespaces, API server, labeler lease) for auto mode");
                 Box::new(LiveFacts::start(c.clone(), LiveOptions { labeler_lease: lease, ..LiveOptions::default() }))
             }
-            (None, None) => Box::new(StaticFacts::none()),
+            (None, None) => Box::new(std::sync::Arc::new(StaticFacts::none())),
         };
 
         let profiles: Option<std::sync::Arc<dyn sidecar_kit_core::profile::ProfileFeed>> = match (&client, crd_profiles) {

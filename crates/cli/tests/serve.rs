@@ -59,22 +59,20 @@ fn start_with(dir: &Path, extra: &[&str]) -> Server {
         "127.0.0.1:0",
         "--probe-listen",
         "127.0.0.1:0",
-        "--reload-interval",
-        "0.05",
-        "--log-format",
-        "json",
-        "--shutdown-timeout",
-        "10",
-    ])
-    .arg("--profiles")
-    .arg(dir.join("profiles"))
-    .arg("--tls-cert")
-    .arg(dir.join("tls/tls.crt"))
-    .arg("--tls-key")
-    .arg(dir.join("tls/tls.key"))
-    .args(extra)
-    .env_remove("POD_NAMESPACE")
-    .stdout(Stdio::null());
+    ]);
+    if !extra.contains(&"--reload-interval") {
+        cmd.args(["--reload-interval", "0.05"]);
+    }
+    cmd.args(["--log-format", "json", "--shutdown-timeout", "10"])
+        .arg("--profiles")
+        .arg(dir.join("profiles"))
+        .arg("--tls-cert")
+        .arg(dir.join("tls/tls.crt"))
+        .arg("--tls-key")
+        .arg(dir.join("tls/tls.key"))
+        .args(extra)
+        .env_remove("POD_NAMESPACE")
+        .stdout(Stdio::null());
     Server {
         p: LogChild::spawn("serve", cmd, true).unwrap(),
         dir: dir.to_path_buf(),
@@ -668,6 +666,83 @@ async fn serve_takes_profiles_from_the_crd() {
     assert_eq!(
         resp["response"]["auditAnnotations"]["injected"], "mesh-proxy=native",
         "the last good set is in force"
+    );
+    drop(server);
+    fake.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_profile_reported_in_force_is_injected_by_the_next_review() {
+    use base64::Engine as _;
+    use sidecar_kit_fakeapi::{FakeApi, FakeConfig};
+    let fake = FakeApi::start(FakeConfig {
+        version: "v1.31.4".into(),
+        install_sidecar_profile_crd: true,
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let s = fake.state();
+    s.seed_namespace("shop", &[]).unwrap();
+    let (dir, root) = workdir("crd-in-force");
+    let kc = fake.write_kubeconfig(&dir).unwrap().display().to_string();
+    // Reloads a second apart, as in production (every 2 s by default): a status written on
+    // sight of the object would be read well before the webhook uses the object.
+    let mut server = start_with(&dir, &["--kubeconfig", &kc, "--reload-interval", "1"]);
+    let webhook = log_addr(&server.wait_log("webhook listening (POST /mutate)"));
+    let connector = tls(&dir);
+    const RES: &str = "sidecarprofiles.sidecar-kit.io";
+    let condition = |generation: i64| {
+        let s = s.clone();
+        move || {
+            let obj = s.get(RES, None, "mesh-proxy").unwrap().unwrap();
+            let found = obj
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Valid"))
+                .is_some_and(|c| c["status"] == "True" && c["observedGeneration"] == generation);
+            async move { found }
+        }
+    };
+
+    // A new object: once its status says it is in force, the very next review injects it.
+    let mut mesh: Value = serde_json::to_value(
+        sidecar_kit_manifests::read_path(
+            &root
+                .join("crates/cli/tests/golden/profiles/mesh.yaml")
+                .display()
+                .to_string(),
+        )
+        .unwrap()[0]
+            .value
+            .clone(),
+    )
+    .unwrap();
+    s.insert(RES, mesh.clone()).unwrap();
+    eventually("Valid for generation 1", condition(1)).await;
+    let (status, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        resp["response"]["auditAnnotations"]["injected"], "mesh-proxy=native",
+        "the status said in force: {resp}"
+    );
+
+    // A changed spec: once the status says the new generation is in force, the next review
+    // adds the new image.
+    mesh = s.get(RES, None, "mesh-proxy").unwrap().unwrap();
+    mesh["spec"]["containers"][0]["image"] = serde_json::json!("registry.example.com/proxy:1.3");
+    s.insert(RES, mesh).unwrap();
+    eventually("Valid for generation 2", condition(2)).await;
+    let (status, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
+    assert_eq!(status, 200);
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(resp["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    assert!(
+        String::from_utf8(patch)
+            .unwrap()
+            .contains("registry.example.com/proxy:1.3"),
+        "the status said generation 2 is in force: {resp}"
     );
     drop(server);
     fake.shutdown().await;

@@ -4,6 +4,7 @@
 //! reached, `availability()` says so and `auto` uses each profile's fallback.
 
 use crate::apiserver::{self, GateSource};
+use arc_swap::ArcSwap;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node};
@@ -11,13 +12,13 @@ use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use sidecar_kit_core::facts::{
-    Availability, CandidateSummary, Facts, NodeFacts, Scheduling, Taint,
+    Availability, CandidateSummary, Facts, FactsSource, NodeFacts, Scheduling, Taint,
 };
 use sidecar_kit_core::nodeindex::NodeIndex;
 use sidecar_kit_core::status::NODE_REASON_ANNOTATION;
 use sidecar_kit_core::version::{GateState, KubeVersion};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where the labeler's Lease is, and how often things are looked at again.
@@ -45,16 +46,20 @@ impl Default for LiveOptions {
     }
 }
 
-#[derive(Default)]
-struct State {
+/// One immutable view of the cluster: what a decision reads, all of it from one moment.
+/// The watchers never change a published snapshot; they publish a new one (sharing the
+/// unchanged parts), so taking one is a reference count, not a copy.
+#[derive(Clone, Default)]
+pub struct LiveSnapshot {
     api_version: Option<KubeVersion>,
     api_gate: GateState,
     api_note: String,
-    nodes: HashMap<String, NodeFacts>,
+    /// The nodes the index was built from.
+    nodes: Arc<HashMap<String, NodeFacts>>,
     index: Option<Arc<NodeIndex>>,
     nodes_synced: bool,
     nodes_problem: Option<String>,
-    namespaces: HashMap<String, Arc<BTreeMap<String, String>>>,
+    namespaces: Arc<HashMap<String, Arc<BTreeMap<String, String>>>>,
     namespaces_synced: bool,
     namespaces_problem: Option<String>,
     lease_fresh: Option<bool>,
@@ -62,9 +67,13 @@ struct State {
 }
 
 /// Facts from the live cluster. Cheap to clone; the watches run in background tasks.
+/// [`LiveFacts::snapshot`] gives one immutable view for a decision; the `Facts` methods of
+/// `LiveFacts` itself each read the newest view (for readiness details and tests).
 #[derive(Clone, Default)]
 pub struct LiveFacts {
-    state: Arc<RwLock<State>>,
+    current: Arc<ArcSwap<LiveSnapshot>>,
+    /// Serialises the watchers' updates (each publishes a changed copy of the newest view).
+    writer: Arc<Mutex<()>>,
 }
 
 /// What sidecar-kit keeps of a Node: nothing decisions do not need.
@@ -128,19 +137,32 @@ impl LiveFacts {
         facts
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
+    /// The cluster as it stands now, for one decision: later updates do not change it.
+    pub fn snapshot(&self) -> Arc<LiveSnapshot> {
+        self.current.load_full()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
+    /// Publishes a changed copy of the newest view.
+    fn update(&self, change: impl FnOnce(&mut LiveSnapshot)) {
+        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = LiveSnapshot::clone(&self.current.load());
+        change(&mut next);
+        self.current.store(Arc::new(next));
     }
 
-    fn rebuild(&self) {
-        let index = Arc::new(index_of(&self.read().nodes));
-        let mut s = self.write();
-        s.index = Some(index);
-        s.generation += 1;
+    /// Publishes the nodes and their index together.
+    fn publish_nodes(&self, nodes: &Arc<HashMap<String, NodeFacts>>, synced: bool) {
+        // Built before publishing: a synced cache always has its index.
+        let index = Arc::new(index_of(nodes));
+        self.update(|s| {
+            s.nodes = nodes.clone();
+            s.index = Some(index);
+            if synced {
+                s.nodes_synced = true;
+                s.nodes_problem = None;
+            }
+            s.generation += 1;
+        });
     }
 
     async fn watch_nodes(self, client: kube::Client, rebuild_every: Duration) {
@@ -149,6 +171,9 @@ impl LiveFacts {
             .default_backoff()
             .boxed();
         let mut staging: Option<HashMap<String, NodeFacts>> = None;
+        // The watcher's own copy of the nodes; shared with the published view until the next
+        // change copies it.
+        let mut nodes: Arc<HashMap<String, NodeFacts>> = Arc::default();
         let mut dirty = false;
         let mut last_rebuild = Instant::now() - rebuild_every;
         let mut tick = tokio::time::interval(rebuild_every);
@@ -165,45 +190,39 @@ impl LiveFacts {
                             }
                         }
                         Ok(Event::InitDone) => {
-                            let nodes = staging.take().unwrap_or_default();
-                            let count = nodes.len();
-                            // Build the index before publishing: a synced cache always has it.
-                            let index = Arc::new(index_of(&nodes));
-                            {
-                                let mut s = self.write();
-                                s.nodes = nodes;
-                                s.index = Some(index);
-                                s.nodes_synced = true;
-                                s.nodes_problem = None;
-                                s.generation += 1;
-                            }
+                            nodes = Arc::new(staging.take().unwrap_or_default());
+                            self.publish_nodes(&nodes, true);
                             last_rebuild = Instant::now();
                             dirty = false;
-                            tracing::info!(nodes = count, "node cache synced");
+                            tracing::info!(nodes = nodes.len(), "node cache synced");
                         }
                         Ok(Event::Apply(n)) => {
                             let f = node_facts(&n);
-                            let mut s = self.write();
-                            s.nodes_problem = None;
-                            if s.nodes.get(&f.name) != Some(&f) {
-                                s.nodes.insert(f.name.clone(), f);
+                            if self.snapshot().nodes_problem.is_some() {
+                                self.update(|s| s.nodes_problem = None);
+                            }
+                            if nodes.get(&f.name) != Some(&f) {
+                                Arc::make_mut(&mut nodes).insert(f.name.clone(), f);
                                 dirty = true;
                             }
                         }
                         Ok(Event::Delete(n)) => {
                             let name = n.metadata.name.unwrap_or_default();
-                            dirty |= self.write().nodes.remove(&name).is_some();
+                            if nodes.contains_key(&name) {
+                                Arc::make_mut(&mut nodes).remove(&name);
+                                dirty = true;
+                            }
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "node watch failed; retrying with back-off");
-                            self.write().nodes_problem = Some(format!("node watch: {e}"));
+                            self.update(|s| s.nodes_problem = Some(format!("node watch: {e}")));
                         }
                     }
                 }
                 _ = tick.tick() => {}
             }
             if dirty && last_rebuild.elapsed() >= rebuild_every {
-                self.rebuild();
+                self.publish_nodes(&nodes, false);
                 last_rebuild = Instant::now();
                 dirty = false;
             }
@@ -232,30 +251,34 @@ impl LiveFacts {
                     }
                 }
                 Ok(Event::InitDone) => {
-                    let mut s = self.write();
-                    s.namespaces = staging.take().unwrap_or_default();
-                    s.namespaces_synced = true;
-                    s.namespaces_problem = None;
-                    s.generation += 1;
+                    let namespaces = Arc::new(staging.take().unwrap_or_default());
+                    self.update(|s| {
+                        s.namespaces = namespaces;
+                        s.namespaces_synced = true;
+                        s.namespaces_problem = None;
+                        s.generation += 1;
+                    });
                 }
                 Ok(Event::Apply(n)) => {
                     let (k, v) = entry(&n);
-                    let mut s = self.write();
-                    s.namespaces_problem = None;
-                    if s.namespaces.get(&k) != Some(&v) {
-                        s.namespaces.insert(k, v);
-                        s.generation += 1;
-                    }
+                    self.update(|s| {
+                        s.namespaces_problem = None;
+                        if s.namespaces.get(&k) != Some(&v) {
+                            Arc::make_mut(&mut s.namespaces).insert(k, v);
+                            s.generation += 1;
+                        }
+                    });
                 }
                 Ok(Event::Delete(n)) => {
-                    let mut s = self.write();
-                    s.namespaces
-                        .remove(n.metadata.name.as_deref().unwrap_or(""));
-                    s.generation += 1;
+                    self.update(|s| {
+                        Arc::make_mut(&mut s.namespaces)
+                            .remove(n.metadata.name.as_deref().unwrap_or(""));
+                        s.generation += 1;
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "namespace watch failed; retrying with back-off");
-                    self.write().namespaces_problem = Some(format!("namespace watch: {e}"));
+                    self.update(|s| s.namespaces_problem = Some(format!("namespace watch: {e}")));
                 }
             }
         }
@@ -293,18 +316,19 @@ impl LiveFacts {
                             r.version
                         ),
                     };
-                    let mut s = self.write();
                     let (v, g) = (KubeVersion::parse(&r.version), r.gate);
-                    if s.api_version != v || s.api_gate != g {
-                        s.generation += 1;
-                    }
-                    s.api_version = v;
-                    s.api_gate = g;
-                    s.api_note = note;
+                    self.update(|s| {
+                        if s.api_version != v || s.api_gate != g {
+                            s.generation += 1;
+                        }
+                        s.api_version = v;
+                        s.api_gate = g;
+                        s.api_note = note;
+                    });
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "cannot read the API server's version");
-                    self.write().api_note = format!("API server: {e}");
+                    self.update(|s| s.api_note = format!("API server: {e}"));
                 }
             }
             if let Some((ns, name)) = &opts.labeler_lease {
@@ -317,52 +341,25 @@ impl LiveFacts {
                         None
                     }
                 };
-                let mut s = self.write();
-                if s.lease_fresh != fresh {
-                    s.lease_fresh = fresh;
-                    s.generation += 1;
+                if self.snapshot().lease_fresh != fresh {
+                    self.update(|s| {
+                        s.lease_fresh = fresh;
+                        s.generation += 1;
+                    });
                 }
             }
         }
     }
 
-    /// One line for `/readyz` and logs: what auto mode decides from right now.
-    fn summary(&self) -> String {
-        let s = self.read();
-        let nodes = match (&s.nodes_problem, s.nodes_synced) {
-            (Some(p), _) => format!("nodes: {p}"),
-            (None, true) => format!("nodes: {} in cache", s.nodes.len()),
-            (None, false) => "nodes: not synced yet".to_string(),
-        };
-        let ns = match (&s.namespaces_problem, s.namespaces_synced) {
-            (Some(p), _) => format!("namespaces: {p}"),
-            (None, true) => format!("namespaces: {}", s.namespaces.len()),
-            (None, false) => "namespaces: not synced yet".to_string(),
-        };
-        let lease = match s.lease_fresh {
-            Some(true) => "labeler lease fresh",
-            Some(false) => "labeler lease not fresh",
-            None => "labeler lease unknown",
-        };
-        format!(
-            "{nodes}; {ns}; {}; {lease}",
-            if s.api_note.is_empty() {
-                "API server: not read yet"
-            } else {
-                &s.api_note
-            }
-        )
-    }
-
     /// Number of nodes in the cache (for tests and metrics).
     pub fn node_count(&self) -> usize {
-        self.read().nodes.len()
+        self.snapshot().nodes.len()
     }
 
     /// An estimate of the heap the node cache holds: the kept fields of every node (names,
     /// versions, labels, taints, with map and string overheads) and the index's bitsets.
     pub fn approx_node_bytes(&self) -> usize {
-        let s = self.read();
+        let s = self.snapshot();
         let string = |x: &String| x.capacity() + std::mem::size_of::<String>();
         let per_node: usize = s
             .nodes
@@ -422,35 +419,204 @@ pub fn lease_fresh(l: &Lease, now: k8s_openapi::jiff::Timestamp) -> bool {
     renew.0.as_second() + i64::from(secs) >= now.as_second()
 }
 
-impl Facts for LiveFacts {
+impl LiveSnapshot {
+    /// One line for `/readyz` and logs: what auto mode decides from.
+    fn summary(&self) -> String {
+        let s = self;
+        let nodes = match (&s.nodes_problem, s.nodes_synced) {
+            (Some(p), _) => format!("nodes: {p}"),
+            (None, true) => format!("nodes: {} in cache", s.nodes.len()),
+            (None, false) => "nodes: not synced yet".to_string(),
+        };
+        let ns = match (&s.namespaces_problem, s.namespaces_synced) {
+            (Some(p), _) => format!("namespaces: {p}"),
+            (None, true) => format!("namespaces: {}", s.namespaces.len()),
+            (None, false) => "namespaces: not synced yet".to_string(),
+        };
+        let lease = match s.lease_fresh {
+            Some(true) => "labeler lease fresh",
+            Some(false) => "labeler lease not fresh",
+            None => "labeler lease unknown",
+        };
+        format!(
+            "{nodes}; {ns}; {}; {lease}",
+            if s.api_note.is_empty() {
+                "API server: not read yet"
+            } else {
+                &s.api_note
+            }
+        )
+    }
+}
+
+impl Facts for LiveSnapshot {
     fn availability(&self) -> Availability {
-        let s = self.read();
-        if let Some(p) = s.nodes_problem.as_ref().or(s.namespaces_problem.as_ref()) {
+        if let Some(p) = self
+            .nodes_problem
+            .as_ref()
+            .or(self.namespaces_problem.as_ref())
+        {
             return Availability::Unsynced(format!("{p}; the API may be unreachable"));
         }
-        if !s.nodes_synced || !s.namespaces_synced {
+        if !self.nodes_synced || !self.namespaces_synced {
             return Availability::Unsynced("node and namespace caches not synced yet".into());
         }
         Availability::Known
     }
     fn api_server(&self) -> (Option<KubeVersion>, GateState) {
-        let s = self.read();
-        (s.api_version.clone(), s.api_gate)
+        (self.api_version.clone(), self.api_gate)
     }
     fn labeler_lease_fresh(&self) -> Option<bool> {
-        self.read().lease_fresh
+        self.lease_fresh
     }
     fn namespace_labels(&self, namespace: &str) -> Option<Arc<BTreeMap<String, String>>> {
-        self.read().namespaces.get(namespace).cloned()
+        self.namespaces.get(namespace).cloned()
     }
     fn candidates(&self, scheduling: &Scheduling) -> CandidateSummary {
-        let index = self.read().index.clone();
-        index.map(|i| i.candidates(scheduling)).unwrap_or_default()
+        self.index
+            .as_ref()
+            .map(|i| i.candidates(scheduling))
+            .unwrap_or_default()
     }
     fn generation(&self) -> u64 {
-        self.read().generation
+        self.generation
     }
     fn describe(&self) -> String {
         self.summary()
+    }
+}
+
+/// Each method reads the newest view; a decision takes one [`LiveFacts::snapshot`] instead.
+impl Facts for LiveFacts {
+    fn availability(&self) -> Availability {
+        self.snapshot().availability()
+    }
+    fn api_server(&self) -> (Option<KubeVersion>, GateState) {
+        self.snapshot().api_server()
+    }
+    fn labeler_lease_fresh(&self) -> Option<bool> {
+        self.snapshot().labeler_lease_fresh()
+    }
+    fn namespace_labels(&self, namespace: &str) -> Option<Arc<BTreeMap<String, String>>> {
+        self.snapshot().namespace_labels(namespace)
+    }
+    fn candidates(&self, scheduling: &Scheduling) -> CandidateSummary {
+        self.snapshot().candidates(scheduling)
+    }
+    fn generation(&self) -> u64 {
+        self.snapshot().generation()
+    }
+    fn describe(&self) -> String {
+        self.snapshot().describe()
+    }
+}
+
+impl FactsSource for LiveFacts {
+    fn snapshot(&self) -> Arc<dyn Facts + Send + Sync> {
+        LiveFacts::snapshot(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn node(name: &str, version: &str) -> NodeFacts {
+        NodeFacts {
+            name: name.into(),
+            kubelet_version: version.into(),
+            ..NodeFacts::default()
+        }
+    }
+
+    fn nodes(list: &[NodeFacts]) -> Arc<HashMap<String, NodeFacts>> {
+        Arc::new(list.iter().map(|n| (n.name.clone(), n.clone())).collect())
+    }
+
+    fn labels(team: &str) -> Arc<BTreeMap<String, String>> {
+        Arc::new([("team".to_string(), team.to_string())].into())
+    }
+
+    #[test]
+    fn a_snapshot_answers_from_the_state_it_was_taken_in() {
+        let live = LiveFacts::default();
+        live.publish_nodes(&nodes(&[node("n1", "v1.31.2")]), true);
+        live.update(|s| {
+            s.namespaces = Arc::new([("shop".to_string(), labels("payments"))].into());
+            s.namespaces_synced = true;
+            s.api_version = KubeVersion::parse("v1.31.4");
+            s.api_gate = GateState::Enabled;
+            s.lease_fresh = Some(true);
+            s.generation += 1;
+        });
+        let before = live.snapshot();
+
+        // Every fact changes after the snapshot was taken.
+        live.publish_nodes(
+            &nodes(&[node("n1", "v1.27.9"), node("n2", "v1.27.9")]),
+            false,
+        );
+        live.update(|s| {
+            Arc::make_mut(&mut s.namespaces).insert("shop".into(), labels("search"));
+            s.api_version = KubeVersion::parse("v1.32.0");
+            s.api_gate = GateState::Disabled;
+            s.lease_fresh = Some(false);
+            s.nodes_problem = Some("node watch: connection reset".into());
+            s.generation += 1;
+        });
+
+        let all = Scheduling::default();
+        let (old, new) = (before.candidates(&all), live.candidates(&all));
+        assert_eq!((old.capable, old.unaware), (1, 0), "the snapshot's nodes");
+        assert_eq!((new.capable, new.unaware), (0, 2), "the live view's nodes");
+        assert_eq!(before.availability(), Availability::Known);
+        assert!(matches!(live.availability(), Availability::Unsynced(_)));
+        assert_eq!(
+            before.api_server(),
+            (KubeVersion::parse("v1.31.4"), GateState::Enabled)
+        );
+        assert_eq!(
+            live.api_server(),
+            (KubeVersion::parse("v1.32.0"), GateState::Disabled)
+        );
+        assert_eq!(before.labeler_lease_fresh(), Some(true));
+        assert_eq!(live.labeler_lease_fresh(), Some(false));
+        assert_eq!(before.namespace_labels("shop"), Some(labels("payments")));
+        assert_eq!(live.namespace_labels("shop"), Some(labels("search")));
+        assert!(before.generation() < live.generation());
+        assert!(
+            before.describe().contains("nodes: 1 in cache"),
+            "{}",
+            before.describe()
+        );
+        assert!(
+            live.describe().contains("connection reset"),
+            "{}",
+            live.describe()
+        );
+        // What the webhook takes per review is that same kind of frozen view.
+        let taken = FactsSource::snapshot(&live);
+        live.update(|s| s.lease_fresh = None);
+        assert_eq!(taken.labeler_lease_fresh(), Some(false));
+        assert_eq!(live.labeler_lease_fresh(), None);
+    }
+
+    #[test]
+    fn taking_a_snapshot_shares_the_node_index() {
+        let live = LiveFacts::default();
+        live.publish_nodes(&nodes(&[node("n1", "v1.31.2")]), true);
+        let (a, b) = (live.snapshot(), live.snapshot());
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "a snapshot is a reference count, not a copy"
+        );
+        live.update(|s| s.lease_fresh = Some(true));
+        let c = live.snapshot();
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert!(
+            Arc::ptr_eq(a.index.as_ref().unwrap(), c.index.as_ref().unwrap()),
+            "an update of another fact keeps the node index"
+        );
     }
 }

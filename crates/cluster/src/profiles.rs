@@ -24,9 +24,20 @@ struct State {
 }
 
 /// The watched SidecarProfile objects. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct CrdProfiles {
     state: Arc<RwLock<State>>,
+    /// The newest generation the consumer (the webhook) has put in force.
+    in_force: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for CrdProfiles {
+    fn default() -> Self {
+        CrdProfiles {
+            state: Arc::default(),
+            in_force: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
 }
 
 fn resource() -> ApiResource {
@@ -56,21 +67,6 @@ pub fn validity(obj: &Value) -> (&'static str, &'static str, String) {
 }
 
 impl CrdProfiles {
-    /// Starts the watch (and status writes, unless `write_status` is false) on the current runtime.
-    pub fn start(client: kube::Client, write_status: bool) -> CrdProfiles {
-        let feed = CrdProfiles::default();
-        tokio::spawn(feed.clone().watch(client, write_status));
-        feed
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Logs an invalid object once per resourceVersion (valid ones are forgotten).
     fn note_validity(&self, obj: &Value) {
         let name = obj
@@ -100,6 +96,21 @@ impl CrdProfiles {
         );
     }
 
+    /// Starts the watch (and status writes, unless `write_status` is false) on the current runtime.
+    pub fn start(client: kube::Client, write_status: bool) -> CrdProfiles {
+        let feed = CrdProfiles::default();
+        tokio::spawn(feed.clone().watch(client, write_status));
+        feed
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     async fn watch(self, client: kube::Client, write_status: bool) {
         let ar = resource();
         let api: Api<DynamicObject> = Api::all_with(client, &ar);
@@ -107,64 +118,111 @@ impl CrdProfiles {
             .default_backoff()
             .boxed();
         let mut staging: Option<BTreeMap<String, Value>> = None;
-        while let Some(ev) = stream.next().await {
-            let to_value = |o: &DynamicObject| serde_json::to_value(o).unwrap_or(Value::Null);
-            let mut changed: Vec<Value> = Vec::new();
-            match ev {
-                Ok(Event::Init) => staging = Some(BTreeMap::new()),
-                Ok(Event::InitApply(o)) => {
-                    let v = to_value(&o);
-                    if let Some(st) = staging.as_mut() {
-                        st.insert(o.metadata.name.clone().unwrap_or_default(), v.clone());
+        // Objects seen while (re)listing: their conditions belong to the generation the list
+        // completes as.
+        let mut listed: Vec<Value> = Vec::new();
+        // Valid objects whose condition ("in force") waits for the consumer to put the
+        // generation they joined in force: name → (generation, object).
+        let mut pending: BTreeMap<String, (u64, Value)> = BTreeMap::new();
+        let mut in_force = self.in_force.subscribe();
+        loop {
+            // (joined generation, object) whose condition is due.
+            let mut changed: Vec<(u64, Value)> = Vec::new();
+            tokio::select! {
+                ev = stream.next() => {
+                    let Some(ev) = ev else { break };
+                    let to_value = |o: &DynamicObject| serde_json::to_value(o).unwrap_or(Value::Null);
+                    match ev {
+                        Ok(Event::Init) => {
+                            staging = Some(BTreeMap::new());
+                            listed.clear();
+                        }
+                        Ok(Event::InitApply(o)) => {
+                            let v = to_value(&o);
+                            if let Some(st) = staging.as_mut() {
+                                st.insert(o.metadata.name.clone().unwrap_or_default(), v.clone());
+                            }
+                            listed.push(v);
+                        }
+                        Ok(Event::InitDone) => {
+                            let mut s = self.write();
+                            s.objects = staging.take().unwrap_or_default();
+                            s.synced = true;
+                            s.problem = None;
+                            s.generation += 1;
+                            let names: Vec<String> = s.objects.keys().cloned().collect();
+                            s.logged_invalid.retain(|n, _| names.contains(n));
+                            let g = s.generation;
+                            changed.extend(listed.drain(..).map(|v| (g, v)));
+                            pending.retain(|name, _| s.objects.contains_key(name));
+                        }
+                        Ok(Event::Apply(o)) => {
+                            let v = to_value(&o);
+                            let name = o.metadata.name.clone().unwrap_or_default();
+                            let mut s = self.write();
+                            s.problem = None;
+                            // A status write comes back as an update: only the spec (and labels) matter.
+                            let same = s.objects.get(&name).is_some_and(|old| {
+                                old.get("spec") == v.get("spec")
+                                    && old.pointer("/metadata/generation")
+                                        == v.pointer("/metadata/generation")
+                            });
+                            s.objects.insert(name, v.clone());
+                            if !same {
+                                s.generation += 1;
+                                changed.push((s.generation, v));
+                            }
+                        }
+                        Ok(Event::Delete(o)) => {
+                            let name = o.metadata.name.as_deref().unwrap_or("");
+                            let mut s = self.write();
+                            s.objects.remove(name);
+                            s.logged_invalid.remove(name);
+                            s.generation += 1;
+                            pending.remove(name);
+                        }
+                        Err(e) => {
+                            let msg = format!(
+                                "SidecarProfile watch: {e} (is the CRD installed? `sidecar-kit crd | kubectl apply -f -`; does the webhook have list/watch on sidecarprofiles?)"
+                            );
+                            tracing::warn!(error = %e, "SidecarProfile watch failed; retrying with back-off");
+                            self.write().problem = Some(msg);
+                        }
                     }
-                    changed.push(v);
                 }
-                Ok(Event::InitDone) => {
-                    let mut s = self.write();
-                    s.objects = staging.take().unwrap_or_default();
-                    let names: Vec<String> = s.objects.keys().cloned().collect();
-                    s.logged_invalid.retain(|n, _| names.contains(n));
-                    s.synced = true;
-                    s.problem = None;
-                    s.generation += 1;
-                }
-                Ok(Event::Apply(o)) => {
-                    let v = to_value(&o);
-                    let name = o.metadata.name.clone().unwrap_or_default();
-                    let mut s = self.write();
-                    s.problem = None;
-                    // A status write comes back as an update: only the spec (and labels) matter.
-                    let same = s.objects.get(&name).is_some_and(|old| {
-                        old.get("spec") == v.get("spec")
-                            && old.pointer("/metadata/generation")
-                                == v.pointer("/metadata/generation")
-                    });
-                    s.objects.insert(name, v.clone());
-                    if !same {
-                        s.generation += 1;
-                        changed.push(v);
-                    }
-                }
-                Ok(Event::Delete(o)) => {
-                    let mut s = self.write();
-                    s.objects.remove(o.metadata.name.as_deref().unwrap_or(""));
-                    s.logged_invalid
-                        .remove(o.metadata.name.as_deref().unwrap_or(""));
-                    s.generation += 1;
-                }
-                Err(e) => {
-                    let msg = format!(
-                        "SidecarProfile watch: {e} (is the CRD installed? `sidecar-kit crd | kubectl apply -f -`; does the webhook have list/watch on sidecarprofiles?)"
-                    );
-                    tracing::warn!(error = %e, "SidecarProfile watch failed; retrying with back-off");
-                    self.write().problem = Some(msg);
-                }
+                Ok(()) = in_force.changed() => {}
             }
-            for obj in &changed {
+            for (_, obj) in &changed {
                 self.note_validity(obj);
             }
-            if write_status {
-                for obj in changed {
+            if !write_status {
+                continue;
+            }
+            // An invalid object is never in force: say so at once. A valid one is "in force"
+            // only once the consumer uses the generation it joined.
+            for (g, obj) in changed {
+                if validity(&obj).0 == "True" {
+                    let name = obj
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string();
+                    pending.insert(name, (g, obj));
+                } else {
+                    if let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) {
+                        pending.remove(name);
+                    }
+                    write_condition(&api, &obj).await;
+                }
+            }
+            let done = *in_force.borrow_and_update();
+            let due: Vec<String> = pending
+                .iter()
+                .filter(|(_, (g, _))| *g <= done)
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in due {
+                if let Some((_, obj)) = pending.remove(&name) {
                     write_condition(&api, &obj).await;
                 }
             }
@@ -209,6 +267,24 @@ async fn write_condition(api: &Api<DynamicObject>, obj: &Value) {
 }
 
 impl ProfileFeed for CrdProfiles {
+    fn invalid(&self) -> usize {
+        self.read()
+            .objects
+            .values()
+            .filter(|v| validity(v).0 != "True")
+            .count()
+    }
+
+    fn in_force(&self, generation: u64) {
+        self.in_force.send_if_modified(|g| {
+            let newer = generation > *g;
+            if newer {
+                *g = generation;
+            }
+            newer
+        });
+    }
+
     fn snapshot(&self) -> (u64, Vec<(String, Value)>) {
         let s = self.read();
         let objects = s
@@ -224,14 +300,6 @@ impl ProfileFeed for CrdProfiles {
             })
             .collect();
         (s.generation, objects)
-    }
-
-    fn invalid(&self) -> usize {
-        self.read()
-            .objects
-            .values()
-            .filter(|v| validity(v).0 != "True")
-            .count()
     }
 
     fn describe(&self) -> String {

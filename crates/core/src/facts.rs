@@ -198,6 +198,21 @@ pub trait Facts {
     }
 }
 
+/// Where a program that runs for long gets its facts from. Every decision takes one
+/// [`snapshot`](Self::snapshot) and decides from it alone, so a change that lands while it
+/// decides (a node update, the labeler's Lease) cannot give it answers from two states.
+pub trait FactsSource: Send + Sync {
+    /// The facts as they stand now, immutable. Cheap: a reference count, not a copy.
+    fn snapshot(&self) -> Arc<dyn Facts + Send + Sync>;
+}
+
+/// Facts from a file never change: the snapshot is the facts themselves.
+impl FactsSource for Arc<StaticFacts> {
+    fn snapshot(&self) -> Arc<dyn Facts + Send + Sync> {
+        self.clone()
+    }
+}
+
 /// Facts from a file, or no facts at all.
 #[derive(Debug, Clone, Default)]
 pub struct StaticFacts {

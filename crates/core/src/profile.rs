@@ -964,4 +964,10 @@ pub trait ProfileFeed: Send + Sync {
     fn invalid(&self) -> usize {
         0
     }
+    /// Called by the consumer once the objects of `generation` (from [`Self::snapshot`]) are
+    /// in force: decisions made from now on use them. A feed that reports its objects as in
+    /// force (their status) waits for this.
+    fn in_force(&self, generation: u64) {
+        let _ = generation;
+    }
 }

@@ -10,6 +10,10 @@
 //!
 //! It reports reviews/s, p50/p99/p99.9 latency, errors and the server's peak RSS.
 //!
+//! With `--huge-rate R`, every open loop is run twice: alone, and beside a stream of R huge
+//! reviews per second (a pod of thousands of containers, `--huge-kib` KiB, on connections
+//! of their own), so the small reviews' latency can be compared with and without it.
+//!
 //! ```text
 //! cargo build --release -p sidecar-kit -p sidecar-kit-loadgen
 //! target/release/sidecar-kit-loadgen --server target/release/sidecar-kit
@@ -61,6 +65,13 @@ struct Args {
     /// Extra arguments for `sidecar-kit serve` (e.g. `--server-arg=--log-level=warn`). Repeatable.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
+    /// Huge reviews per second sent beside each open loop, in a second run of it (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    huge_rate: f64,
+    /// Size of a huge review's body, KiB (a pod of many containers; at most the server's
+    /// 6 MiB body limit).
+    #[arg(long, default_value_t = 4096)]
+    huge_kib: usize,
     /// Print the results as JSON too.
     #[arg(long)]
     json: bool,
@@ -396,6 +407,80 @@ async fn open_loop(args: &Args, server: &Server, h2: bool, body: &Bodies) -> Res
     Ok(summarize(all, errors.load(Ordering::Relaxed), elapsed))
 }
 
+/// Distinct huge reviews (each planned: their keys differ, and they are too large to cache).
+const HUGE_VARIANTS: usize = 8;
+
+/// A review of the fixture's pod grown to about `kib` KiB with app containers, each with a
+/// few env vars (a batch pod of thousands of containers). Variant `v` differs in a label.
+fn huge_body(fixture: &str, kib: usize, v: usize) -> Result<Bytes> {
+    let mut review: serde_json::Value = serde_json::from_str(fixture)?;
+    review["request"]["object"]["metadata"]["labels"]["loadgen-variant"] =
+        serde_json::json!(v.to_string());
+    let template = review["request"]["object"]["spec"]["containers"][0].clone();
+    let base = serde_json::to_vec(&review)?.len();
+    let mut one = template.clone();
+    one["name"] = serde_json::json!("worker-00000");
+    one["env"] = serde_json::json!((0..8)
+        .map(|i| serde_json::json!({"name": format!("SETTING_{i}"), "value": format!("value-of-setting-{i}-for-this-worker")}))
+        .collect::<Vec<_>>());
+    let each = serde_json::to_vec(&one)?.len() + 1;
+    let n = (kib * 1024).saturating_sub(base) / each;
+    let containers = review["request"]["object"]["spec"]["containers"]
+        .as_array_mut()
+        .context("fixture containers")?;
+    for i in 0..n {
+        let mut c = one.clone();
+        c["name"] = serde_json::json!(format!("worker-{i:05}"));
+        containers.push(c);
+    }
+    Ok(Bytes::from(serde_json::to_vec(&review)?))
+}
+
+/// Sends huge reviews at `rate` per second until `stop`, each on a connection of its own
+/// pool; returns their latencies (µs) and errors.
+async fn huge_stream(
+    rate: f64,
+    (addr, ca): (SocketAddr, String),
+    h2: bool,
+    bodies: Arc<Vec<Bytes>>,
+    stop: Arc<AtomicBool>,
+) -> Result<(Vec<u32>, u64)> {
+    let pool = {
+        let tls = connector(&ca, if h2 { b"h2" } else { b"http/1.1" })?;
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(connect(addr, &tls, h2).await?);
+        }
+        v
+    };
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sent = Vec::new();
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let (s, body) = (
+            pool[i % pool.len()].clone(),
+            bodies[i % bodies.len()].clone(),
+        );
+        i += 1;
+        sent.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let ok = send(&s, &body).await;
+            (ok, t.elapsed().as_micros() as u32)
+        }));
+    }
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for t in sent {
+        match t.await? {
+            (true, us) => lat.push(us),
+            (false, _) => errors += 1,
+        }
+    }
+    Ok((lat, errors))
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let fixture =
@@ -423,6 +508,17 @@ fn main() -> Result<()> {
         all: bodies,
         next: Arc::new(AtomicU64::new(0)),
     };
+    let huge: Arc<Vec<Bytes>> = Arc::new(if args.huge_rate > 0.0 {
+        anyhow::ensure!(
+            args.huge_kib <= 6 * 1024,
+            "--huge-kib: the server refuses bodies over 6 MiB"
+        );
+        (0..HUGE_VARIANTS)
+            .map(|v| huge_body(&fixture, args.huge_kib, v))
+            .collect::<Result<_>>()?
+    } else {
+        Vec::new()
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -440,20 +536,44 @@ fn main() -> Result<()> {
         };
         let server = start(&args, bare)?;
         for h2 in [false, true] {
-            for open in [false, true] {
-                let r = runtime.block_on(async {
-                    if open {
+            // (open loop, beside the huge stream)
+            let mut runs = vec![(false, false), (true, false)];
+            if !huge.is_empty() {
+                runs.push((true, true));
+            }
+            for (open, with_huge) in runs {
+                let (r, huge_result) = runtime.block_on(async {
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let stream = with_huge.then(|| {
+                        tokio::spawn(huge_stream(
+                            args.huge_rate,
+                            (server.addr, server.ca.clone()),
+                            h2,
+                            huge.clone(),
+                            stop.clone(),
+                        ))
+                    });
+                    let r = if open {
                         open_loop(&args, &server, h2, &body).await
                     } else {
                         closed_loop(&args, &server, h2, &body).await
-                    }
+                    };
+                    stop.store(true, Ordering::Relaxed);
+                    let huge_result = match stream {
+                        Some(t) => Some(t.await??),
+                        None => None,
+                    };
+                    anyhow::Ok((r?, huge_result))
                 })?;
                 let proto = if h2 { "HTTP/2" } else { "HTTP/1.1" };
-                let lp = if open {
+                let mut lp = if open {
                     format!("open {} /s", args.rate)
                 } else {
                     format!("closed {}", args.connections)
                 };
+                if with_huge {
+                    lp += &format!(" + huge {} /s", args.huge_rate);
+                }
                 let rss = server.rss_kib("VmHWM:");
                 println!(
                     "| {stack} | {proto} | {lp} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} MiB |",
@@ -464,7 +584,20 @@ fn main() -> Result<()> {
                     r.errors,
                     rss as f64 / 1024.0
                 );
-                rows.push(serde_json::json!({"stack": stack, "protocol": proto, "loop": lp, "reviewsPerSecond": r.reviews_per_s, "p50ms": r.p50, "p99ms": r.p99, "p999ms": r.p999, "errors": r.errors, "count": r.count, "serverPeakRssKiB": rss}));
+                let mut row = serde_json::json!({"stack": stack, "protocol": proto, "loop": lp, "reviewsPerSecond": r.reviews_per_s, "p50ms": r.p50, "p99ms": r.p99, "p999ms": r.p999, "errors": r.errors, "count": r.count, "serverPeakRssKiB": rss});
+                if let Some((lat, errors)) = huge_result {
+                    let h = summarize(lat, errors, Duration::from_secs_f64(args.duration));
+                    println!(
+                        "|   huge reviews ({} KiB) beside it | {proto} | {} sent | | {:.2} | {:.2} | | {} | |",
+                        huge[0].len() / 1024,
+                        h.count,
+                        h.p50,
+                        h.p99,
+                        h.errors
+                    );
+                    row["huge"] = serde_json::json!({"bytes": huge[0].len(), "count": h.count, "p50ms": h.p50, "p99ms": h.p99, "errors": h.errors});
+                }
+                rows.push(row);
             }
         }
     }

@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use metrics::Metrics;
 use review::{FailureMode, ReviewContext};
 use sidecar_kit_core::engine::{Options, SYSTEM_NAMESPACES};
-use sidecar_kit_core::facts::{Facts, StaticFacts};
+use sidecar_kit_core::facts::{FactsSource, StaticFacts};
 use sidecar_kit_core::profile::ProfileSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +36,11 @@ pub const DEFAULT_REVIEW_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Request bodies larger than this get 413 (contract: 6 MiB).
 pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
+
+/// Reviews with bodies up to this size are planned on the async worker that read them (tens
+/// of microseconds); larger ones, whose planning grows with the pod to milliseconds, on the
+/// blocking pool, so they never hold up the small reviews the workers are serving.
+pub const INLINE_REVIEW_BYTES: usize = 64 * 1024;
 
 /// Configuration of the server, validated by the CLI.
 #[derive(Debug, Clone)]
@@ -80,22 +85,35 @@ impl Config {
     }
 }
 
+/// A profile set and the generation it was swapped in as, read and replaced as one value:
+/// an answer planned from `set` is cached under `generation`, so a reload between reading
+/// the set and reading the generation cannot file an old set's answer under the new one.
+#[derive(Debug, Default)]
+pub struct Profiles {
+    /// Bumped on every swap, so cached answers of an older set miss.
+    pub generation: u64,
+    pub set: ProfileSet,
+}
+
 /// State shared by the handlers.
 pub struct AppState {
-    pub profiles: RwLock<Arc<ProfileSet>>,
-    pub facts: Box<dyn Facts + Send + Sync>,
+    /// The profile set in force, with its generation.
+    profiles: RwLock<Arc<Profiles>>,
+    /// Cluster facts: each review decides from one snapshot of them.
+    pub facts: Box<dyn FactsSource>,
     pub options: Options,
     pub failure: FailureMode,
     pub metrics: Metrics,
     pub health: Health,
     pub in_flight: AtomicUsize,
     pub cache: cache::Cache<review::Cached>,
-    /// Bumped on every profile set swap, so cached answers of the old set miss.
-    pub profiles_generation: std::sync::atomic::AtomicU64,
     /// Where Events about decisions go (none: no Events).
     pub events: Option<Arc<dyn events::EventSink>>,
     /// Plans each injection: `engine::inject` (tests may replace it).
     pub plan: review::Plan,
+    /// Large reviews planned at once (on the blocking pool), at most half the cores: a burst
+    /// of them waits its turn instead of taking every core from the small ones.
+    large_reviews: Arc<tokio::sync::Semaphore>,
 }
 
 /// What `/readyz` reports.
@@ -160,14 +178,17 @@ impl Health {
 impl AppState {
     pub fn new(
         profiles: ProfileSet,
-        facts: Box<dyn Facts + Send + Sync>,
+        facts: Box<dyn FactsSource>,
         options: Options,
         failure: FailureMode,
     ) -> AppState {
         let metrics = Metrics::new();
         metrics.profiles_loaded.set(profiles.len() as i64);
         AppState {
-            profiles: RwLock::new(Arc::new(profiles)),
+            profiles: RwLock::new(Arc::new(Profiles {
+                generation: 0,
+                set: profiles,
+            })),
             facts,
             options,
             failure,
@@ -175,32 +196,40 @@ impl AppState {
             health: Health::default(),
             in_flight: AtomicUsize::new(0),
             cache: cache::Cache::new(DEFAULT_REVIEW_CACHE_BYTES),
-            profiles_generation: std::sync::atomic::AtomicU64::new(0),
             events: None,
             plan: sidecar_kit_core::engine::inject,
+            large_reviews: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            )),
         }
     }
 
     /// Updates the readiness detail and the metric about cluster facts.
     pub fn refresh_facts_health(&self) {
-        let known = self.facts.availability() == sidecar_kit_core::facts::Availability::Known;
+        let facts = self.facts.snapshot();
+        let known = facts.availability() == sidecar_kit_core::facts::Availability::Known;
         self.metrics.facts_synced.set(i64::from(known));
         if let Ok(mut f) = self.health.facts.write() {
-            *f = self.facts.describe();
+            *f = facts.describe();
         }
     }
 
-    pub fn profiles(&self) -> Arc<ProfileSet> {
-        self.profiles.read().map(|p| p.clone()).unwrap_or_default()
+    /// The profile set in force and its generation, in one read.
+    pub fn profiles(&self) -> Arc<Profiles> {
+        self.profiles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    /// Swaps in a new profile set.
-    pub fn set_profiles(&self, set: ProfileSet) {
+    /// Swaps in a new profile set under the next generation; returns that generation. Once
+    /// this returns, every review that starts plans from the new set.
+    pub fn set_profiles(&self, set: ProfileSet) -> u64 {
         self.metrics.profiles_loaded.set(set.len() as i64);
-        if let Ok(mut p) = self.profiles.write() {
-            *p = Arc::new(set);
-            self.profiles_generation.fetch_add(1, Ordering::SeqCst);
-        }
+        let mut p = self.profiles.write().unwrap_or_else(|e| e.into_inner());
+        let generation = p.generation + 1;
+        *p = Arc::new(Profiles { generation, set });
+        generation
     }
 }
 
@@ -366,20 +395,50 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
             );
         }
     };
+    // One read of the profiles and one view of the cluster for the whole decision.
     let profiles = state.profiles();
-    let generations = (
-        state.profiles_generation.load(Ordering::SeqCst),
-        state.facts.generation(),
-    );
+    let facts = state.facts.snapshot();
+    if bytes.len() <= INLINE_REVIEW_BYTES {
+        return answer(&state, &profiles, facts.as_ref(), &bytes, start);
+    }
+    // The semaphore is never closed: an error cannot happen, and would only skip the bound.
+    let permit = state.large_reviews.clone().acquire_owned().await.ok();
+    let shared = state.clone();
+    let planned = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        answer(&shared, &profiles, facts.as_ref(), &bytes, start)
+    })
+    .await;
+    match planned {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "review failed: planning a large pod did not complete");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the review could not be completed\n".into(),
+            )
+        }
+    }
+}
+
+/// Plans one review from the given profile set and facts, and records it (metrics, Event,
+/// log line).
+fn answer(
+    state: &AppState,
+    profiles: &Profiles,
+    facts: &dyn sidecar_kit_core::facts::Facts,
+    bytes: &[u8],
+    start: Instant,
+) -> Response {
     let ctx = ReviewContext {
-        profiles: &profiles,
-        facts: state.facts.as_ref(),
+        profiles,
+        facts,
         options: &state.options,
         failure: state.failure,
-        cache: Some((&state.cache, generations)),
+        cache: Some(&state.cache),
         plan: state.plan,
     };
-    match review::review(&bytes, &ctx) {
+    match review::review(bytes, &ctx) {
         Ok(r) => {
             if let Some(p) = &r.panic {
                 state.metrics.engine_panics.inc();
@@ -408,7 +467,7 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
             if let Some(sink) = &state.events
                 && !r.dry_run
             {
-                emit_event(sink.as_ref(), &bytes, &r);
+                emit_event(sink.as_ref(), bytes, &r);
             }
             if let Some(code) = r.skip {
                 state
@@ -520,7 +579,7 @@ pub fn load_facts(path: Option<&PathBuf>) -> Result<StaticFacts, String> {
 /// What the cluster adapter supplies: facts for auto mode, a sink for Events, and profiles
 /// from the SidecarProfile CRD. Without a cluster: no facts, no Events, files only.
 pub struct Adapters {
-    pub facts: Box<dyn Facts + Send + Sync>,
+    pub facts: Box<dyn FactsSource>,
     pub events: Option<Arc<dyn events::EventSink>>,
     pub profiles: Option<Arc<dyn sidecar_kit_core::profile::ProfileFeed>>,
 }
@@ -529,7 +588,7 @@ impl Adapters {
     /// No cluster: no facts, no Events, profiles from files only.
     pub fn none() -> Adapters {
         Adapters {
-            facts: Box::new(StaticFacts::none()),
+            facts: Box::new(Arc::new(StaticFacts::none())),
             events: None,
             profiles: None,
         }
@@ -691,7 +750,7 @@ pub async fn run(
         format!("HTTPS on {webhook_addr}"),
     );
     state.metrics.ready.set(i64::from(state.health.ready()));
-    tracing::info!(address = %webhook_addr, profiles = state.profiles().len(), "webhook listening (POST /mutate)");
+    tracing::info!(address = %webhook_addr, profiles = state.profiles().set.len(), "webhook listening (POST /mutate)");
     if let Some(tx) = bound {
         let _ = tx.send(Bound {
             webhook: webhook_addr,

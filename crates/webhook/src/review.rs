@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use sidecar_kit_core::engine::{self, Options, SkipCode, TemplateResult};
 use sidecar_kit_core::facts::Facts;
 use sidecar_kit_core::patch;
-use sidecar_kit_core::profile::{Mode, ProfileSet};
+use sidecar_kit_core::profile::Mode;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -171,19 +171,22 @@ pub struct Panic {
 /// tests can put a failing one in its place).
 pub type Plan = fn(
     &str,
-    &ProfileSet,
+    &sidecar_kit_core::profile::ProfileSet,
     &dyn Facts,
     &Options,
 ) -> Result<engine::Outcome, sidecar_kit_core::pod::ViewError>;
 
 /// Everything a review needs besides the request.
 pub struct ReviewContext<'a> {
-    pub profiles: &'a ProfileSet,
+    /// The profile set with its generation: answers are cached under the generation of the
+    /// set they were planned from.
+    pub profiles: &'a crate::Profiles,
     pub facts: &'a dyn Facts,
     pub options: &'a Options,
     pub failure: FailureMode,
-    /// Answers to pods seen before, and the (profile set, facts) generations they hold for.
-    pub cache: Option<(&'a Cache<Cached>, (u64, u64))>,
+    /// Answers to pods seen before, filed under the generations of the profile set and the
+    /// facts they were planned from.
+    pub cache: Option<&'a Cache<Cached>>,
     /// Plans the injection (`engine::inject`).
     pub plan: Plan,
 }
@@ -286,12 +289,13 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
         }
         (true, _, None) => return Err(BadReview("pod CREATE review has no object".into())),
         (true, _, Some(object)) => {
+            let generations = (ctx.profiles.generation, ctx.facts.generation());
             let key = ctx
                 .cache
-                .filter(|(c, _)| c.enabled())
-                .and_then(|(_, g)| cache::key(object.get(), &out.namespace, g));
+                .filter(|c| c.enabled())
+                .and_then(|_| cache::key(object.get(), &out.namespace, generations));
             let hit = match (&key, ctx.cache) {
-                (Some(k), Some((c, _))) => c.get(k),
+                (Some(k), Some(c)) => c.get(k),
                 _ => None,
             };
             if let Some(hit) = hit {
@@ -312,7 +316,7 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
                     options.namespace = Some(out.namespace.clone());
                 }
                 let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    (ctx.plan)(object.get(), ctx.profiles, ctx.facts, &options)
+                    (ctx.plan)(object.get(), &ctx.profiles.set, ctx.facts, &options)
                 }));
                 let failure = match planned {
                     Ok(Ok(outcome)) => {
@@ -324,7 +328,7 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
                                     .encode(patch::to_json(&outcome.patch)),
                             );
                         }
-                        if let (Some(k), Some((c, _))) = (key, ctx.cache)
+                        if let (Some(k), Some(c)) = (key, ctx.cache)
                             && c.admit(&k)
                         {
                             let answer = Cached {

@@ -56,7 +56,7 @@ impl ProfileWatcher {
     }
 
     /// A hash of the directory's files and the feed's generation.
-    fn fingerprint(&self) -> Result<(u64, usize), String> {
+    fn fingerprint(&self, feed_generation: Option<u64>) -> Result<(u64, usize), String> {
         let files = profile_files(&self.dir)?;
         let mut h = DefaultHasher::new();
         for f in &files {
@@ -65,13 +65,15 @@ impl ProfileWatcher {
                 .map_err(|e| format!("cannot read {}: {e}", f.display()))?
                 .hash(&mut h);
         }
-        if let Some(feed) = &self.feed {
-            feed.snapshot().0.hash(&mut h);
-        }
+        feed_generation.hash(&mut h);
         Ok((h.finish(), files.len()))
     }
 
-    fn load(&self, files: usize) -> Result<ProfileSet, String> {
+    fn load(
+        &self,
+        files: usize,
+        feed: Vec<(String, serde_json::Value)>,
+    ) -> Result<ProfileSet, String> {
         let join = |errs: Vec<String>| errs.join("; ");
         let mut profiles = if files == 0 {
             Vec::new()
@@ -79,12 +81,10 @@ impl ProfileWatcher {
             sidecar_kit_manifests::load_profiles(&[self.dir.display().to_string()])
                 .map_err(|errs| join(errs.iter().map(ToString::to_string).collect()))?
         };
-        if let Some(feed) = &self.feed {
-            // Objects the cluster adapter found invalid are left out (their status says why).
-            for (origin, obj) in feed.snapshot().1 {
-                if let Ok(p) = Profile::from_value(&obj, &origin) {
-                    profiles.push(p);
-                }
+        // Objects the cluster adapter found invalid are left out (their status says why).
+        for (origin, obj) in feed {
+            if let Ok(p) = Profile::from_value(&obj, &origin) {
+                profiles.push(p);
             }
         }
         ProfileSet::new(profiles, self.shim_image.as_deref())
@@ -97,7 +97,16 @@ impl ProfileWatcher {
             let invalid = i64::try_from(feed.invalid()).unwrap_or(i64::MAX);
             state.metrics.cluster_profiles_invalid.set(invalid);
         }
-        let (fp, files) = match self.fingerprint() {
+        // One snapshot of the feed: the generation reported in force below is the one of
+        // the objects loaded.
+        let (feed_generation, objects) = match &self.feed {
+            Some(f) => {
+                let (g, objects) = f.snapshot();
+                (Some(g), objects)
+            }
+            None => (None, Vec::new()),
+        };
+        let (fp, files) = match self.fingerprint(feed_generation) {
             Ok(x) => x,
             Err(e) => {
                 self.fail(state, &e);
@@ -108,10 +117,15 @@ impl ProfileWatcher {
             return;
         }
         self.last = Some(fp);
-        match self.load(files) {
+        match self.load(files, objects) {
             Ok(set) => {
                 let names: Vec<String> = set.iter().map(|p| p.name.clone()).collect();
                 state.set_profiles(set);
+                // Only now do reviews plan from the feed's objects: tell the feed, so that
+                // what it reports as in force (the objects' status) is never ahead of us.
+                if let (Some(feed), Some(g)) = (&self.feed, feed_generation) {
+                    feed.in_force(g);
+                }
                 state
                     .metrics
                     .profile_reloads
@@ -157,7 +171,7 @@ impl ProfileWatcher {
         let detail = if self.loaded {
             format!(
                 "last reload failed, serving the last good set of {} profile(s): {e}",
-                state.profiles().len()
+                state.profiles().set.len()
             )
         } else {
             format!("not loaded yet: {e}")

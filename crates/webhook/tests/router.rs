@@ -64,7 +64,7 @@ fn state(failure: FailureMode) -> Arc<AppState> {
     };
     Arc::new(AppState::new(
         profiles(),
-        Box::new(StaticFacts::none()),
+        Box::new(Arc::new(StaticFacts::none())),
         options,
         failure,
     ))
@@ -321,7 +321,7 @@ async fn system_and_own_namespaces_are_skipped() {
     };
     let st = Arc::new(AppState::new(
         profiles(),
-        Box::new(StaticFacts::none()),
+        Box::new(Arc::new(StaticFacts::none())),
         options,
         FailureMode::Allow,
     ));
@@ -572,7 +572,7 @@ async fn a_panic_in_the_engine_is_logged_and_counted() {
     };
     let mut st = AppState::new(
         profiles(),
-        Box::new(StaticFacts::none()),
+        Box::new(Arc::new(StaticFacts::none())),
         options,
         FailureMode::Allow,
     );
@@ -611,7 +611,7 @@ async fn a_panic_in_the_engine_is_logged_and_counted() {
     // A panic with a formatted message (a String payload) is kept as well.
     let mut st = AppState::new(
         profiles(),
-        Box::new(StaticFacts::none()),
+        Box::new(Arc::new(StaticFacts::none())),
         Options::default(),
         FailureMode::Deny,
     );
@@ -682,4 +682,323 @@ async fn a_probe_listener_that_stops_unasked_is_logged_and_fails_liveness() {
     assert_eq!(logged[0]["level"], "ERROR");
     assert_eq!(logged[0]["error"], "accept: too many open files");
     assert_eq!(logged[0]["address"], "127.0.0.1:8080");
+}
+
+#[test]
+fn the_profile_set_and_its_generation_are_swapped_as_one() {
+    let st = state(FailureMode::Allow);
+    let first = st.profiles();
+    assert!(!first.set.is_empty());
+    let g = st.set_profiles(ProfileSet::default());
+    assert!(g > first.generation, "a swap moves the generation");
+    let now = st.profiles();
+    assert_eq!(
+        (now.generation, now.set.len()),
+        (g, 0),
+        "one read gives the new set with its own generation"
+    );
+    assert_eq!(
+        first.set.len(),
+        profiles().len(),
+        "a snapshot taken before the swap keeps the set it was read with"
+    );
+    let g2 = st.set_profiles(profiles());
+    assert!(g2 > g);
+    assert_eq!(st.profiles().generation, g2);
+}
+
+#[test]
+fn a_reload_during_a_review_cannot_file_the_old_sets_answer_under_the_new_one() {
+    use sidecar_kit_webhook::review::{ReviewContext, review as review_body};
+    let st = state(FailureMode::Allow);
+    let body = serde_json::to_vec(&fixture()).unwrap();
+    let facts = StaticFacts::none();
+    let options = Options {
+        excluded_namespaces: excluded("sidecar-kit"),
+        ..Options::default()
+    };
+    let ctx = |profiles| ReviewContext {
+        profiles,
+        facts: &facts,
+        options: &options,
+        failure: FailureMode::Allow,
+        cache: Some(&st.cache),
+        plan: engine::inject,
+    };
+    // Reviews read the profiles, then a reload lands before they plan and store their answer
+    // (twice: the cache stores an answer on its key's second sighting).
+    let read_before = st.profiles();
+    st.set_profiles(ProfileSet::default());
+    for _ in 0..2 {
+        let old = review_body(&body, &ctx(&read_before)).unwrap();
+        assert_eq!(
+            old.result,
+            sidecar_kit_webhook::review::Result_::Injected,
+            "planned from the set read before the reload"
+        );
+    }
+    assert_eq!(st.cache.len(), 1, "the old set's answer was stored");
+    // A review that starts after the reload plans from the new set: no profile, nothing to
+    // inject, and the old answer is not served to it.
+    let after = review_body(&body, &ctx(&st.profiles())).unwrap();
+    assert!(
+        !after.cached,
+        "the old set's answer is not served after the reload"
+    );
+    assert_eq!(after.result, sidecar_kit_webhook::review::Result_::Skipped);
+    assert!(after.injections.is_empty());
+}
+
+/// Facts that change while a decision is being made: every question the engine asks is
+/// followed at once by an update of the cluster (a node upgraded back to 1.27), as a watch
+/// event landing mid-decision would.
+struct UpdatedMidDecision {
+    current: std::sync::Mutex<Arc<StaticFacts>>,
+    update: Arc<StaticFacts>,
+}
+
+struct Asked {
+    facts: Arc<StaticFacts>,
+    source: Arc<UpdatedMidDecision>,
+}
+
+impl Asked {
+    fn then_update<T>(&self, answer: T) -> T {
+        *self.source.current.lock().unwrap() = self.source.update.clone();
+        answer
+    }
+}
+
+impl Facts for Asked {
+    fn availability(&self) -> sidecar_kit_core::facts::Availability {
+        self.then_update(self.facts.availability())
+    }
+    fn api_server(
+        &self,
+    ) -> (
+        Option<sidecar_kit_core::version::KubeVersion>,
+        sidecar_kit_core::version::GateState,
+    ) {
+        self.then_update(self.facts.api_server())
+    }
+    fn labeler_lease_fresh(&self) -> Option<bool> {
+        self.then_update(self.facts.labeler_lease_fresh())
+    }
+    fn namespace_labels(
+        &self,
+        namespace: &str,
+    ) -> Option<Arc<std::collections::BTreeMap<String, String>>> {
+        self.then_update(self.facts.namespace_labels(namespace))
+    }
+    fn candidates(
+        &self,
+        scheduling: &sidecar_kit_core::facts::Scheduling,
+    ) -> sidecar_kit_core::facts::CandidateSummary {
+        self.then_update(self.facts.candidates(scheduling))
+    }
+    fn generation(&self) -> u64 {
+        self.then_update(self.facts.generation())
+    }
+}
+
+struct Source(Arc<UpdatedMidDecision>);
+
+impl sidecar_kit_core::facts::FactsSource for Source {
+    fn snapshot(&self) -> Arc<dyn Facts + Send + Sync> {
+        Arc::new(Asked {
+            facts: self.0.current.lock().unwrap().clone(),
+            source: self.0.clone(),
+        })
+    }
+}
+
+fn cluster(kubelet: &str) -> Arc<StaticFacts> {
+    use sidecar_kit_core::facts::{ApiServerFacts, ClusterFacts, NodeFacts};
+    Arc::new(StaticFacts::new(ClusterFacts {
+        api_version: "sidecar-kit.io/v1alpha1".into(),
+        kind: "ClusterFacts".into(),
+        api_server: ApiServerFacts {
+            version: Some("v1.31.4".into()),
+            sidecar_containers: sidecar_kit_core::version::GateState::Enabled,
+        },
+        nodes: ["n1", "n2"]
+            .map(|n| NodeFacts {
+                name: n.into(),
+                kubelet_version: kubelet.into(),
+                ..NodeFacts::default()
+            })
+            .into(),
+        ..ClusterFacts::default()
+    }))
+}
+
+#[tokio::test]
+async fn a_review_decides_from_one_view_of_the_cluster() {
+    let (capable, unaware) = (cluster("v1.31.2"), cluster("v1.27.9"));
+    let source = Arc::new(UpdatedMidDecision {
+        current: std::sync::Mutex::new(capable),
+        update: unaware,
+    });
+    let options = Options {
+        excluded_namespaces: excluded("sidecar-kit"),
+        ..Options::default()
+    };
+    let st = Arc::new(AppState::new(
+        profiles(),
+        Box::new(Source(source)),
+        options,
+        FailureMode::Allow,
+    ));
+    // The update lands after the engine's first question: the decision still sees only the
+    // cluster as it was when the review began (all nodes capable: native).
+    let r = fixture();
+    let first = review(st.clone(), &r).await;
+    assert_eq!(
+        first["auditAnnotations"]["injected"], "log-shipper=native",
+        "{first}"
+    );
+    // The next review sees the updated cluster, all of it (no capable node: legacy).
+    let mut r = r;
+    r["request"]["uid"] = json!("second");
+    let second = review(st, &r).await;
+    assert_eq!(
+        second["auditAnnotations"]["injected"], "log-shipper=legacy",
+        "{second}"
+    );
+}
+
+/// Facts whose first snapshot holds its decision in `availability` until the test releases
+/// it: a review in the middle of planning, for as long as the test needs.
+struct HeldFirst {
+    taken: std::sync::atomic::AtomicBool,
+    entered: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+
+struct Held {
+    entered: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl sidecar_kit_core::facts::FactsSource for HeldFirst {
+    fn snapshot(&self) -> Arc<dyn Facts + Send + Sync> {
+        if self.taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Arc::new(StaticFacts::none());
+        }
+        Arc::new(Held {
+            entered: std::sync::Mutex::new(self.entered.lock().unwrap().take()),
+            release: self.release.clone(),
+        })
+    }
+}
+
+impl Facts for Held {
+    fn availability(&self) -> sidecar_kit_core::facts::Availability {
+        if let Some(tx) = self.entered.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+        // Bounded, so that where planning blocks the only worker the test fails instead of
+        // hanging.
+        let _ = self
+            .release
+            .lock()
+            .unwrap()
+            .recv_timeout(std::time::Duration::from_secs(10));
+        sidecar_kit_core::facts::Availability::Absent
+    }
+    fn api_server(
+        &self,
+    ) -> (
+        Option<sidecar_kit_core::version::KubeVersion>,
+        sidecar_kit_core::version::GateState,
+    ) {
+        StaticFacts::none().api_server()
+    }
+    fn labeler_lease_fresh(&self) -> Option<bool> {
+        None
+    }
+    fn namespace_labels(&self, _: &str) -> Option<Arc<std::collections::BTreeMap<String, String>>> {
+        None
+    }
+    fn candidates(
+        &self,
+        _: &sidecar_kit_core::facts::Scheduling,
+    ) -> sidecar_kit_core::facts::CandidateSummary {
+        sidecar_kit_core::facts::CandidateSummary::default()
+    }
+}
+
+/// The fixture's pod grown with app containers past the size planned inline.
+fn large_review() -> Value {
+    let mut r = fixture();
+    let app = r["request"]["object"]["spec"]["containers"][0].clone();
+    let containers = r["request"]["object"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap();
+    let mut i = 0;
+    while serde_json::to_vec(containers).unwrap().len() <= sidecar_kit_webhook::INLINE_REVIEW_BYTES
+    {
+        let mut c = app.clone();
+        c["name"] = json!(format!("worker-{i}"));
+        c["env"] = json!([{"name": "WORKER", "value": i.to_string()}]);
+        containers.push(c);
+        i += 1;
+    }
+    r["request"]["uid"] = json!("large");
+    r
+}
+
+// The default test runtime has a single thread: a review planned on it would stop every other.
+#[tokio::test]
+async fn a_large_review_being_planned_does_not_hold_up_a_small_one() {
+    let (entered_tx, entered) = tokio::sync::oneshot::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let options = Options {
+        excluded_namespaces: excluded("sidecar-kit"),
+        ..Options::default()
+    };
+    let st = Arc::new(AppState::new(
+        profiles(),
+        Box::new(HeldFirst {
+            taken: std::sync::atomic::AtomicBool::new(false),
+            entered: std::sync::Mutex::new(Some(entered_tx)),
+            release: Arc::new(std::sync::Mutex::new(release_rx)),
+        }),
+        options,
+        FailureMode::Allow,
+    ));
+    let finished = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let large = large_review();
+    let large_task = tokio::spawn({
+        let (st, finished, large) = (st.clone(), finished.clone(), large.clone());
+        async move {
+            let resp = review(st, &large).await;
+            finished.lock().unwrap().push("large");
+            resp
+        }
+    });
+    // The large review is being planned (and stays so until released).
+    entered.await.unwrap();
+    let small = review(st.clone(), &fixture()).await;
+    finished.lock().unwrap().push("small");
+    release.send(()).unwrap();
+    let large_resp = large_task.await.unwrap();
+    assert_eq!(
+        *finished.lock().unwrap(),
+        ["small", "large"],
+        "the small review was answered while the large one was being planned"
+    );
+    let injected = |resp: &Value| resp["auditAnnotations"]["injected"].clone();
+    assert_eq!(injected(&small), "log-shipper=universal", "{small}");
+    assert_eq!(injected(&large_resp), "log-shipper=universal");
+    let pod = patched(&large, &large_resp);
+    assert_eq!(
+        names(&pod, "containers").len(),
+        large["request"]["object"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .len()
+            + 1,
+        "the large pod's answer is whole: every container kept, the legacy copy added"
+    );
 }
