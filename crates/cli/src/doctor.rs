@@ -191,19 +191,8 @@ pub struct InjectionsArgs {
     pub common: Common,
     #[command(flatten)]
     pub scope: Scope,
-    /// SidecarProfile files or directories: the profiles in force (repeatable).
-    #[arg(
-        long = "profiles",
-        short = 'p',
-        required = true,
-        value_name = "PATH",
-        env = "SIDECAR_KIT_PROFILES"
-    )]
-    pub profiles: Vec<String>,
-    /// Image carrying sidecar-shim, for profiles that name none (part of each profile's
-    /// hash: give the webhook's).
-    #[arg(long, value_name = "IMAGE", env = "SIDECAR_KIT_SHIM_IMAGE")]
-    pub shim_image: Option<String>,
+    #[command(flatten)]
+    pub profiles: crate::inject::ProfileArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = ReportFormat::Table)]
     pub output: ReportFormat,
@@ -331,11 +320,7 @@ pub fn run(c: DoctorCommand) -> Result<(), CliError> {
             finish(&result.report, a.common.fail_on)
         }
         DoctorCommand::Injections(a) => {
-            let set = crate::inject::load_set(
-                &a.profiles,
-                a.shim_image.as_deref(),
-                "problem(s) in the profiles",
-            )?;
+            let set = a.profiles.load()?;
             let opts = injections::InjectionsOptions {
                 namespaces: a.scope.namespaces.clone(),
                 all_namespaces: a.scope.all,

@@ -42,15 +42,8 @@ pub struct EngineArgs {
     /// Manifests to read: a file, a directory, or - for standard input. Repeatable.
     #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|-")]
     pub files: Vec<String>,
-    /// SidecarProfile files or directories. Repeatable.
-    #[arg(
-        short = 'p',
-        long = "profiles",
-        required = true,
-        value_name = "PATH",
-        env = "SIDECAR_KIT_PROFILES"
-    )]
-    pub profiles: Vec<String>,
+    #[command(flatten)]
+    pub profiles: ProfileArgs,
     /// Force a mode for every profile (overrides the pod annotation and the profile).
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
@@ -60,9 +53,6 @@ pub struct EngineArgs {
     /// Namespace of objects that name none (for namespace selectors and facts).
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
-    /// Image carrying sidecar-shim, for profiles that name none.
-    #[arg(long, value_name = "IMAGE", env = "SIDECAR_KIT_SHIM_IMAGE")]
-    pub shim_image: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -90,7 +80,19 @@ pub struct UninjectArgs {
     /// Manifests to read: a file, a directory, or - for standard input. Repeatable.
     #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|-")]
     pub files: Vec<String>,
-    /// The SidecarProfile files or directories that made the injections. Repeatable.
+    #[command(flatten)]
+    pub profiles: ProfileArgs,
+    /// Output format; the input's by default.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<OutputFormat>,
+}
+
+/// The profiles a command works with: `-p` and the shim image that is part of each
+/// profile's hash.
+#[derive(Args, Debug, Clone)]
+pub struct ProfileArgs {
+    /// SidecarProfile files or directories (repeatable): the profiles that inject, or that
+    /// injected.
     #[arg(
         short = 'p',
         long = "profiles",
@@ -99,12 +101,20 @@ pub struct UninjectArgs {
         env = "SIDECAR_KIT_PROFILES"
     )]
     pub profiles: Vec<String>,
-    /// Image carrying sidecar-shim, for profiles that name none (as given to inject).
+    /// Image carrying sidecar-shim, for profiles that name none; part of each profile's hash,
+    /// so give the one the injection used (the webhook's).
     #[arg(long, value_name = "IMAGE", env = "SIDECAR_KIT_SHIM_IMAGE")]
     pub shim_image: Option<String>,
-    /// Output format; the input's by default.
-    #[arg(short = 'o', long, value_enum)]
-    pub output: Option<OutputFormat>,
+}
+
+impl ProfileArgs {
+    pub fn load(&self) -> Result<ProfileSet, CliError> {
+        load_set(
+            &self.profiles,
+            self.shim_image.as_deref(),
+            "problem(s) in the profiles",
+        )
+    }
 }
 
 /// Everything the engine needs, loaded from the flags.
@@ -134,11 +144,7 @@ pub fn load_set(
 }
 
 pub fn load(a: &EngineArgs) -> Result<Loaded, CliError> {
-    let profiles = load_set(
-        &a.profiles,
-        a.shim_image.as_deref(),
-        "problem(s) in the profiles",
-    )?;
+    let profiles = a.profiles.load()?;
     let facts = match &a.facts {
         Some(f) => StaticFacts::new(manifests::load_facts(f)?),
         None => StaticFacts::none(),
@@ -261,11 +267,7 @@ pub fn inject(a: InjectArgs) -> Result<(), CliError> {
 }
 
 pub fn uninject(a: UninjectArgs) -> Result<(), CliError> {
-    let profiles = load_set(
-        &a.profiles,
-        a.shim_image.as_deref(),
-        "problem(s) in the profiles",
-    )?;
+    let profiles = a.profiles.load()?;
     let docs = read_all(&a.files)?;
     let format = out_format(a.output, &docs);
     let out = transform(&docs, false, |j| engine::uninject(j, &profiles))?;
