@@ -563,8 +563,10 @@ async fn serve_decides_auto_mode_from_live_cluster_facts() {
     fake.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_takes_profiles_from_the_crd() {
+/// A fake API server with the SidecarProfile CRD and the namespace `shop`, a work directory
+/// (see [`workdir`]) and a kubeconfig for it: the fake, the directory, the workspace root and
+/// the kubeconfig's path.
+async fn crd_cluster(tag: &str) -> (sidecar_kit_fakeapi::FakeApi, PathBuf, PathBuf, String) {
     use sidecar_kit_fakeapi::{FakeApi, FakeConfig};
     let fake = FakeApi::start(FakeConfig {
         version: "v1.31.4".into(),
@@ -573,10 +575,16 @@ async fn serve_takes_profiles_from_the_crd() {
     })
     .await
     .unwrap();
-    let s = fake.state();
-    s.seed_namespace("shop", &[]).unwrap();
-    let (dir, root) = workdir("crd");
+    fake.state().seed_namespace("shop", &[]).unwrap();
+    let (dir, root) = workdir(tag);
     let kc = fake.write_kubeconfig(&dir).unwrap().display().to_string();
+    (fake, dir, root, kc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_profiles_from_the_crd() {
+    let (fake, dir, root, kc) = crd_cluster("crd").await;
+    let s = fake.state();
     let mut server = start_with(&dir, &["--kubeconfig", &kc]);
     let probe = log_addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
     let webhook = log_addr(&server.wait_log("webhook listening (POST /mutate)"));
@@ -674,18 +682,8 @@ async fn serve_takes_profiles_from_the_crd() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crd_profile_reported_in_force_is_injected_by_the_next_review() {
     use base64::Engine as _;
-    use sidecar_kit_fakeapi::{FakeApi, FakeConfig};
-    let fake = FakeApi::start(FakeConfig {
-        version: "v1.31.4".into(),
-        install_sidecar_profile_crd: true,
-        ..FakeConfig::default()
-    })
-    .await
-    .unwrap();
+    let (fake, dir, root, kc) = crd_cluster("crd-in-force").await;
     let s = fake.state();
-    s.seed_namespace("shop", &[]).unwrap();
-    let (dir, root) = workdir("crd-in-force");
-    let kc = fake.write_kubeconfig(&dir).unwrap().display().to_string();
     // Reloads a second apart, as in production (every 2 s by default): a status written on
     // sight of the object would be read well before the webhook uses the object.
     let mut server = start_with(&dir, &["--kubeconfig", &kc, "--reload-interval", "1"]);
