@@ -851,6 +851,83 @@ fn e2e() {
         ),
     }
 
+    // 3b. Events reach the real API server: an injected pod owned by a ReplicaSet gets an
+    // Injected Event on the ReplicaSet, with a name the API server accepts (a name prefix
+    // ending in a dot is refused there, and the fake API server once let it pass).
+    {
+        let rs_name = "web-5d8f";
+        let rs = k
+            .create(&json!({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": rs_name, "namespace": run.inject_ns},
+                "spec": {"replicas": 0, "selector": {"matchLabels": {"e2e-events": "owner"}},
+                    "template": {"metadata": {"labels": {"e2e-events": "owner"}},
+                        "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}]}}}
+            }))
+            .unwrap_or_else(|e| panic!("ReplicaSet {rs_name}: {e}"));
+        let mut pod = run.pod("events-owned", "native", "e2e-affinity", "capable");
+        pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "name": rs_name, "uid": rs["metadata"]["uid"], "controller": true}]);
+        k.create(&pod)
+            .unwrap_or_else(|e| panic!("events-owned: {e}; serve logs: {:#?}", serve.logs()));
+        let found = eventually(
+            "an Injected Event on the ReplicaSet",
+            Duration::from_secs(20),
+            || {
+                let list: Value = serde_json::from_str(&k.run(
+                    &[
+                        "get",
+                        "events.events.k8s.io",
+                        "-n",
+                        &run.inject_ns,
+                        "-o",
+                        "json",
+                    ],
+                    None,
+                )?)
+                .map_err(|e| e.to_string())?;
+                Ok(list["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|e| e["regarding"]["name"] == rs_name && e["reason"] == "Injected")
+                    .cloned())
+            },
+        );
+        let refused: Vec<String> = serve
+            .logs()
+            .iter()
+            .filter(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("cannot post an Event"))
+            })
+            .map(|l| l.to_string())
+            .collect();
+        check!(
+            refused.is_empty(),
+            "the API server refused Events: {refused:?}"
+        );
+        match found {
+            Ok(ev) => {
+                let name = ev["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                check!(
+                    name.starts_with(&format!("{rs_name}."))
+                        && ev["reportingController"] == "sidecar-kit.io/webhook",
+                    "Event {name}: {ev}"
+                );
+                say(&format!(
+                    "e2e: Event {name} ({}: {}) posted on ReplicaSet {rs_name}",
+                    ev["reason"], ev["note"]
+                ));
+            }
+            Err(e) => check!(false, "{e}; serve logs: {:#?}", serve.logs()),
+        }
+    }
+
     // 4. auto follows the Node objects' versions and labels (and the Lease).
     for (pool, profile, want_on) in [
         ("capable", "e2e-affinity", "native"),

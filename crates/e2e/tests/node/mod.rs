@@ -506,16 +506,25 @@ impl NodeRun<'_> {
     }
 
     /// A universal pod that runs to completion: the copy that ran the sidecar says so in its
-    /// termination message.
-    fn universal_completes(&mut self) {
+    /// termination message. `as_root`: without the pod's non-root security context, so the
+    /// sidecar's image runs as its own user, root, as most sidecar images do (a real kubelet
+    /// refuses such a container if the wiring adds `runAsNonRoot`).
+    fn universal_completes(&mut self, as_root: bool) {
         let (runs, idle, want) = self.copies();
-        let name = "node-universal-job";
-        let pod = self.pod(
+        let name = if as_root {
+            "node-universal-job-root"
+        } else {
+            "node-universal-job"
+        };
+        let mut pod = self.pod(
             name,
             Some("universal"),
             "Never",
             &format!("echo {APP_UP}; sleep 2"),
         );
+        if as_root && let Some(spec) = pod["spec"].as_object_mut() {
+            spec.remove("securityContext");
+        }
         if let Err(e) = self.create(&pod) {
             return self.check(false, format!("create {name}: {e}"));
         }
@@ -544,8 +553,9 @@ impl NodeRun<'_> {
         );
         let doctor_line = self.check_doctor(name, want, "termination message");
         self.report.push(format!(
-            "node {}: universal pod with restartPolicy Never -> {}; termination messages {runs}={} (exit {}), {idle}={} (exit {}); {doctor_line}",
+            "node {}: universal pod with restartPolicy Never{} -> {}; termination messages {runs}={} (exit {}), {idle}={} (exit {}); {doctor_line}",
             self.setup.node,
+            if as_root { ", sidecar image as root" } else { "" },
             pod["status"]["phase"].as_str().unwrap_or("?"),
             term(runs)["message"],
             term(runs)["exitCode"],
@@ -752,7 +762,8 @@ impl NodeRun<'_> {
             }
         }
         self.start_delay();
-        self.universal_completes();
+        self.universal_completes(false);
+        self.universal_completes(true);
         self.job_completes();
         self.retried_app_completes();
         match (self.setup.rejecting.clone(), self.gate) {
