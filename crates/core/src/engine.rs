@@ -1942,8 +1942,8 @@ fn finish(
     );
     // metadata: {} (a template's) that held nothing but what sidecar-kit annotated.
     let metadata_was_empty = t.meta_present
-        && meta_keys_besides_annotations(t) == 0
-        && (annotations.is_none() || prev_added.was_empty.iter().any(|k| k == "metadata"));
+        && (annotations.is_none() || prev_added.was_empty.iter().any(|k| k == "metadata"))
+        && meta_holds_only_annotations(t);
     if let Some(r) = records.first_mut() {
         let mut keys: Vec<String> = app_edits
             .iter()
@@ -2216,13 +2216,20 @@ fn app_list_edits(t: &Template<'_>, prev: &Added, adds: &Additions) -> Vec<ListE
     out
 }
 
-/// How many fields a template's metadata has besides `annotations`.
-fn meta_keys_besides_annotations(t: &Template<'_>) -> usize {
+/// Whether a template's metadata, as written, has no field besides `annotations`. Read from
+/// the view where it can tell (a name, namespace or labels), else from the raw text, which
+/// is parsed only then: a pod's metadata (managedFields and all) never is.
+fn meta_holds_only_annotations(t: &Template<'_>) -> bool {
+    let m = &t.meta;
+    if m.name.is_some() || m.generate_name.is_some() || m.namespace.is_some() || m.labels.is_some()
+    {
+        return false;
+    }
     t.meta_raw
-        .and_then(|raw| serde_json::from_str::<Map<String, Value>>(raw.get()).ok())
-        .map_or(usize::MAX, |m| {
-            m.keys().filter(|k| *k != "annotations").count()
+        .and_then(|raw| {
+            serde_json::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(raw.get()).ok()
         })
+        .is_some_and(|m| m.keys().all(|k| k == "annotations"))
 }
 
 /// Sets or removes sidecar-kit's annotations. Where removing them leaves none, the map goes
@@ -2244,7 +2251,7 @@ fn annotation_ops(
                     .keys()
                     .all(|k| set.iter().any(|(s, v)| s == k && v.is_none())) =>
         {
-            if !metadata_was_empty && meta_keys_besides_annotations(t) == 0 {
+            if !metadata_was_empty && meta_holds_only_annotations(t) {
                 ops.push(PatchOp::Remove { path: mp.clone() });
             } else {
                 ops.push(PatchOp::Remove {
