@@ -106,18 +106,19 @@ impl Recorder {
 /// Creates the Event; a name taken already (two replicas, one nanosecond) gets one more try
 /// under a new name.
 async fn post(api: &Api<Event>, note: &Note, instance: &str) -> Result<(), kube::Error> {
-    let mut nanos = unix_nanos();
-    for attempt in 0..2 {
-        let ev = event(note, instance, nanos);
-        match api.create(&PostParams::default(), &ev).await {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 && attempt == 0 => {
-                nanos = unix_nanos().max(nanos.saturating_add(1));
-            }
-            Err(e) => return Err(e),
+    let nanos = unix_nanos();
+    match api
+        .create(&PostParams::default(), &event(note, instance, nanos))
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let again = unix_nanos().max(nanos.saturating_add(1));
+            api.create(&PostParams::default(), &event(note, instance, again))
+                .await
+                .map(drop)
         }
+        other => other.map(drop),
     }
-    Ok(())
 }
 
 /// What the API server answered, quoted: code, reason and message. Only a 403 adds the

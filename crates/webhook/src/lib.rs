@@ -312,15 +312,10 @@ pub async fn supervise_probe_listener(
     let why = match ended {
         Ok(Ok(())) => "it stopped without an error".to_string(),
         Ok(Err(e)) => e.to_string(),
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".into());
-            format!("it panicked: {msg}")
-        }
+        Err(e) if e.is_panic() => format!(
+            "it panicked: {}",
+            review::panic_message(e.into_panic().as_ref())
+        ),
         Err(e) => e.to_string(),
     };
     let detail = format!(

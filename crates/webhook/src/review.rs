@@ -391,7 +391,7 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
 }
 
 /// The text a panic carried (`panic!` gives a `&str` or a `String`).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
