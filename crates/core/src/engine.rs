@@ -1026,28 +1026,27 @@ fn plan_template(
 /// Two containers of one name (init and regular containers share one name space): the API
 /// server refuses such a pod, and names would no longer say which container is which.
 fn duplicate_container(t: &Template<'_>) -> Option<String> {
-    let mut seen: BTreeMap<&str, String> = BTreeMap::new();
     let all = t
         .spec
         .init_containers
         .iter()
         .enumerate()
-        .map(|(i, c)| (format!("initContainers[{i}]"), c))
+        .map(|(i, c)| ("initContainers", i, c))
         .chain(
             t.spec
                 .containers
                 .iter()
                 .enumerate()
-                .map(|(i, c)| (format!("containers[{i}]"), c)),
+                .map(|(i, c)| ("containers", i, c)),
         );
-    for (place, c) in all {
-        if let Some(first) = seen.get(c.view.name.as_str()) {
+    let mut seen: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
+    for (list, i, c) in all {
+        if let Some((first_list, first)) = seen.insert(&c.view.name, (list, i)) {
             return Some(format!(
-                "container name {:?} is used twice ({first} and {place}); the API server refuses such a pod: rename one of them",
+                "container name {:?} is used twice ({first_list}[{first}] and {list}[{i}]); the API server refuses such a pod: rename one of them",
                 c.view.name
             ));
         }
-        seen.insert(&c.view.name, place);
     }
     None
 }
