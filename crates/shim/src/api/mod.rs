@@ -389,20 +389,20 @@ impl Completion for PodWatch {
                 Ok(codes) => {
                     self.connected = true;
                     for (i, code) in codes.iter().enumerate() {
-                        if *code != self.latest[i] {
-                            if let Some(code) = code {
-                                let verdict = if protocol::finished_for_good(*code, self.policy) {
-                                    "finished"
-                                } else {
-                                    "will be restarted"
-                                };
-                                log!(
-                                    "legacy",
-                                    "app container {} exited with {code}: {verdict} (restartPolicy {})",
-                                    self.apps[i],
-                                    self.policy.as_str()
-                                );
-                            }
+                        if *code != self.latest[i]
+                            && let Some(code) = code
+                        {
+                            let verdict = if protocol::finished_for_good(*code, self.policy) {
+                                "finished"
+                            } else {
+                                "will be restarted"
+                            };
+                            log!(
+                                "legacy",
+                                "app container {} exited with {code}: {verdict} (restartPolicy {})",
+                                self.apps[i],
+                                self.policy.as_str()
+                            );
                         }
                     }
                     self.latest = codes;
