@@ -581,6 +581,19 @@ async fn crd_cluster(tag: &str) -> (sidecar_kit_fakeapi::FakeApi, PathBuf, PathB
     (fake, dir, root, kc)
 }
 
+/// The golden tests' mesh-proxy profile, as a SidecarProfile object to store.
+fn mesh_profile(root: &Path) -> Value {
+    sidecar_kit_manifests::read_path(
+        &root
+            .join("crates/cli/tests/golden/profiles/mesh.yaml")
+            .display()
+            .to_string(),
+    )
+    .unwrap()[0]
+        .value
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_takes_profiles_from_the_crd() {
     let (fake, dir, root, kc) = crd_cluster("crd").await;
@@ -592,18 +605,7 @@ async fn serve_takes_profiles_from_the_crd() {
     const RES: &str = "sidecarprofiles.sidecar-kit.io";
 
     // A valid object joins the set, and its status says so.
-    let mesh: serde_json::Value = serde_json::to_value(
-        sidecar_kit_manifests::read_path(
-            &root
-                .join("crates/cli/tests/golden/profiles/mesh.yaml")
-                .display()
-                .to_string(),
-        )
-        .unwrap()[0]
-            .value
-            .clone(),
-    )
-    .unwrap();
+    let mesh = mesh_profile(&root);
     s.insert(RES, mesh).unwrap();
     eventually("the CRD profile in /readyz", || async {
         http_get(probe, "/readyz").await.1.contains("mesh-proxy")
@@ -704,18 +706,7 @@ async fn a_crd_profile_reported_in_force_is_injected_by_the_next_review() {
     };
 
     // A new object: once its status says it is in force, the very next review injects it.
-    let mut mesh: Value = serde_json::to_value(
-        sidecar_kit_manifests::read_path(
-            &root
-                .join("crates/cli/tests/golden/profiles/mesh.yaml")
-                .display()
-                .to_string(),
-        )
-        .unwrap()[0]
-            .value
-            .clone(),
-    )
-    .unwrap();
+    let mut mesh = mesh_profile(&root);
     s.insert(RES, mesh.clone()).unwrap();
     eventually("Valid for generation 1", condition(1)).await;
     let (status, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
