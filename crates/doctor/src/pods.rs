@@ -310,15 +310,24 @@ pub fn analyse(pod: &Value, ctx: &Context) -> Analysis {
         };
         if !finished_apps.is_empty() && !still.is_empty() {
             let sure = !legacy.is_empty();
+            let (apps_n, still_n) = (finished_apps.len(), still.len());
             a.findings.push(Finding::new(
                 "pods.job-kept-alive",
                 if sure { Severity::Error } else { Severity::Warning },
                 object.clone(),
                 format!(
-                    "{} finished but {} still run{} (restartPolicy {restart_policy}): the pod never completes, so its Job never finishes or retries",
+                    "{} {} {} finished, but {} {} still running{} (restartPolicy {restart_policy}): the pod never completes, so its Job never finishes or retries",
+                    if apps_n == 1 { "app container" } else { "app containers" },
                     finished_apps.join(", "),
+                    if apps_n == 1 { "has" } else { "have" },
                     still.join(", "),
-                    if sure { " as legacy sidecar(s)" } else { ", likely legacy sidecar(s)" }
+                    if still_n == 1 { "is" } else { "are" },
+                    match (sure, still_n == 1) {
+                        (true, true) => " as a legacy sidecar",
+                        (true, false) => " as legacy sidecars",
+                        (false, true) => ", likely a legacy sidecar",
+                        (false, false) => ", likely legacy sidecars",
+                    }
                 ),
                 Some("make the sidecar native (Jobs complete without waiting for native sidecars), or use sidecar-kit's Job-safe legacy wiring (sidecar-shim stops the sidecar when the app containers are done)".into()),
             ));
@@ -1011,6 +1020,31 @@ mod tests {
         p["metadata"]["annotations"] = json!({ STATUS_ANNOTATION: st });
         let a = analyse(&p, &Context::default());
         assert_eq!(checks(&a), vec![("pods.job-kept-alive", Severity::Error)]);
+        assert_eq!(
+            a.findings[0].message,
+            "app container app has finished, but log is still running as a legacy sidecar (restartPolicy Never): the pod never completes, so its Job never finishes or retries"
+        );
+        // Without the status annotation: a guess, said as one, in words that fit the count.
+        let mut guessed = p.clone();
+        guessed["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+        guessed["spec"]["containers"] =
+            json!([{"name": "app"}, {"name": "log"}, {"name": "metrics"}]);
+        guessed["status"]["containerStatuses"] = json!([
+            {"name": "app", "state": {"terminated": {"exitCode": 0}}},
+            {"name": "log", "state": {"running": {}}},
+            {"name": "metrics", "state": {"running": {}}}]);
+        let g = analyse(&guessed, &Context::default());
+        assert_eq!(checks(&g), vec![("pods.job-kept-alive", Severity::Warning)]);
+        assert!(
+            g.findings[0].message.starts_with(
+                "app container app has finished, but log, metrics are still running, likely legacy sidecars (restartPolicy Never)"
+            ),
+            "{}",
+            g.findings[0].message
+        );
         assert_eq!(a.sidecars, vec!["log (legacy)"]);
         assert_eq!(a.injected, vec!["log legacy (sha256:1)"]);
         let done = pod(
