@@ -6,9 +6,8 @@ use crate::lint::FailOn;
 use crate::{CliError, output};
 use clap::{Args, Subcommand, ValueEnum};
 use sidecar_kit_doctor::conn::{self, DoctorError, Session, Target};
-use sidecar_kit_doctor::{
-    Format, Report, cluster, exit_code, injections, pods, render, timeline, webhooks,
-};
+use sidecar_kit_doctor::timeline::Timestamp;
+use sidecar_kit_doctor::{Format, Report, cluster, exit_code, injections, pods, render, webhooks};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -124,6 +123,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v * scale))
 }
 
+fn parse_time(s: &str) -> Result<Timestamp, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a time: write RFC 3339, e.g. 2026-01-01T10:00:50Z"))
+}
+
 fn parse_lease(s: &str) -> Result<(String, String), String> {
     match s.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() => Ok((ns.into(), name.into())),
@@ -183,6 +188,10 @@ pub struct PodsArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = PodsFormat::Table)]
     pub output: PodsFormat,
+    /// Take the report as of this time (RFC 3339, e.g. 2026-01-01T10:00:50Z) instead of now:
+    /// the timelines end there. For reports that must come out the same every time.
+    #[arg(long, value_name = "TIME", env = "SIDECAR_KIT_REPORT_TIME", value_parser = parse_time)]
+    pub report_time: Option<Timestamp>,
 }
 
 #[derive(Args, Debug)]
@@ -292,25 +301,12 @@ pub fn run(c: DoctorCommand) -> Result<(), CliError> {
                 namespaces: a.scope.namespaces.clone(),
                 all_namespaces: a.scope.all,
                 name: a.name.clone(),
+                report_time: a.report_time,
             };
             let result = with_session(&a.common, async |s| pods::run(s, &opts).await)?;
             let text = match a.output {
-                PodsFormat::Table => {
-                    let mut t = render(&result.report, Format::Table, None);
-                    for tl in &result.timelines {
-                        t.push('\n');
-                        t.push_str(&timeline::text(tl));
-                    }
-                    t
-                }
-                PodsFormat::Html => {
-                    let svg: String = result.timelines.iter().map(timeline::svg).collect();
-                    render(
-                        &result.report,
-                        Format::Html,
-                        (!svg.is_empty()).then_some(svg.as_str()),
-                    )
-                }
+                PodsFormat::Table => pods::text(&result),
+                PodsFormat::Html => pods::html(&result),
                 PodsFormat::Json => render(&result.report, Format::Json, None),
                 PodsFormat::Yaml => render(&result.report, Format::Yaml, None),
                 PodsFormat::Junit => render(&result.report, Format::Junit, None),
@@ -345,5 +341,10 @@ mod tests {
         assert!(parse_duration("0s").is_err() && parse_duration("soon").is_err());
         assert_eq!(parse_lease("a/b"), Ok(("a".into(), "b".into())));
         assert!(parse_lease("ab").is_err());
+        assert_eq!(
+            parse_time("2026-01-01T10:00:50Z").map(|t| t.as_second()),
+            Ok(1_767_261_650)
+        );
+        assert!(parse_time("yesterday").is_err());
     }
 }

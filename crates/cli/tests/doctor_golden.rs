@@ -178,6 +178,7 @@ fn run(args: &[String]) -> Output {
         .env_remove("SIDECAR_KIT_PROFILES")
         .env_remove("SIDECAR_KIT_SHIM_IMAGE")
         .env_remove("SIDECAR_KIT_FACTS")
+        .env_remove("SIDECAR_KIT_REPORT_TIME")
         .output()
         .unwrap()
 }
@@ -242,16 +243,23 @@ async fn doctor_golden() {
             0,
         ));
     }
+    // The pods' report is taken 50 s after they started (its timelines end there), the
+    // same time on every run.
+    let report_time = ["--report-time", "2026-01-01T10:00:50Z"];
     for fmt in ["table", "json", "yaml", "junit", "markdown", "html"] {
         cases.push((
             format!("pods-{fmt}"),
-            with("pods", &["-n", "shop"], fmt),
+            with("pods", &[&["-n", "shop"][..], &report_time].concat(), fmt),
             12,
         ));
     }
     cases.push((
         "pods-one".into(),
-        with("pods", &["-n", "shop", "web-7d9c-a1"], "table"),
+        with(
+            "pods",
+            &[&["-n", "shop", "web-7d9c-a1"][..], &report_time].concat(),
+            "table",
+        ),
         0,
     ));
     cases.push((

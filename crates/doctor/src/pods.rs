@@ -5,8 +5,8 @@
 //! copy of a universal sidecar runs, and a timeline of every container.
 
 use crate::conn::{ApiProblem, DoctorError, Session, bounded, list_all};
-use crate::report::{BlindSpot, Finding, Report, Severity};
-use crate::timeline::{self, Timeline};
+use crate::report::{BlindSpot, Finding, Format, Report, Severity, render};
+use crate::timeline::{self, Timeline, Timestamp};
 use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -26,6 +26,8 @@ pub struct PodsOptions {
     pub all_namespaces: bool,
     /// One pod by name (in the first namespace).
     pub name: Option<String>,
+    /// The time the report is taken at: timelines end there. None: now.
+    pub report_time: Option<Timestamp>,
 }
 
 /// At most this many timelines per report.
@@ -701,7 +703,52 @@ pub async fn list_pods(
 /// The report and the timelines drawn.
 pub struct PodsResult {
     pub report: Report,
+    /// Pods with a finding first (in the order of the sorted findings), then the others
+    /// (by name); at most [`MAX_TIMELINES`].
     pub timelines: Vec<Timeline>,
+    /// How many of `timelines`, from the start, are of pods with a finding.
+    pub with_findings: usize,
+    /// The time the report was taken at, to the second.
+    pub report_time: Timestamp,
+}
+
+/// The report as text: the summary, the table and the findings, then the timelines.
+pub fn text(r: &PodsResult) -> String {
+    let mut t = render(&r.report, Format::Table, None);
+    for tl in &r.timelines {
+        t.push('\n');
+        t.push_str(&timeline::text(tl));
+    }
+    t
+}
+
+/// The report as an HTML page: the summary, the table and the findings first, then the
+/// timeline of each pod with a finding, then (in a section the reader can fold) the
+/// timelines of the other pods.
+pub fn html(r: &PodsResult) -> String {
+    let (flagged, others) = r.timelines.split_at(r.with_findings.min(r.timelines.len()));
+    let mut extra = String::new();
+    if !flagged.is_empty() {
+        extra.push_str("<h2>Timelines of the pods with findings</h2>\n");
+        for t in flagged {
+            extra.push_str(&timeline::html(t));
+        }
+    }
+    if !others.is_empty() {
+        extra.push_str(&format!(
+            "<details class=\"other-timelines\" open>\n<summary><h2>Timelines of {} other pod(s)</h2></summary>\n",
+            others.len()
+        ));
+        for t in others {
+            extra.push_str(&timeline::html(t));
+        }
+        extra.push_str("</details>\n");
+    }
+    render(
+        &r.report,
+        Format::Html,
+        (!extra.is_empty()).then_some(extra.as_str()),
+    )
 }
 
 /// Runs `doctor pods`.
@@ -732,7 +779,9 @@ pub async fn run(s: &Session, o: &PodsOptions) -> Result<PodsResult, DoctorError
     let mut rows = Vec::new();
     let mut data = Vec::new();
     let mut timelines = Vec::new();
-    let mut more_timelines = 0;
+    let taken = o.report_time.unwrap_or_else(Timestamp::now);
+    // Kubernetes records whole seconds; so does the report.
+    let taken = Timestamp::from_second(taken.as_second()).unwrap_or(taken);
     let total = pods.len();
     for pod in &pods {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -799,7 +848,7 @@ pub async fn run(s: &Session, o: &PodsOptions) -> Result<PodsResult, DoctorError
                 a.injected.join(", ")
             },
         ]);
-        let tl = timeline::of(&raw);
+        let tl = timeline::of(&raw, taken);
         data.push(json!({
             "pod": format!("{ns}/{name}"),
             "phase": phase,
@@ -811,11 +860,7 @@ pub async fn run(s: &Session, o: &PodsOptions) -> Result<PodsResult, DoctorError
             "timeline": tl,
         }));
         if let Some(t) = tl {
-            if timelines.len() < MAX_TIMELINES {
-                timelines.push(t);
-            } else {
-                more_timelines += 1;
-            }
+            timelines.push(t);
         }
         report.findings.extend(a.findings);
     }
@@ -836,10 +881,37 @@ pub async fn run(s: &Session, o: &PodsOptions) -> Result<PodsResult, DoctorError
         "{total} pod(s) in {scope}; {} with sidecars or findings",
         rows.len()
     ));
-    if more_timelines > 0 {
+    report
+        .summary
+        .push(format!("report taken at {taken}; the timelines end there"));
+    report.sorted();
+    // Timelines: the pods with a finding first, in the order of the findings.
+    let mut order: Vec<String> = Vec::new();
+    for f in &report.findings {
+        if let Some(p) = f.object.as_deref().and_then(|o| o.strip_prefix("Pod "))
+            && !order.iter().any(|x| x == p)
+        {
+            order.push(p.to_string());
+        }
+    }
+    let rank = |t: &Timeline| {
+        order
+            .iter()
+            .position(|p| *p == t.pod)
+            .unwrap_or(order.len())
+    };
+    timelines.sort_by_key(|t| rank(t));
+    let with_findings = timelines
+        .iter()
+        .filter(|t| rank(t) < order.len())
+        .count()
+        .min(MAX_TIMELINES);
+    if timelines.len() > MAX_TIMELINES {
         report.summary.push(format!(
-            "timelines drawn for {MAX_TIMELINES} pods; {more_timelines} more in -o json (or name one pod)"
+            "timelines drawn for {MAX_TIMELINES} pods (those with findings first); {} more in -o json (or name one pod)",
+            timelines.len() - MAX_TIMELINES
         ));
+        timelines.truncate(MAX_TIMELINES);
     }
     if !rows.is_empty() {
         report.table.push(
@@ -850,9 +922,13 @@ pub async fn run(s: &Session, o: &PodsOptions) -> Result<PodsResult, DoctorError
         );
         report.table.extend(rows);
     }
-    report.data = json!({ "pods": data });
-    report.sorted();
-    Ok(PodsResult { report, timelines })
+    report.data = json!({ "reportTime": taken.to_string(), "pods": data });
+    Ok(PodsResult {
+        report,
+        timelines,
+        with_findings,
+        report_time: taken,
+    })
 }
 
 #[cfg(test)]

@@ -131,7 +131,8 @@ pub enum Format {
     Yaml,
     Junit,
     Markdown,
-    /// An HTML page; `extra` may carry a picture (an SVG) for commands that draw one.
+    /// An HTML page; [`render`]'s `picture` adds what a command draws (HTML with SVG
+    /// charts), after the findings.
     Html,
 }
 
@@ -164,7 +165,8 @@ fn esc_md(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// Writes a report. `picture` is an SVG that HTML output embeds (ignored elsewhere).
+/// Writes a report. `picture` is HTML (with SVG charts) that HTML output puts after the
+/// findings (ignored elsewhere).
 pub fn render(report: &Report, format: Format, picture: Option<&str>) -> String {
     let mut out = String::new();
     match format {
@@ -338,14 +340,11 @@ pub fn render(report: &Report, format: Format, picture: Option<&str>) -> String 
             );
             let _ = writeln!(
                 out,
-                "<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}.error{{color:#b00}}.warning{{color:#a60}}.info{{color:#06a}}</style></head><body>"
+                "<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}.error{{color:#b00}}.warning{{color:#a60}}.info{{color:#06a}}section.timeline{{margin:1.5em 0}}.caption{{color:#555;font-size:.9em;max-width:60em}}summary h2{{display:inline}}</style></head><body>"
             );
             let _ = writeln!(out, "<h1>sidecar-kit {}</h1>", esc_xml(&report.command));
             for s in &report.summary {
                 let _ = writeln!(out, "<p>{}</p>", esc_xml(s));
-            }
-            if let Some(svg) = picture {
-                let _ = writeln!(out, "{svg}");
             }
             if let Some((header, rows)) = report.table.split_first() {
                 let _ = writeln!(
@@ -395,6 +394,10 @@ pub fn render(report: &Report, format: Format, picture: Option<&str>) -> String 
                     esc_xml(&b.what),
                     esc_xml(&b.permission)
                 );
+            }
+            // Pictures come after the findings, which are what the reader came for.
+            if let Some(extra) = picture {
+                let _ = write!(out, "{extra}");
             }
             let _ = writeln!(out, "</body></html>");
         }
@@ -470,6 +473,11 @@ mod tests {
         assert!(md.contains("broken \\| piped"), "{md}");
         let html = render(&r, Format::Html, Some("<svg id=\"t\"></svg>"));
         assert!(html.contains("<svg id=\"t\"></svg>") && html.contains("&quot;odd&quot;"));
+        let (findings, picture) = (
+            html.find("<h2>Findings</h2>").unwrap(),
+            html.find("<svg").unwrap(),
+        );
+        assert!(findings < picture, "the findings come first: {html}");
         let table = render(&r, Format::Table, None);
         assert!(
             table.contains("not seen: kubelet metrics of 3 nodes (needs get on nodes/proxy)"),

@@ -19,6 +19,7 @@ use sidecar_kit_doctor::webhooks::{self, WebhooksOptions};
 use sidecar_kit_doctor::{Report, Severity};
 use sidecar_kit_fakeapi::{ApiMetrics, Deny, FakeApi, FakeConfig, NodeProxy, NodeSeed};
 use sidecar_kit_testkit::TempDir;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 fn checks(r: &Report) -> Vec<(String, Severity)> {
@@ -622,7 +623,12 @@ async fn pods_in_trouble() {
             .starts_with("5 pod(s) in namespace(s) shop; 4 with sidecars or findings")
     );
     let fine = r.timelines.iter().find(|t| t.pod == "shop/fine").unwrap();
-    assert_eq!(fine.marks, vec![("Ready".to_string(), 3.0)]);
+    let events: Vec<(&str, f64)> = fine
+        .events
+        .iter()
+        .map(|e| (e.label.as_str(), e.at))
+        .collect();
+    assert_eq!(events, vec![("pod Ready", 3.0)]);
     // One pod by name.
     let one = pods::run(
         &s,
@@ -669,6 +675,288 @@ async fn pods_in_trouble() {
         "get on replicasets.apps in namespace shop"
     );
     fake.shutdown().await;
+}
+
+/// The attributes of every `<name ...>` element in a piece of SVG.
+fn elements(svg: &str, name: &str) -> Vec<HashMap<String, String>> {
+    let open = format!("<{name} ");
+    let mut out = Vec::new();
+    let mut rest = svg;
+    while let Some(i) = rest.find(&open) {
+        let tag = &rest[i + open.len()..];
+        let end = tag.find('>').unwrap();
+        let mut attrs = HashMap::new();
+        let mut a = &tag[..end];
+        while let Some(eq) = a.find("=\"") {
+            let key = a[..eq].trim().to_string();
+            let v = &a[eq + 2..];
+            let close = v.find('"').unwrap();
+            attrs.insert(key, v[..close].to_string());
+            a = &v[close + 1..];
+        }
+        out.push(attrs);
+        rest = &tag[end..];
+    }
+    out
+}
+
+fn f(attrs: &HashMap<String, String>, key: &str) -> f64 {
+    attrs
+        .get(key)
+        .unwrap_or_else(|| panic!("no {key} in {attrs:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// The section of the HTML report that draws one pod.
+fn section<'a>(html: &'a str, pod: &str) -> &'a str {
+    let id = format!("id=\"timeline-{}\"", pod.replace('/', "-"));
+    let start = html
+        .find(&id)
+        .unwrap_or_else(|| panic!("no timeline of {pod}"));
+    let len = html[start..].find("</section>").unwrap();
+    &html[start..start + len]
+}
+
+/// One pod's chart, read back: its axis maps seconds onto x.
+struct Chart {
+    x0: f64,
+    x_end: f64,
+    end: f64,
+    runs: Vec<HashMap<String, String>>,
+    events: Vec<HashMap<String, String>>,
+}
+
+impl Chart {
+    fn of(section: &str) -> Chart {
+        let axis = elements(section, "line")
+            .into_iter()
+            .find(|l| l.get("class").map(String::as_str) == Some("axis"))
+            .expect("an axis");
+        let report = elements(section, "line")
+            .into_iter()
+            .find(|l| l.get("class").map(String::as_str) == Some("report-time"))
+            .expect("the report time");
+        assert_eq!(
+            (f(&report, "x1"), f(&report, "data-at")),
+            (f(&axis, "x2"), f(&axis, "data-end")),
+            "the axis ends at the report time"
+        );
+        assert!(
+            elements(section, "g")
+                .iter()
+                .all(|g| g.get("class").map(String::as_str) != Some("axis-break")),
+            "a 50 s chart is drawn to one scale"
+        );
+        Chart {
+            x0: f(&axis, "x1"),
+            x_end: f(&axis, "x2"),
+            end: f(&axis, "data-end"),
+            runs: elements(section, "rect")
+                .into_iter()
+                .filter(|r| r.get("class").map(String::as_str) == Some("run"))
+                .collect(),
+            events: elements(section, "g")
+                .into_iter()
+                .filter(|g| g.get("class").map(String::as_str) == Some("event"))
+                .collect(),
+        }
+    }
+
+    /// Where `t` seconds after the pod's start fall, by the axis's own ends.
+    fn x(&self, t: f64) -> f64 {
+        self.x0 + t / self.end * (self.x_end - self.x0)
+    }
+
+    fn run(&self, container: &str, running: bool) -> (f64, f64) {
+        let r = self
+            .runs
+            .iter()
+            .find(|r| r["data-container"] == container && r["data-running"] == running.to_string())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no run of {container} (running: {running}) in {:?}",
+                    self.runs
+                )
+            });
+        (f(r, "x"), f(r, "x") + f(r, "width"))
+    }
+
+    fn event(&self, kind: &str) -> &HashMap<String, String> {
+        self.events
+            .iter()
+            .find(|e| e["data-kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} event in {:?}", self.events))
+    }
+
+    /// The x of an event's marker line.
+    fn event_x(&self, section: &str, kind: &str) -> f64 {
+        let at = section.find(&format!("data-kind=\"{kind}\"")).unwrap();
+        f(&elements(&section[at..], "line")[0], "x1")
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 0.01
+}
+
+/// The HTML report of the doctor's scenarios, read back from its SVG: a pod stuck in Init
+/// for 50 s, a pod its node refused, a Job kept alive by its legacy sidecar, and a universal
+/// pod with its detection restart, the report taken 50 s after they started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_html_report_draws_a_stall_as_a_stall() {
+    let fake = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let st = fake.state();
+    st.seed_namespace("shop", &[]).unwrap();
+    st.seed_node(NodeSeed::new("new", "v1.32.3")).unwrap();
+    st.seed_node(NodeSeed::new("old", "v1.27.9")).unwrap();
+    st.seed_node(NodeSeed::new("edge", "v1.28.9")).unwrap();
+    let sidecar = json!([{"name": "proxy", "image": "envoy", "restartPolicy": "Always"}]);
+    let app = json!([{"name": "app", "image": "a"}]);
+    st.insert("pods", pod("stuck", json!({"nodeName": "old", "initContainers": sidecar, "containers": app}),
+        json!({"phase": "Pending", "startTime": at(0),
+               "initContainerStatuses": [{"name": "proxy", "ready": false, "restartCount": 0, "state": {"running": {"startedAt": at(1)}}}],
+               "containerStatuses": [{"name": "app", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}]}))).unwrap();
+    st.insert("pods", pod("rejected", json!({"nodeName": "edge", "initContainers": sidecar, "containers": app}),
+        json!({"phase": "Failed", "reason": "InitContainerRestartPolicyForbidden", "message": "Init container \"proxy\" may not have a non-default restartPolicy", "startTime": at(0)}))).unwrap();
+    let legacy = r#"{"v":1,"injections":[{"profile":"log-shipper","hash":"sha256:1","mode":"legacy","reason":"r","added":{"containers":["log-shipper"]}}]}"#;
+    let mut job = pod(
+        "report-1",
+        json!({"nodeName": "old", "restartPolicy": "Never", "containers": [{"name": "report", "image": "r"}, {"name": "log-shipper", "image": "ls"}]}),
+        json!({"phase": "Running", "startTime": at(0), "containerStatuses": [
+            {"name": "report", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": at(1), "finishedAt": at(9)}}},
+            {"name": "log-shipper", "ready": true, "restartCount": 0, "state": {"running": {"startedAt": at(1)}}}]}),
+    );
+    job["metadata"]["annotations"] = json!({"sidecar-kit.io/status": legacy});
+    st.insert("pods", job).unwrap();
+    let universal = r#"{"v":1,"injections":[{"profile":"log-shipper","hash":"sha256:1","mode":"universal","reason":"r","added":{"initContainers":["sidecar-kit-install","log-shipper"],"containers":["log-shipper-legacy"],"volumes":["sidecar-kit"]}}]}"#;
+    let mut web = pod(
+        "web-1",
+        json!({"nodeName": "new",
+            "initContainers": [{"name": "sidecar-kit-install", "image": "sk", "command": ["sidecar-shim", "install", "/sidecar-kit/bin"]},
+                               {"name": "log-shipper", "image": "ls", "restartPolicy": "Always", "command": ["/sidecar-kit/bin/sidecar-shim", "native", "--", "ship"]}],
+            "containers": [{"name": "app", "image": "web"},
+                           {"name": "log-shipper-legacy", "image": "ls", "command": ["/sidecar-kit/bin/sidecar-shim", "legacy", "--", "ship"]}]}),
+        json!({"phase": "Running", "startTime": at(0),
+            "conditions": [{"type": "Initialized", "status": "True", "lastTransitionTime": at(3)}, {"type": "Ready", "status": "True", "lastTransitionTime": at(4)}],
+            "initContainerStatuses": [
+                {"name": "sidecar-kit-install", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": at(0), "finishedAt": at(1)}}},
+                {"name": "log-shipper", "ready": true, "started": true, "restartCount": 1,
+                 "lastState": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": at(1), "finishedAt": at(1)}},
+                 "state": {"running": {"startedAt": at(2)}}}],
+            "containerStatuses": [
+                {"name": "app", "ready": true, "restartCount": 0, "state": {"running": {"startedAt": at(3)}}},
+                {"name": "log-shipper-legacy", "ready": true, "restartCount": 0, "state": {"running": {"startedAt": at(3)}}}]}),
+    );
+    web["metadata"]["annotations"] = json!({"sidecar-kit.io/status": universal});
+    st.insert("pods", web).unwrap();
+    let s = session(&fake).await;
+    let r = pods::run(
+        &s,
+        &PodsOptions {
+            namespaces: vec!["shop".into()],
+            report_time: Some(at(50).parse().unwrap()),
+            ..PodsOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    fake.shutdown().await;
+    let html = pods::html(&r);
+
+    // The findings come first, then the pods with findings, then the others.
+    let findings = html.find("<h2>Findings</h2>").unwrap();
+    let pos = |pod: &str| html.find(&format!("id=\"timeline-{}\"", pod.replace('/', "-")));
+    let flagged: Vec<usize> = ["shop/report-1", "shop/rejected", "shop/stuck"]
+        .iter()
+        .map(|p| pos(p).unwrap_or_else(|| panic!("no timeline of {p}")))
+        .collect();
+    let other = pos("shop/web-1").unwrap();
+    let details = html.find("<details").unwrap();
+    assert!(
+        flagged.iter().all(|p| findings < *p && *p < details) && details < other,
+        "findings, then the pods with findings, then the others: {html}"
+    );
+    assert_eq!(r.with_findings, 3);
+
+    // Stuck in Init: the axis ends at the report time, 50 s in, with round ticks, and the
+    // sidecar that never lets the pod go runs all the way to it.
+    let stuck = section(&html, "shop/stuck");
+    let c = Chart::of(stuck);
+    assert_eq!(c.end, 50.0);
+    let ticks: Vec<(f64, f64)> = elements(stuck, "text")
+        .iter()
+        .filter(|t| t.get("class").map(String::as_str) == Some("tick"))
+        .map(|t| (f(t, "data-at"), f(t, "x")))
+        .collect();
+    assert_eq!(
+        ticks.iter().map(|t| t.0).collect::<Vec<_>>(),
+        vec![0.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+    );
+    assert!(ticks.iter().all(|(at, x)| close(*x, c.x(*at))), "{ticks:?}");
+    let (from, to) = c.run("proxy", true);
+    assert!(close(from, c.x(1.0)) && close(to, c.x_end), "{from}..{to}");
+    assert!(
+        to - from > 0.9 * (c.x_end - c.x0),
+        "a 49 s stall covers most of the chart"
+    );
+    assert!(stuck.contains("2026-01-01T10:00:50Z") && stuck.contains("whole seconds"));
+
+    // Refused by the node: nothing ran, the rejection is marked at the pod's start.
+    let rejected = section(&html, "shop/rejected");
+    let c = Chart::of(rejected);
+    assert!(c.runs.is_empty(), "{:?}", c.runs);
+    assert_eq!(f(c.event("rejected"), "data-at"), 0.0);
+    assert!(close(c.event_x(rejected, "rejected"), c.x0));
+
+    // The Job kept alive: the app stops at its finish, marked; the legacy sidecar runs on
+    // to the report time.
+    let job = section(&html, "shop/report-1");
+    let c = Chart::of(job);
+    let (from, to) = c.run("report", false);
+    assert!(close(from, c.x(1.0)) && close(to, c.x(9.0)), "{from}..{to}");
+    let (_, to) = c.run("log-shipper", true);
+    assert!(close(to, c.x_end), "{to}");
+    assert_eq!(f(c.event("app-finished"), "data-at"), 9.0);
+    assert!(close(c.event_x(job, "app-finished"), c.x(9.0)));
+
+    // Universal: the native copy's detection restart, with its exit code, at 1 s; then it
+    // runs to the report time.
+    let web = section(&html, "shop/web-1");
+    let c = Chart::of(web);
+    let restart = c.event("restart");
+    assert_eq!(
+        (
+            restart["data-container"].as_str(),
+            restart["data-exit-code"].as_str(),
+            f(restart, "data-at")
+        ),
+        ("log-shipper", "0", 1.0)
+    );
+    assert!(close(c.event_x(web, "restart"), c.x(1.0)));
+    let (from, to) = c.run("log-shipper", true);
+    assert!(close(from, c.x(2.0)) && close(to, c.x_end));
+    let (from, _) = c.run("sidecar-kit-install", false);
+    assert!(close(from, c.x0));
+
+    // The text chart ends at the same time, with the same round ticks.
+    let text = pods::text(&r);
+    let stuck_text = &text[text.find("Timeline of pod shop/stuck").unwrap()..];
+    let proxy = stuck_text.lines().find(|l| l.contains("  proxy ")).unwrap();
+    assert!(proxy.contains("=>| started 1s, running"), "{stuck_text}");
+    let labels = stuck_text
+        .lines()
+        .find(|l| l.trim_start().starts_with("0s "))
+        .unwrap();
+    assert_eq!(
+        labels.split_whitespace().collect::<Vec<_>>(),
+        vec!["0s", "10s", "20s", "30s", "40s", "50s"],
+        "{stuck_text}"
+    );
+    assert_eq!(
+        finding(&r.report, "pods.job-kept-alive").message,
+        "app container report has finished, but log-shipper is still running as a legacy sidecar (restartPolicy Never): the pod never completes, so its Job never finishes or retries"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
