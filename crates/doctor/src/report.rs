@@ -340,7 +340,12 @@ pub fn render(report: &Report, format: Format, picture: Option<&str>) -> String 
             );
             let _ = writeln!(
                 out,
-                "<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}.error{{color:#b00}}.warning{{color:#a60}}.info{{color:#06a}}section.timeline{{margin:1.5em 0}}.caption{{color:#555;font-size:.9em;max-width:60em}}summary h2{{display:inline}}</style></head><body>"
+                "<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}.error{{color:#b00}}.warning{{color:#a60}}.info{{color:#06a}}{}</style></head><body>",
+                if picture.is_some() {
+                    "section.timeline{margin:1.5em 0}.caption{color:#555;font-size:.9em;max-width:60em}summary h2{display:inline}"
+                } else {
+                    ""
+                }
             );
             let _ = writeln!(out, "<h1>sidecar-kit {}</h1>", esc_xml(&report.command));
             for s in &report.summary {
