@@ -7,10 +7,10 @@
 #   docker build -t ghcr.io/sidecar-kit/sidecar-kit:v0.1.0 \
 #     --build-arg VERSION=v0.1.0 --build-arg GIT_COMMIT="$(git rev-parse --short=12 HEAD)" .
 #
-# Needs BuildKit (the default builder of current Docker) for the cache mounts.
+# Needs BuildKit (the default builder of current Docker) for the cache mounts. Without Docker,
+# `cargo xtask image` builds the same image as an OCI archive (README, "Release image").
 
 ARG RUST_IMAGE=rust:1-bookworm
-ARG BASE_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 # --- build ---------------------------------------------------------------------------
 FROM ${RUST_IMAGE} AS builder
@@ -28,40 +28,45 @@ ENV CARGO_INCREMENTAL=0 \
 
 COPY . .
 
-# sidecar-kit: release profile, dynamically linked against the glibc of bookworm, which is
-# the glibc of the distroless debian12 base.
-#
-# sidecar-shim: statically linked (crt-static on glibc; it does no DNS lookups, the one
-# thing static glibc cannot do), because it runs inside the sidecar's image, whatever libc
-# that has, or none. An explicit --target keeps RUSTFLAGS off build scripts and proc
-# macros, which cannot be static; the target is the builder's own (on amd64:
-# x86_64-unknown-linux-gnu). readelf fails the build if the shim still needs a library.
+# Both binaries are statically linked (crt-static on glibc), so the image needs no C
+# library: the same file system as `cargo xtask image` builds without Docker (README,
+# "Release image"). An explicit --target keeps RUSTFLAGS off build scripts and proc macros,
+# which cannot be static; the target is the builder's own (on amd64:
+# x86_64-unknown-linux-gnu). readelf fails the build if a binary still needs a library.
+# Neither does DNS lookups through NSS, the one thing static glibc cannot do: in a pod the
+# API server is addressed by KUBERNETES_SERVICE_HOST, an IP.
 #
 # target/ is a cache mount and is not part of the image: the binaries are copied out in
-# the same step.
+# the same step, into the image's file system under /rootfs.
 RUN --mount=type=cache,id=sidecar-kit-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=sidecar-kit-cargo-git,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,id=sidecar-kit-target,target=/src/target,sharing=locked \
     set -eux; \
-    cargo build --locked --release -p sidecar-kit --bin sidecar-kit; \
     target="$(rustc -vV | sed -n 's/^host: //p')"; \
-    RUSTFLAGS="-C target-feature=+crt-static" \
-      cargo build --locked --profile shim -p sidecar-shim --features "${SHIM_FEATURES}" \
-        --target "${target}"; \
-    mkdir -p /out; \
-    cp target/release/sidecar-kit /out/sidecar-kit; \
-    cp "target/${target}/shim/sidecar-shim" /out/sidecar-shim; \
-    if readelf -d /out/sidecar-shim | grep -q NEEDED; then \
-      echo "sidecar-shim must be statically linked" >&2; exit 1; \
-    fi; \
-    /out/sidecar-kit version; \
-    /out/sidecar-shim --help >/dev/null
+    export RUSTFLAGS="-C target-feature=+crt-static"; \
+    cargo build --locked --release -p sidecar-kit --bin sidecar-kit --target "${target}"; \
+    cargo build --locked --profile shim -p sidecar-shim --features "${SHIM_FEATURES}" \
+      --target "${target}"; \
+    mkdir -p /rootfs/etc /rootfs/home/nonroot /rootfs/tmp /rootfs/usr/local/bin; \
+    printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > /rootfs/etc/passwd; \
+    printf 'root:x:0:\nnonroot:x:65532:\n' > /rootfs/etc/group; \
+    chmod 1777 /rootfs/tmp; chmod 0700 /rootfs/home/nonroot; \
+    cp "target/${target}/release/sidecar-kit" /rootfs/usr/local/bin/sidecar-kit; \
+    ln /rootfs/usr/local/bin/sidecar-kit /rootfs/usr/local/bin/kubectl-sidecar; \
+    cp "target/${target}/shim/sidecar-shim" /rootfs/usr/local/bin/sidecar-shim; \
+    for b in sidecar-kit sidecar-shim; do \
+      if readelf -d "/rootfs/usr/local/bin/$b" | grep -q NEEDED || readelf -l "/rootfs/usr/local/bin/$b" | grep -q INTERP; then \
+        echo "$b must be statically linked" >&2; exit 1; \
+      fi; \
+    done; \
+    /rootfs/usr/local/bin/sidecar-kit version; \
+    /rootfs/usr/local/bin/sidecar-shim --help >/dev/null
 
 # --- release image ----------------------------------------------------------------------
-# distroless cc: glibc and libgcc, no shell, no package manager; user 65532 (nonroot).
-FROM ${BASE_IMAGE}
+# Nothing but the binaries, /etc/passwd and /etc/group (user nonroot, 65532), /tmp and the
+# user's home: no shell, no package manager, no C library.
+FROM scratch
 
-ARG BASE_IMAGE
 ARG VERSION=v0.1.0
 ARG GIT_COMMIT=""
 ARG SOURCE_URL=https://example.invalid/sidecar-kit
@@ -70,16 +75,14 @@ LABEL org.opencontainers.image.title="sidecar-kit" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${GIT_COMMIT}" \
       org.opencontainers.image.source="${SOURCE_URL}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.base.name="${BASE_IMAGE}"
+      org.opencontainers.image.licenses="Apache-2.0"
 
-# Owned by root, executable by all: the running user cannot change them. The PATH of the
-# base image contains /usr/local/bin, where universal wiring's install container finds
-# `sidecar-shim` by name.
-COPY --from=builder /out/sidecar-kit /usr/local/bin/sidecar-kit
-COPY --from=builder /out/sidecar-kit /usr/local/bin/kubectl-sidecar
-COPY --from=builder /out/sidecar-shim /usr/local/bin/sidecar-shim
-
+# Owned by root, executable by all: the running user cannot change them. Universal wiring's
+# install container finds `sidecar-shim` by name on PATH.
+COPY --from=builder /rootfs/ /
+COPY --from=builder --chown=65532:65532 /rootfs/home/nonroot /home/nonroot
+ENV PATH=/usr/local/bin
+WORKDIR /
 USER 65532:65532
 # 8443: HTTPS /mutate; 8080: /healthz, /readyz, /metrics.
 EXPOSE 8443 8080

@@ -992,9 +992,10 @@ fn dockerfile_matches_the_deployment() {
             "the image has /usr/local/bin/{bin}"
         );
     }
-    // That base has /usr/local/bin on PATH, where universal wiring's install container
-    // finds `sidecar-shim` by name.
-    assert!(text.contains("ARG BASE_IMAGE=gcr.io/distroless/cc-debian12:nonroot"));
+    // /usr/local/bin on PATH, where universal wiring's install container finds
+    // `sidecar-shim` by name. (crates/xtask checks the rest of the layout against the image
+    // `cargo xtask image` builds.)
+    assert!(text.contains("ENV PATH=/usr/local/bin"));
     let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
     for entry in ["target", ".git"] {
         assert!(
@@ -1674,5 +1675,41 @@ fn the_base_leaves_the_labeller_out() {
     assert!(
         objs.0.iter().all(|o| o["metadata"]["name"] != LABELER),
         "deploy/base is the webhook's alone (its labels would mark the labeller as webhook)"
+    );
+}
+
+#[test]
+fn an_image_override_moves_the_shim_image_too() {
+    // What README tells users to do: an overlay of their own with `images:` (what
+    // `kustomize edit set image` writes).
+    let copy = DeployCopy::new();
+    let dir = copy.path("overlays/test-own-registry");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+         resources:\n- ../self-managed\nimages:\n- name: ghcr.io/sidecar-kit/sidecar-kit\n  \
+         newName: registry.example.com/mirror/sidecar-kit\n  newTag: v9.9.9\n",
+    )
+    .unwrap();
+    let (_, objs) = build(&dir);
+    let moved = "registry.example.com/mirror/sidecar-kit:v9.9.9";
+    let dep = objs.get("Deployment", "sidecar-kit");
+    let c = container(dep, "sidecar-kit");
+    assert_eq!(s(c, "/image"), moved);
+    assert_eq!(
+        env_value(c, "SIDECAR_KIT_SHIM_IMAGE"),
+        moved,
+        "the shim image follows the container's image"
+    );
+    // Other values are left alone (the transformer matches the image name only).
+    assert_eq!(
+        env_value(c, "SIDECAR_KIT_PROFILES"),
+        "/etc/sidecar-kit/profiles"
+    );
+    let labeler = objs.get("Deployment", "sidecar-kit-label-nodes");
+    assert_eq!(
+        s(&arr(labeler, "/spec/template/spec/containers")[0], "/image"),
+        moved
     );
 }
