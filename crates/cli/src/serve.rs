@@ -268,7 +268,8 @@ fn events_of(
 #[derive(Args, Debug)]
 #[command(
     after_help = "Writes ca.crt, tls.crt and tls.key into --out-dir and prints the caBundle (base64 of ca.crt) \
-for the MutatingWebhookConfiguration. Exit codes: 0 ok; 1 cannot write; 2 bad input (existing files without --force)."
+for the MutatingWebhookConfiguration. With --force over an earlier set (a rotation), ca.crt holds the new CA and \
+the previous one, so that the webhook stays trusted while its replicas pick up the new certificate. Exit codes: 0 ok; 1 cannot write; 2 bad input (existing files without --force)."
 )]
 pub struct CertsArgs {
     /// Name of the webhook's Service.
@@ -312,15 +313,35 @@ pub fn certs(a: CertsArgs) -> Result<(), CliError> {
     }
     let issued = certs::issue(&names, a.days)
         .map_err(|e| CliError::input(format!("cannot issue the certificate: {e}")))?;
+    // A rotation keeps the previous CA in the bundle: the API server trusts the new bundle at
+    // once, while each replica serves the old certificate until the kubelet updates its
+    // mounted Secret (up to a minute or two). Only the newest previous CA is kept, so the
+    // bundle never holds more than two.
+    let previous = std::fs::read_to_string(&files[0])
+        .ok()
+        .and_then(|old| first_pem_certificate(&old));
+    let mut ca_pem = issued.ca_pem.clone();
+    if let Some(prev) = &previous {
+        if !ca_pem.ends_with('\n') {
+            ca_pem.push('\n');
+        }
+        ca_pem.push_str(prev);
+    }
     std::fs::create_dir_all(&a.out_dir)
         .map_err(|e| CliError::runtime(format!("cannot create {}: {e}", a.out_dir.display())))?;
     for (path, content) in files
         .iter()
-        .zip([&issued.ca_pem, &issued.cert_pem, &issued.key_pem])
+        .zip([&ca_pem, &issued.cert_pem, &issued.key_pem])
     {
         write_private(path, content.as_bytes())?;
     }
-    let bundle = base64::engine::general_purpose::STANDARD.encode(issued.ca_pem.as_bytes());
+    if previous.is_some() {
+        eprintln!(
+            "kept the previous CA in {} after the new one, so that replicas still serving the old certificate stay trusted until they reload; the next rotation drops it",
+            files[0].display()
+        );
+    }
+    let bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem.as_bytes());
     eprintln!(
         "wrote {} for {}",
         files
@@ -331,6 +352,15 @@ pub fn certs(a: CertsArgs) -> Result<(), CliError> {
         names.join(", ")
     );
     output::print(&format!("{bundle}\n"))
+}
+
+/// The first `CERTIFICATE` block of a PEM text, with its delimiters and a final newline.
+fn first_pem_certificate(pem: &str) -> Option<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let start = pem.find(BEGIN)?;
+    let end = start + pem[start..].find(END)? + END.len();
+    Some(format!("{}\n", &pem[start..end]))
 }
 
 fn write_private(path: &std::path::Path, content: &[u8]) -> Result<(), CliError> {

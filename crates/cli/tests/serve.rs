@@ -161,6 +161,29 @@ async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> (u16, Valu
 
 type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 
+/// Sends one review on `s` and returns the answer's head (lower-case), reading its body.
+async fn exchange_head(s: &mut Tls, body: &[u8]) -> String {
+    s.write_all(review_head(body.len()).as_bytes())
+        .await
+        .unwrap();
+    s.write_all(body).await.unwrap();
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.unwrap();
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap().to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap();
+    let mut rest = vec![0u8; len];
+    s.read_exact(&mut rest).await.unwrap();
+    head
+}
+
 async fn connect(addr: SocketAddr, connector: &tokio_rustls::TlsConnector) -> Tls {
     let tcp = TcpStream::connect(addr).await.unwrap();
     connector
@@ -351,11 +374,27 @@ async fn serve_keeps_answering_through_the_shutdown_delay() {
     let probe = log_addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
     let webhook = log_addr(&server.wait_log("webhook listening (POST /mutate)"));
     assert_eq!(http_get(probe, "/readyz").await.0, 200);
+    // A keep-alive connection from before SIGTERM, as the API server pools them.
+    let body = review_body(serde_json::json!({"logging": "shipped"}));
+    let mut pooled = connect(webhook, &connector).await;
+    let head = exchange_head(&mut pooled, &body).await;
+    assert!(!head.contains("connection: close"), "{head}");
     let sent = Instant::now();
     server.sigterm();
     let line =
         server.wait_log("SIGTERM: not ready any more; still serving while endpoints drop this pod");
     assert_eq!(line["delay_seconds"], 3.0);
+    // During the delay it still answers on that connection, but says it closes it, and does:
+    // the client never writes into a connection this replica closes while idle.
+    let head = exchange_head(&mut pooled, &body).await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("connection: close"),
+        "an answer during the shutdown delay closes its connection: {head}"
+    );
+    let mut rest = Vec::new();
+    let _ = pooled.read_to_end(&mut rest).await;
+    assert!(rest.is_empty(), "nothing after the answer: {rest:?}");
     assert_eq!(
         http_get(probe, "/readyz").await.0,
         503,
@@ -735,4 +774,63 @@ async fn a_crd_profile_reported_in_force_is_injected_by_the_next_review() {
     );
     drop(server);
     fake.shutdown().await;
+}
+
+/// The certificates of a PEM file, DER each.
+fn pem_certs(path: &Path) -> Vec<Vec<u8>> {
+    CertificateDer::pem_file_iter(path)
+        .unwrap()
+        .map(|c| c.unwrap().to_vec())
+        .collect()
+}
+
+#[test]
+fn certs_rotation_keeps_the_previous_ca_trusted() {
+    let dir = std::env::temp_dir().join(format!("sk-certs-rotate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |force: bool| {
+        let mut cmd = Command::new(bin());
+        cmd.args(["certs", "--out-dir"]).arg(&dir);
+        if force {
+            cmd.arg("--force");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bundle = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        (
+            pem_certs(&dir.join("ca.crt")),
+            bundle,
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (first, _, said) = run(false);
+    assert_eq!(first.len(), 1, "a first set has one CA");
+    assert!(!said.contains("previous CA"), "{said}");
+    let (second, bundle, said) = run(true);
+    assert_eq!(
+        second.len(),
+        2,
+        "the rotated bundle holds the new and the previous CA"
+    );
+    assert_ne!(second[0], first[0], "a new CA comes first");
+    assert_eq!(second[1], first[0], "the previous CA is kept");
+    assert!(said.contains("previous CA"), "{said}");
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(bundle)
+        .unwrap();
+    assert_eq!(
+        decoded,
+        std::fs::read(dir.join("ca.crt")).unwrap(),
+        "the printed caBundle is ca.crt"
+    );
+    // A third rotation keeps the second set's CA and drops the first: never more than two.
+    let (third, _, _) = run(true);
+    assert_eq!(third.len(), 2, "only the newest previous CA is kept");
+    assert_eq!(third[1], second[0]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -724,10 +724,15 @@ pub async fn run(
     } else {
         webhook_router(state.clone())
     };
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        config.request_timeout,
-        request_deadline,
-    ));
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(
+            config.request_timeout,
+            request_deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            close_when_draining,
+        ));
     let serve_task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
     let Some(webhook_addr) = handle.listening().await else {
         let err = match serve_task.await {
@@ -799,6 +804,29 @@ async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 /// Bounds the time to read and answer one request, so slow clients cannot hold a worker.
+/// Once shutting down, every HTTP/1.x answer carries `Connection: close`, so the connection
+/// ends right after it. The API server calls webhooks over HTTP/1.1 with a pool of keep-alive
+/// connections per Service; a pooled connection that this replica closed while idle can be
+/// written to at that very moment, and the API server does not retry that failure (EPIPE):
+/// with failurePolicy Ignore the pod would be admitted without its sidecar, with Fail refused.
+/// Closed by us after an answer instead, each connection used during the shutdown delay
+/// leaves the pool cleanly and the next review dials a current endpoint.
+async fn close_when_draining(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let http1 = req.version() < axum::http::Version::HTTP_2;
+    let mut resp = next.run(req).await;
+    if http1 && state.health.shutting_down.load(Ordering::SeqCst) {
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    resp
+}
+
 async fn request_deadline(
     State(limit): State<Duration>,
     req: axum::extract::Request,
