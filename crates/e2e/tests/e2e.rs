@@ -283,15 +283,7 @@ fn terms_require(pod: &Value, op: &str, value: &str) -> bool {
         })
 }
 
-/// The ids (`check`) of a doctor report's findings.
-fn finding_ids(report: &Value) -> Vec<String> {
-    report["findings"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f["check"].as_str().map(str::to_string))
-        .collect()
-}
+use sidecar_kit_e2e::finding_ids;
 
 fn reviews_total(metrics: &str) -> f64 {
     metrics
@@ -303,22 +295,7 @@ fn reviews_total(metrics: &str) -> f64 {
 
 /// `sidecar-kit doctor ARGS -o json`: its exit code and report, or why there is no report.
 fn try_doctor(bin: &Path, kubeconfig: &Path, args: &[&str]) -> Result<(i32, Value), String> {
-    let out = Command::new(bin)
-        .arg("doctor")
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["-o", "json"])
-        .output()
-        .map_err(|e| format!("doctor {args:?}: {e}"))?;
-    let v = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "doctor {args:?}: {e}; stdout: {} stderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
-    Ok((out.status.code().unwrap_or(-1), v))
+    sidecar_kit_e2e::doctor(bin, kubeconfig, args)
 }
 
 fn doctor(bin: &Path, kubeconfig: &Path, args: &[&str]) -> (i32, Value) {
