@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Regenerates docs/doctor-report.png: headless Chromium's screenshot of the HTML report
-# that `sidecar-kit doctor pods -o html` writes for the doctor's scenario cluster. The
+# Regenerates docs/doctor-report.png: headless Chromium's screenshot of an HTML report of
+# `sidecar-kit doctor pods -o html`.
+#
+#   tools/doctor-report-screenshot.sh REPORT.html [HEIGHT]   a report you made on a cluster
+#   tools/doctor-report-screenshot.sh                         the golden test's report
+#
+# HEIGHT is the window's height in pixels (default 2470, the golden report's page). Without
+# a file it uses the report of the doctor's scenario cluster. The
 # golden test doctor_golden runs the real CLI against the project's fake API server
 # (mixed kubelets, a pod stuck in Init, one its node refused, a Job kept alive by its
 # legacy sidecar, a universal pod with its detection restart; the report taken at
@@ -11,16 +17,20 @@
 # Needs chromium and pngquant (Debian: apt-get install -y chromium pngquant).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-report=crates/cli/tests/doctor_golden/pods-html.stdout
+report=${1:-crates/cli/tests/doctor_golden/pods-html.stdout}
+height=${2:-2470}
 out=docs/doctor-report.png
 
-cargo test -q --locked -p sidecar-kit --test doctor_golden
+if [ $# -eq 0 ]; then
+  cargo test -q --locked -p sidecar-kit --test doctor_golden
+fi
+[ -s "$report" ] || { echo "no report at $report" >&2; exit 2; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cp "$report" "$tmp/report.html"
 if ! chromium --headless --no-sandbox --disable-gpu --hide-scrollbars \
-    --window-size=1200,2470 --screenshot="$tmp/shot.png" \
+    --window-size=1200,"$height" --screenshot="$tmp/shot.png" \
     "file://$tmp/report.html" 2>"$tmp/chromium.log" || [ ! -s "$tmp/shot.png" ]; then
   cat "$tmp/chromium.log" >&2
   echo "chromium made no screenshot" >&2
