@@ -81,23 +81,6 @@ fn kubectl() -> Command {
     cmd
 }
 
-/// Copies a directory tree, leaving out every `tls` directory: a developer's real
-/// certificates in the self-managed overlay are neither read nor touched.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if entry.file_type().unwrap().is_dir() {
-            if entry.file_name() != "tls" {
-                copy_tree(&src, &dst);
-            }
-        } else {
-            std::fs::copy(&src, &dst).unwrap();
-        }
-    }
-}
-
 /// A throwaway copy of `deploy/` whose self-managed overlay has its certificates, made
 /// as deploy/README.md says: `sidecar-kit certs --out-dir deploy/overlays/self-managed/tls`.
 struct DeployCopy {
@@ -109,7 +92,7 @@ struct DeployCopy {
 impl DeployCopy {
     fn new() -> DeployCopy {
         let dir = TempDir::new("deploy-tree");
-        copy_tree(&deploy(), &dir.path().join("deploy"));
+        sidecar_kit_testkit::copy_deploy_tree(&deploy(), &dir.path().join("deploy"));
         let out = Command::new(env!("CARGO_BIN_EXE_sidecar-kit"))
             .args(["certs", "--service", "sidecar-kit", "--namespace", NS])
             .arg("--out-dir")

@@ -537,6 +537,18 @@ fn at(s: u32) -> String {
     format!("2026-01-01T10:00:{s:02}Z")
 }
 
+/// A fake API server with namespace `shop` and three nodes: `new` (1.32, capable), `old`
+/// (1.27, unaware) and `edge` (1.28, rejecting).
+async fn shop_on_mixed_nodes() -> FakeApi {
+    let fake = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let st = fake.state();
+    st.seed_namespace("shop", &[]).unwrap();
+    st.seed_node(NodeSeed::new("new", "v1.32.3")).unwrap();
+    st.seed_node(NodeSeed::new("old", "v1.27.9")).unwrap();
+    st.seed_node(NodeSeed::new("edge", "v1.28.9")).unwrap();
+    fake
+}
+
 fn pod(name: &str, spec: Value, status: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": name, "namespace": "shop"}, "spec": spec, "status": status})
@@ -544,12 +556,8 @@ fn pod(name: &str, spec: Value, status: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_in_trouble() {
-    let fake = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let fake = shop_on_mixed_nodes().await;
     let st = fake.state();
-    st.seed_namespace("shop", &[]).unwrap();
-    st.seed_node(NodeSeed::new("new", "v1.32.3")).unwrap();
-    st.seed_node(NodeSeed::new("old", "v1.27.9")).unwrap();
-    st.seed_node(NodeSeed::new("edge", "v1.28.9")).unwrap();
     let sidecar = json!([{"name": "proxy", "image": "envoy", "restartPolicy": "Always"}]);
     st.insert("pods", pod("rejected", json!({"nodeName": "edge", "initContainers": sidecar, "containers": [{"name": "app", "image": "a"}]}),
         json!({"phase": "Failed", "reason": "InitContainerRestartPolicyForbidden", "message": "Init container \"proxy\" may not have a non-default restartPolicy", "startTime": at(0)}))).unwrap();
@@ -805,12 +813,8 @@ fn close(a: f64, b: f64) -> bool {
 /// pod with its detection restart, the report taken 50 s after they started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_html_report_draws_a_stall_as_a_stall() {
-    let fake = FakeApi::start(FakeConfig::default()).await.unwrap();
+    let fake = shop_on_mixed_nodes().await;
     let st = fake.state();
-    st.seed_namespace("shop", &[]).unwrap();
-    st.seed_node(NodeSeed::new("new", "v1.32.3")).unwrap();
-    st.seed_node(NodeSeed::new("old", "v1.27.9")).unwrap();
-    st.seed_node(NodeSeed::new("edge", "v1.28.9")).unwrap();
     let sidecar = json!([{"name": "proxy", "image": "envoy", "restartPolicy": "Always"}]);
     let app = json!([{"name": "app", "image": "a"}]);
     st.insert("pods", pod("stuck", json!({"nodeName": "old", "initContainers": sidecar, "containers": app}),

@@ -525,6 +525,15 @@ pub fn doctor(bin: &Path, kubeconfig: &Path, args: &[&str]) -> Result<(i32, Valu
     Ok((out.status.code().unwrap_or(-1), v))
 }
 
+/// The reviews a `sidecar-kit serve` /metrics page counts (all results).
+pub fn reviews_total(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("sidecar_kit_admission_reviews_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The check ids of a doctor report's findings.
 pub fn finding_ids(report: &Value) -> Vec<String> {
     report["findings"]

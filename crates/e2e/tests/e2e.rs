@@ -283,23 +283,10 @@ fn terms_require(pod: &Value, op: &str, value: &str) -> bool {
         })
 }
 
-use sidecar_kit_e2e::finding_ids;
-
-fn reviews_total(metrics: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("sidecar_kit_admission_reviews_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// `sidecar-kit doctor ARGS -o json`: its exit code and report, or why there is no report.
-fn try_doctor(bin: &Path, kubeconfig: &Path, args: &[&str]) -> Result<(i32, Value), String> {
-    sidecar_kit_e2e::doctor(bin, kubeconfig, args)
-}
+use sidecar_kit_e2e::{finding_ids, reviews_total};
 
 fn doctor(bin: &Path, kubeconfig: &Path, args: &[&str]) -> (i32, Value) {
-    try_doctor(bin, kubeconfig, args).unwrap_or_else(|e| panic!("{e}"))
+    sidecar_kit_e2e::doctor(bin, kubeconfig, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -331,6 +331,21 @@ fn job_completion(opts: &LegacyOpts<'_>, env: Env<'_>) -> Result<Box<dyn Complet
 }
 
 /// Job completion through tombstones written by `sidecar-shim app`.
+/// Logs that app container `app` exited with `code`, and whether the kubelet will start it
+/// again under `policy` (both Job completion sources, tombstones and the API, say it alike).
+pub(crate) fn log_app_exit(app: &str, code: i32, policy: RestartPolicy) {
+    let verdict = if protocol::finished_for_good(code, policy) {
+        "finished"
+    } else {
+        "will be restarted"
+    };
+    log!(
+        "legacy",
+        "app container {app} exited with {code}: {verdict} (restartPolicy {})",
+        policy.as_str()
+    );
+}
+
 pub struct Tombstones {
     dir: PathBuf,
     apps: Vec<String>,
@@ -360,18 +375,7 @@ impl Completion for Tombstones {
             let now = state::read_tombstone(&self.dir, app);
             if now != self.seen[i] {
                 match &now {
-                    Tombstone::Exited(code) => {
-                        let verdict = if protocol::finished_for_good(*code, self.policy) {
-                            "finished"
-                        } else {
-                            "will be restarted"
-                        };
-                        log!(
-                            "legacy",
-                            "app container {app} exited with {code}: {verdict} (restartPolicy {})",
-                            self.policy.as_str()
-                        );
-                    }
+                    Tombstone::Exited(code) => log_app_exit(app, *code, self.policy),
                     Tombstone::Unreadable(err) => {
                         log!("legacy", "tombstone of {app} unreadable: {err}")
                     }

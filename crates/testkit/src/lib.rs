@@ -3,7 +3,8 @@
 //! - [`LogChild`]: one of our binaries as a child process whose stderr carries JSON log
 //!   lines, waited on by message;
 //! - [`http_get`]: a plain HTTP GET on loopback (probe and metrics listeners);
-//! - [`TempDir`]: a fresh directory removed when dropped;
+//! - [`TempDir`]: a fresh directory removed when dropped; [`copy_deploy_tree`]: a copy of
+//!   `deploy/` without certificates;
 //! - [`LogCapture`]: this thread's log records, as JSON, for tests in one process;
 //! - [`golden`]: comparison with expected files, refreshed with `SIDECAR_KIT_BLESS=1`.
 //!
@@ -208,6 +209,24 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies the tree `from` to `to`, leaving out every directory named `tls`: a developer's
+/// real certificates in the self-managed overlay are neither read nor touched (the test
+/// makes its own).
+pub fn copy_deploy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "tls" {
+                copy_deploy_tree(&src, &dst);
+            }
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
     }
 }
 

@@ -161,7 +161,12 @@ fn cargo_build(root: &Path, target: &str, args: &[&str], commit: &str) -> Result
 
 fn read_bin(dir: &Path, name: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
-    let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let data = std::fs::read(&path).with_context(|| {
+        format!(
+            "reading {}: --bin-dir must hold sidecar-kit and sidecar-shim (leave it out to build them)",
+            path.display()
+        )
+    })?;
     elf::check_static(&path.display().to_string(), &data)?;
     Ok(data)
 }
@@ -189,8 +194,9 @@ fn image(args: ImageArgs) -> Result<()> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
     };
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
+    // Where each binary is: one directory given, or the two profiles' output directories.
+    let (kit_dir, shim_dir) = match &args.bin_dir {
+        Some(d) => (d.clone(), d.clone()),
         None => {
             cargo_build(
                 &root,
@@ -207,12 +213,7 @@ fn image(args: ImageArgs) -> Result<()> {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| root.join("target"))
                 .join(&target);
-            // Both binaries are needed in one place: the shim profile's output beside the
-            // release one.
-            let shim_bin = t.join("shim/sidecar-shim");
-            std::fs::copy(&shim_bin, t.join("release/sidecar-shim"))
-                .with_context(|| format!("copying {}", shim_bin.display()))?;
-            t.join("release")
+            (t.join("release"), t.join("shim"))
         }
     };
     let spec = oci::Spec {
@@ -225,8 +226,8 @@ fn image(args: ImageArgs) -> Result<()> {
         source: args.source.clone(),
         created,
         arch: arch.to_string(),
-        sidecar_kit: read_bin(&bin_dir, "sidecar-kit")?,
-        sidecar_shim: read_bin(&bin_dir, "sidecar-shim")?,
+        sidecar_kit: read_bin(&kit_dir, "sidecar-kit")?,
+        sidecar_shim: read_bin(&shim_dir, "sidecar-shim")?,
     };
     let img = oci::build(&spec)?;
     oci::check(&img.archive).context("the image just built fails its own check")?;

@@ -49,19 +49,15 @@ pub fn run(ctx: &mut Ctx, inst: &Install, n: usize, rate: f64) {
 /// When the restart was over: every replica from a new ReplicaSet, ready, none terminating.
 /// Seconds after `t0`, or None if not within the timeout.
 fn watch_rollout(k: Kubectl, old: BTreeSet<String>, t0: Instant) -> Option<f64> {
-    let deadline = Instant::now() + POD_TIMEOUT;
-    while Instant::now() < deadline {
+    eventually("the restart to be over", POD_TIMEOUT, || {
         let pods = webhook_pods(&k);
         let done = pods.len() == 2
             && pods
                 .iter()
                 .all(|p| p.ready && !p.terminating && !old.contains(&p.hash));
-        if done {
-            return Some(t0.elapsed().as_secs_f64());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    None
+        Ok(done.then(|| t0.elapsed().as_secs_f64()))
+    })
+    .ok()
 }
 
 fn burst(ctx: &mut Ctx, n: usize, rate: f64, label: &str) {

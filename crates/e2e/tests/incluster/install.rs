@@ -14,23 +14,6 @@ pub const PROFILE_AFFINITY: &str = "e2e-affinity";
 /// The env var whose value the profile rotation changes.
 pub const REV_ENV: &str = "E2E_PROFILE_REV";
 
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if entry.file_type()?.is_dir() {
-            // Never certificates made for the user's own install.
-            if entry.file_name() != "tls" {
-                copy_tree(&src, &dst)?;
-            }
-        } else {
-            std::fs::copy(&src, &dst)?;
-        }
-    }
-    Ok(())
-}
-
 /// `image` split for kustomize's `images:` entry.
 fn image_entry(image: &str) -> String {
     let last = image.rfind('/').map_or(0, |i| i + 1);
@@ -160,7 +143,7 @@ impl Install {
             }
         }
         let deploy = ctx.work.join("deploy");
-        copy_tree(&workspace_root().join("deploy"), &deploy).unwrap();
+        sidecar_kit_testkit::copy_deploy_tree(&workspace_root().join("deploy"), &deploy);
         let inst = Install {
             k: ctx.k.clone(),
             id: ctx.id.clone(),
@@ -460,12 +443,7 @@ pub fn check_service_path(ctx: &mut Ctx) {
                 ))
                 .ok()
         })
-        .map(|m| {
-            m.lines()
-                .filter(|l| l.starts_with("sidecar_kit_admission_reviews_total{"))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>()
-        })
+        .map(|m| sidecar_kit_e2e::reviews_total(&m))
         .sum::<f64>();
     ctx.check(
         reviews >= 1.0,

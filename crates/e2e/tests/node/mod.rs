@@ -256,7 +256,7 @@ impl NodeRun<'_> {
     /// names, how it told, and the ids of its findings.
     fn doctor_copy(&self, name: &str) -> Result<(String, String, Vec<String>), String> {
         let (_, report) =
-            super::try_doctor(self.bin, self.kubeconfig, &["pods", name, "-n", self.ns])?;
+            sidecar_kit_e2e::doctor(self.bin, self.kubeconfig, &["pods", name, "-n", self.ns])?;
         let u = &report["data"]["pods"][0]["universal"][0];
         Ok((
             u["copy"].as_str().unwrap_or("none").to_string(),

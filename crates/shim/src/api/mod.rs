@@ -392,17 +392,7 @@ impl Completion for PodWatch {
                         if *code != self.latest[i]
                             && let Some(code) = code
                         {
-                            let verdict = if protocol::finished_for_good(*code, self.policy) {
-                                "finished"
-                            } else {
-                                "will be restarted"
-                            };
-                            log!(
-                                "legacy",
-                                "app container {} exited with {code}: {verdict} (restartPolicy {})",
-                                self.apps[i],
-                                self.policy.as_str()
-                            );
+                            crate::roles::log_app_exit(&self.apps[i], *code, self.policy);
                         }
                     }
                     self.latest = codes;
