@@ -3,6 +3,9 @@
 //! need from nodes and namespaces (behind the core's `Facts` trait), and the `label-nodes`
 //! controller.
 
+// Functions longer than clippy.toml allows say why, next to them.
+#![warn(clippy::too_many_lines)]
+
 pub mod apiserver;
 pub mod connect;
 pub mod events;

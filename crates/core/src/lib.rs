@@ -18,6 +18,9 @@
 //! assert!(out.patch.iter().any(|op| op.path() == "/spec/initContainers"));
 //! ```
 
+// Functions longer than clippy.toml allows say why, next to them.
+#![warn(clippy::too_many_lines)]
+
 #[cfg(feature = "schema")]
 pub mod crd;
 pub mod engine;

@@ -20,6 +20,9 @@
 //! std::process::exit(code);
 //! ```
 
+// Functions longer than clippy.toml allows say why, next to them.
+#![warn(clippy::too_many_lines)]
+
 pub mod cli;
 pub mod exit;
 pub mod json;
