@@ -5,6 +5,7 @@
 use crate::lint::FailOn;
 use crate::{CliError, output};
 use clap::{Args, Subcommand, ValueEnum};
+use sidecar_kit_core::labeling::{LEASE_NAME, LEASE_NAMESPACE};
 use sidecar_kit_doctor::conn::{self, DoctorError, Session, Target};
 use sidecar_kit_doctor::timeline::Timestamp;
 use sidecar_kit_doctor::{Format, Report, cluster, exit_code, injections, pods, render, webhooks};
@@ -129,6 +130,10 @@ fn parse_time(s: &str) -> Result<Timestamp, String> {
         .map_err(|_| format!("{s:?} is not a time: write RFC 3339, e.g. 2026-01-01T10:00:50Z"))
 }
 
+/// The shipped manifests' Lease, as `--labeler-lease` writes it.
+static DEFAULT_LEASE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{LEASE_NAMESPACE}/{LEASE_NAME}"));
+
 fn parse_lease(s: &str) -> Result<(String, String), String> {
     match s.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() => Ok((ns.into(), name.into())),
@@ -150,7 +155,7 @@ pub struct ClusterArgs {
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub node_timeout: Duration,
     /// The label-nodes Lease (NAMESPACE/NAME) whose freshness lets auto use affinity and universal.
-    #[arg(long, default_value = "sidecar-kit/sidecar-kit-label-nodes", value_parser = parse_lease, value_name = "NS/NAME")]
+    #[arg(long, default_value = DEFAULT_LEASE.as_str(), value_parser = parse_lease, value_name = "NS/NAME")]
     pub labeler_lease: (String, String),
     /// No progress bar (there is none anyway when stderr is not a terminal).
     #[arg(long)]

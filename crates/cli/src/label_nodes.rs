@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(
         long,
         env = "SIDECAR_KIT_LEASE_NAME",
-        default_value = "sidecar-kit-label-nodes"
+        default_value = sidecar_kit_core::labeling::LEASE_NAME
     )]
     pub lease_name: String,
     /// This replica's identity in the Lease, unique per replica [default: POD_NAME, else the

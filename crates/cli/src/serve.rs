@@ -195,7 +195,7 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
         None => config
             .own_namespace
             .clone()
-            .map(|ns| (ns, "sidecar-kit-label-nodes".to_string())),
+            .map(|ns| (ns, sidecar_kit_core::labeling::LEASE_NAME.to_string())),
     };
     let static_facts = match &a.facts {
         Some(f) => Some(sidecar_kit_manifests::load_facts(&f.display().to_string())?),

@@ -4,6 +4,7 @@
 
 use crate::ClusterError;
 use futures::{AsyncBufReadExt, TryStreamExt};
+use sidecar_kit_core::labeling::gate_from_metrics;
 use sidecar_kit_core::version::GateState;
 use std::time::Duration;
 
@@ -109,7 +110,10 @@ pub async fn api_server(
         .map_err(|e| classify(e, "/version"))?;
     let (gate, source) = match metrics_gate(client, "/metrics", timeout).await {
         Ok(Some(g)) => (g, GateSource::Metrics),
-        Ok(None) => (GateState::Unknown, GateSource::NoLine),
+        Ok(None) => (
+            gate_from_metrics(&info.git_version, None),
+            GateSource::NoLine,
+        ),
         Err(e) => (GateState::Unknown, GateSource::Unreadable(e.to_string())),
     };
     Ok(ApiServerReport {

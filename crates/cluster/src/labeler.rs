@@ -47,6 +47,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
+use sidecar_kit_core::labeling::{LEASE_NAME, NodeReason, ReasonSource, gate_by_version};
 use sidecar_kit_core::status::{NODE_LABEL, NODE_REASON_ANNOTATION};
 use sidecar_kit_core::version::{GateState, KubeVersion, NodeClass, classify_node};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -81,18 +82,18 @@ pub struct Desired {
 /// The contract's label and reason for a kubelet version and what is known of its gate.
 pub fn desired(kubelet_version: &str, evidence: Evidence) -> Desired {
     let (gate, source) = match evidence {
-        Evidence::Metrics(g) => (g, "metrics"),
-        Evidence::Version => (GateState::Unknown, "version"),
+        Evidence::Metrics(g) => (g, ReasonSource::Metrics),
+        Evidence::Version => (gate_by_version(kubelet_version), ReasonSource::Version),
     };
     let (class, _) = classify_node(kubelet_version, gate);
     let label = class.label_value();
     let reason = label.map(|_| {
-        serde_json::json!({
-            "kubeletVersion": kubelet_version,
-            "gate": gate.to_string(),
-            "source": source,
-        })
-        .to_string()
+        NodeReason {
+            kubelet_version: kubelet_version.to_string(),
+            gate,
+            source,
+        }
+        .encode()
     });
     Desired {
         class,
@@ -109,17 +110,7 @@ pub fn gate_matters(kubelet_version: &str) -> bool {
 
 /// The gate an annotation written for `kubelet_version` recorded from metrics, if any.
 fn gate_from_reason(reason: &str, kubelet_version: &str) -> Option<GateState> {
-    let v: serde_json::Value = serde_json::from_str(reason).ok()?;
-    if v.get("kubeletVersion")?.as_str()? != kubelet_version
-        || v.get("source")?.as_str()? != "metrics"
-    {
-        return None;
-    }
-    match v.get("gate")?.as_str()? {
-        "enabled" => Some(GateState::Enabled),
-        "disabled" => Some(GateState::Disabled),
-        _ => None,
-    }
+    NodeReason::parse(reason)?.metrics_gate_for(kubelet_version)
 }
 
 /// A fraction in [0, 1) fixed per node name (FNV-1a), to spread re-reads over an interval.
@@ -158,7 +149,7 @@ impl LabelerConfig {
         LabelerConfig {
             lease: LeaseConfig {
                 namespace: namespace.into(),
-                name: "sidecar-kit-label-nodes".into(),
+                name: LEASE_NAME.into(),
                 identity: identity.into(),
                 duration: Duration::from_secs(15),
                 renew_every: Duration::from_secs(5),
@@ -1297,6 +1288,10 @@ mod tests {
         assert_eq!(d.reason, reason("v1.31.2+k3s1", "unknown", "version"));
         let d = desired("v1.31.2", Evidence::Metrics(GateState::Disabled));
         assert_eq!(d.label, Some("rejected"));
+        // Past GA the version alone says the gate is locked on (metrics silent or unread).
+        let d = desired("v1.33.1", Evidence::Version);
+        assert_eq!(d.label, Some("true"));
+        assert_eq!(d.reason, reason("v1.33.1", "enabled", "version"));
 
         let d = desired("garbage", Evidence::Version);
         assert_eq!(

@@ -14,6 +14,7 @@ use kube::runtime::watcher::{self, Event};
 use sidecar_kit_core::facts::{
     Availability, CandidateSummary, Facts, FactsSource, NodeFacts, Scheduling, Taint,
 };
+use sidecar_kit_core::labeling::NodeReason;
 use sidecar_kit_core::nodeindex::NodeIndex;
 use sidecar_kit_core::status::NODE_REASON_ANNOTATION;
 use sidecar_kit_core::version::{GateState, KubeVersion};
@@ -79,26 +80,22 @@ pub struct LiveFacts {
 /// What sidecar-kit keeps of a Node: nothing decisions do not need.
 pub fn node_facts(node: &Node) -> NodeFacts {
     let meta = &node.metadata;
+    let kubelet_version = node
+        .status
+        .as_ref()
+        .and_then(|s| s.node_info.as_ref())
+        .map(|i| i.kubelet_version.clone())
+        .unwrap_or_default();
+    // The labeler's reading stands only for the kubelet it was made of.
     let gate = meta
         .annotations
         .as_ref()
         .and_then(|a| a.get(NODE_REASON_ANNOTATION))
-        .and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
-        .filter(|r| r.get("source").and_then(|s| s.as_str()) == Some("metrics"))
-        .and_then(|r| match r.get("gate").and_then(|g| g.as_str()) {
-            Some("enabled") => Some(GateState::Enabled),
-            Some("disabled") => Some(GateState::Disabled),
-            _ => None,
-        })
+        .and_then(|r| NodeReason::parse(r)?.metrics_gate_for(&kubelet_version))
         .unwrap_or_default();
     NodeFacts {
         name: meta.name.clone().unwrap_or_default(),
-        kubelet_version: node
-            .status
-            .as_ref()
-            .and_then(|s| s.node_info.as_ref())
-            .map(|i| i.kubelet_version.clone())
-            .unwrap_or_default(),
+        kubelet_version,
         sidecar_containers: gate,
         unschedulable: node
             .spec
@@ -617,6 +614,32 @@ mod tests {
         assert!(
             Arc::ptr_eq(a.index.as_ref().unwrap(), c.index.as_ref().unwrap()),
             "an update of another fact keeps the node index"
+        );
+    }
+
+    #[test]
+    fn a_node_keeps_the_labelers_gate_reading_of_its_own_kubelet_only() {
+        let node = |kubelet: &str, reason: &str| -> Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "n1", "annotations": {NODE_REASON_ANNOTATION: reason}},
+                "status": {"nodeInfo": {"kubeletVersion": kubelet}}
+            }))
+            .unwrap()
+        };
+        let read = r#"{"kubeletVersion":"v1.30.2","gate":"disabled","source":"metrics"}"#;
+        assert_eq!(
+            node_facts(&node("v1.30.2", read)).sidecar_containers,
+            GateState::Disabled
+        );
+        // Upgraded since the reading: the old kubelet's gate says nothing of the new one.
+        assert_eq!(
+            node_facts(&node("v1.31.0", read)).sidecar_containers,
+            GateState::Unknown
+        );
+        let by_version = r#"{"kubeletVersion":"v1.30.2","gate":"unknown","source":"version"}"#;
+        assert_eq!(
+            node_facts(&node("v1.30.2", by_version)).sidecar_containers,
+            GateState::Unknown
         );
     }
 }

@@ -26,6 +26,7 @@ pub mod crd;
 pub mod engine;
 pub mod events;
 pub mod facts;
+pub mod labeling;
 pub mod nodeindex;
 pub mod patch;
 pub mod pod;

@@ -23,6 +23,7 @@ use sidecar_kit_core::facts::{
     ApiServerFacts, ClusterFacts, FACTS_API_VERSION, FACTS_KIND, LabelerFacts, NamespaceFacts,
     NodeFacts,
 };
+use sidecar_kit_core::labeling::{LEASE_NAME, LEASE_NAMESPACE, gate_from_metrics};
 use sidecar_kit_core::status::NODE_LABEL;
 use sidecar_kit_core::version::{
     FieldKept, GateState, KubeVersion, NodeClass, api_server_keeps_field, classify_node,
@@ -48,7 +49,7 @@ impl Default for ClusterOptions {
         ClusterOptions {
             concurrency: 32,
             node_timeout: Duration::from_secs(2),
-            labeler_lease: Some(("sidecar-kit".into(), "sidecar-kit-label-nodes".into())),
+            labeler_lease: Some((LEASE_NAMESPACE.into(), LEASE_NAME.into())),
             progress: true,
         }
     }
@@ -395,17 +396,10 @@ pub async fn run(s: &Session, o: &ClusterOptions) -> Result<ClusterResult, Docto
     // --- the API server ---
     let (api_gate, api_source) = match metrics_gate(&s.client, "/metrics", REQUEST_TIMEOUT).await {
         Ok(Some(g)) => (g, "/metrics".to_string()),
-        Ok(None) => {
-            let g = if api_version.as_ref().is_some_and(|v| v.at_least(1, 33)) {
-                GateState::Enabled
-            } else {
-                GateState::Unknown
-            };
-            (
-                g,
-                "the version: /metrics has no SidecarContainers line".to_string(),
-            )
-        }
+        Ok(None) => (
+            gate_from_metrics(&api_raw, None),
+            "the version: /metrics has no SidecarContainers line".to_string(),
+        ),
         Err(ClusterError::Forbidden(_)) => {
             report.blind_spots.push(BlindSpot {
                 what: "the API server's SidecarContainers gate (/metrics)".into(),
@@ -527,12 +521,12 @@ pub async fn run(s: &Session, o: &ClusterOptions) -> Result<ClusterResult, Docto
                 "metrics"
             }
             NodeGate::NoLine => {
-                match &parsed {
-                    // GA and later: the line is gone, the gate is locked on.
-                    Some(v) if v.at_least(1, 33) => nf.sidecar_containers = GateState::Enabled,
-                    // Before 1.28 the gate did not exist: nothing to say.
-                    Some(v) if !v.at_least(1, 28) => {}
-                    _ => note.push("no gate line in the kubelet's metrics".to_string()),
+                nf.sidecar_containers = gate_from_metrics(&nf.kubelet_version, None);
+                // Past GA the line is gone and the gate locked on; before 1.28 the gate
+                // did not exist: nothing to say of either.
+                let gate_existed = parsed.as_ref().is_none_or(|v| v.at_least(1, 28));
+                if gate_existed && nf.sidecar_containers == GateState::Unknown {
+                    note.push("no gate line in the kubelet's metrics".to_string());
                 }
                 "version"
             }
