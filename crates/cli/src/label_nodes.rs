@@ -8,6 +8,7 @@ use sidecar_kit_cluster::labeler::{self, Labeler, LabelerConfig};
 use sidecar_kit_cluster::{ClusterError, Connect};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
@@ -222,27 +223,15 @@ pub fn run(a: Args) -> Result<(), CliError> {
                     "cannot listen on {probe_listen} (--probe-listen): {e}"
                 ))
             })?;
-        let probe_addr = listener
-            .local_addr()
-            .map_err(|e| CliError::runtime(e.to_string()))?;
         let labeler = Labeler::new(client, cfg);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let probes = tokio::spawn(labeler::serve_probes(
-            listener,
-            labeler.clone(),
-            async move {
-                let mut rx = stop_rx;
-                let _ = rx.wait_for(|v| *v).await;
-            },
-        ));
-        tracing::info!(address = %probe_addr, "probe listener bound (/healthz, /readyz, /metrics)");
+        let probes = sidecar_kit_probes::Server::start(listener, Arc::new(labeler.clone()))
+            .map_err(|e| CliError::runtime(format!("the probe listener on {probe_listen}: {e}")))?;
         let result = labeler
             .run(crate::daemon::shutdown_signal(
                 "shutting down: stop writing, release the Lease",
             ))
             .await;
-        let _ = stop_tx.send(true);
-        let _ = probes.await;
+        probes.stop().await;
         match result {
             Ok(()) => {
                 tracing::info!("stopped");

@@ -29,11 +29,6 @@
 use crate::ClusterError;
 use crate::apiserver;
 use crate::lease::{Elector, FIELD_MANAGER, LeaseConfig, LeaseStatus};
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
@@ -422,6 +417,8 @@ struct Shared {
     permission: Mutex<Permission>,
     queue: WorkQueue,
     lease: Mutex<LeaseStatus>,
+    /// Why the probe listener stopped serving, when it did so unasked.
+    probe_failure: Mutex<Option<String>>,
     stopping: AtomicBool,
     reads: Semaphore,
     metrics: Metrics,
@@ -515,6 +512,7 @@ impl Labeler {
                 permission: Mutex::new(permission),
                 queue: WorkQueue::default(),
                 lease: Mutex::default(),
+                probe_failure: Mutex::default(),
                 stopping: AtomicBool::new(false),
                 reads,
                 metrics: Metrics::new(),
@@ -1143,15 +1141,6 @@ impl Labeler {
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.shared.metrics.registry);
         s
     }
-
-    /// `/healthz`, `/readyz` (JSON detail; 503 until the node list was read) and `/metrics`.
-    pub fn router(&self) -> Router {
-        Router::new()
-            .route("/healthz", get(|| async { "ok\n" }))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics))
-            .with_state(self.clone())
-    }
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);
@@ -1172,42 +1161,29 @@ fn describe_patch_error(e: &kube::Error, name: &str) -> String {
     }
 }
 
-async fn readyz(State(l): State<Labeler>) -> Response {
-    let status = l.status();
-    let code = if status.ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = serde_json::to_string(&status).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        format!("{body}\n"),
-    )
-        .into_response()
-}
+/// `/healthz` (failing once the probe listener stopped unasked), `/readyz` (JSON detail;
+/// 503 until the node list was read) and `/metrics`.
+impl sidecar_kit_probes::Probed for Labeler {
+    fn live(&self) -> Result<(), String> {
+        lock(&self.shared.probe_failure)
+            .as_ref()
+            .map_or(Ok(()), |why| Err(why.clone()))
+    }
 
-async fn metrics(State(l): State<Labeler>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        l.encode_metrics(),
-    )
-        .into_response()
-}
+    fn readiness(&self) -> (bool, String) {
+        let status = self.status();
+        let body =
+            serde_json::to_string(&status).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        (status.ready, body)
+    }
 
-/// Serves the probe router on `listener` until `shutdown` completes.
-pub async fn serve_probes(
-    listener: tokio::net::TcpListener,
-    labeler: Labeler,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, labeler.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    fn metrics(&self) -> String {
+        self.encode_metrics()
+    }
+
+    fn listener_stopped(&self, detail: String) {
+        *lock(&self.shared.probe_failure) = Some(detail);
+    }
 }
 
 /// What the controller needs at start: the node list and the Lease. Unreachable or

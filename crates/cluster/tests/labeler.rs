@@ -13,6 +13,7 @@ use common::{client, eventually};
 use sidecar_kit_cluster::labeler::{Labeler, LabelerConfig};
 use sidecar_kit_fakeapi::{Deny, FakeApi, FakeConfig, NodeProxy, NodeSeed};
 use sidecar_kit_testkit::http_get;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -376,14 +377,7 @@ async fn forbidden_node_proxy_falls_back_to_versions() {
     // /readyz says so, naming the permission; /metrics counts the refusals.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(sidecar_kit_cluster::labeler::serve_probes(
-        listener,
-        r.labeler.clone(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = sidecar_kit_probes::Server::start(listener, Arc::new(r.labeler.clone())).unwrap();
     let (code, body) = http_get(addr, "/readyz").await;
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
@@ -403,8 +397,7 @@ async fn forbidden_node_proxy_falls_back_to_versions() {
         ) >= 1.0,
         "{m}"
     );
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    server.stop().await;
 
     // The permission granted later: after an interval the gate is read again.
     r.stop().await;

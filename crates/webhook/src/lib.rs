@@ -22,7 +22,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use metrics::Metrics;
 use review::{FailureMode, ReviewContext};
 use sidecar_kit_core::engine::{Options, SYSTEM_NAMESPACES};
@@ -283,80 +283,29 @@ pub fn bare_router() -> Router {
     Router::new().route("/mutate", post(bare))
 }
 
-/// The probe router: `/healthz`, `/readyz`, `/metrics`.
-pub fn probe_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_handler))
-        .with_state(state)
-}
-
-async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    match state.health.live() {
-        Ok(()) => text(StatusCode::OK, "ok\n".into()),
-        Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+impl sidecar_kit_probes::Probed for AppState {
+    fn live(&self) -> Result<(), String> {
+        self.health.live()
     }
-}
 
-/// Waits for the probe listener's task; if it ends before shutdown was asked for (an
-/// error, a panic, or an unasked return), logs why, and makes `/healthz` and `/readyz` fail
-/// and `sidecar_kit_probe_listener_up` 0 (the kubelet's probes get no answer from it either).
-pub async fn supervise_probe_listener(
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-    state: Arc<AppState>,
-    address: SocketAddr,
-    stopping: tokio::sync::watch::Receiver<bool>,
-) {
-    let ended = task.await;
-    if *stopping.borrow() {
-        return;
+    fn readiness(&self) -> (bool, String) {
+        self.refresh_facts_health();
+        (self.health.ready(), self.health.report().to_string())
     }
-    let why = match ended {
-        Ok(Ok(())) => "it stopped without an error".to_string(),
-        Ok(Err(e)) => e.to_string(),
-        Err(e) if e.is_panic() => format!(
-            "it panicked: {}",
-            review::panic_message(e.into_panic().as_ref())
-        ),
-        Err(e) => e.to_string(),
-    };
-    let detail = format!(
-        "the probe listener on {address} (--probe-listen) stopped serving /healthz, /readyz and /metrics: {why}"
-    );
-    tracing::error!(address = %address, error = %why, "probe listener stopped; liveness fails from now on");
-    state.metrics.probe_listener_up.set(0);
-    state.metrics.ready.set(0);
-    if let Ok(mut f) = state.health.probe_failure.write() {
-        *f = Some(detail);
+
+    fn metrics(&self) -> String {
+        self.metrics.encode()
     }
-}
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    state.refresh_facts_health();
-    let report = state.health.report();
-    let code = if state.health.ready() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        format!("{report}\n"),
-    )
-        .into_response()
-}
-
-async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.encode(),
-    )
-        .into_response()
+    /// The kubelet's probes get no answer any more: liveness, readiness and
+    /// `sidecar_kit_probe_listener_up` say so.
+    fn listener_stopped(&self, detail: String) {
+        self.metrics.probe_listener_up.set(0);
+        self.metrics.ready.set(0);
+        if let Ok(mut f) = self.health.probe_failure.write() {
+            *f = Some(detail);
+        }
+    }
 }
 
 struct InFlight<'a>(&'a AtomicUsize);
@@ -635,30 +584,12 @@ pub async fn run(
                 config.probe_listen
             )
         })?;
-    let probe_addr = probe_listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // The probe listener outlives the webhook listener: through the shutdown delay it tells
     // the kubelet (and Prometheus) that this replica is going away.
-    let (probe_stop_tx, probe_stop_rx) = tokio::sync::watch::channel(false);
-    let probe_task = {
-        let app = probe_router(state.clone());
-        let mut rx = probe_stop_rx.clone();
-        let serving = tokio::spawn(async move {
-            axum::serve(probe_listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|v| *v).await;
-                })
-                .await
-        });
-        state.metrics.probe_listener_up.set(1);
-        tokio::spawn(supervise_probe_listener(
-            serving,
-            state.clone(),
-            probe_addr,
-            probe_stop_rx,
-        ))
-    };
-    tracing::info!(address = %probe_addr, "probe listener bound (/healthz, /readyz, /metrics)");
+    state.metrics.probe_listener_up.set(1);
+    let probes = sidecar_kit_probes::Server::start(probe_listener, state.clone())
+        .map_err(|e| format!("the probe listener on {}: {e}", config.probe_listen))?;
 
     // Profiles: the first good load is required before serving reviews.
     let profiles =
@@ -693,8 +624,7 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = stopped(&mut stop_wait) => {
                 tracing::info!("stopped before the webhook was ready");
-                let _ = probe_stop_tx.send(true);
-                let _ = probe_task.await;
+                probes.stop().await;
                 return Ok(());
             }
         }
@@ -757,7 +687,7 @@ pub async fn run(
     if let Some(tx) = bound {
         let _ = tx.send(Bound {
             webhook: webhook_addr,
-            probe: probe_addr,
+            probe: probes.address(),
         });
     }
 
@@ -792,8 +722,7 @@ pub async fn run(
     );
     handle.graceful_shutdown(Some(config.shutdown_timeout));
     let _ = serve_task.await;
-    let _ = probe_stop_tx.send(true);
-    let _ = probe_task.await;
+    probes.stop().await;
     tracing::info!(
         unfinished = state.in_flight.load(Ordering::SeqCst),
         "stopped"

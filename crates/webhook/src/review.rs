@@ -348,7 +348,7 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
                     Ok(Err(e)) => Some(format!("cannot read the pod: {e}")),
                     Err(payload) => {
                         out.panic = Some(Panic {
-                            message: panic_message(payload.as_ref()),
+                            message: sidecar_kit_probes::panic_message(payload.as_ref()),
                             pod: pod_name(object.get()),
                         });
                         Some("internal error in the injection engine".to_string())
@@ -388,17 +388,6 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<Reviewed, BadRevie
     })
     .map_err(|e| BadReview(e.to_string()))?;
     Ok(out)
-}
-
-/// The text a panic carried (`panic!` gives a `&str` or a `String`).
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(the panic carried no message)".into()
-    }
 }
 
 /// The pod's name, else its generateName followed by '*', else empty.

@@ -631,7 +631,7 @@ async fn a_panic_in_the_engine_is_logged_and_counted() {
 
 async fn probe(state: Arc<AppState>, path: &str) -> (StatusCode, String) {
     let req = Request::get(path).body(Body::empty()).unwrap();
-    let resp = sidecar_kit_webhook::probe_router(state)
+    let resp = sidecar_kit_probes::router(state)
         .oneshot(req)
         .await
         .unwrap();
@@ -651,13 +651,13 @@ async fn a_probe_listener_that_stops_unasked_is_logged_and_fails_liveness() {
     let st = state(FailureMode::Allow);
     let (_stop_tx, stopping) = tokio::sync::watch::channel(true);
     let task = tokio::spawn(async { Ok(()) });
-    sidecar_kit_webhook::supervise_probe_listener(task, st.clone(), addr, stopping).await;
+    sidecar_kit_probes::supervise(task, st.as_ref(), addr, stopping).await;
     assert_eq!(probe(st.clone(), "/healthz").await.0, StatusCode::OK);
 
     // Ended by an error while serving.
     let (_stop_tx, stopping) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async { Err(std::io::Error::other("accept: too many open files")) });
-    sidecar_kit_webhook::supervise_probe_listener(task, st.clone(), addr, stopping).await;
+    sidecar_kit_probes::supervise(task, st.as_ref(), addr, stopping).await;
     let (status, body) = probe(st.clone(), "/healthz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("accept: too many open files"), "{body}");
