@@ -7,7 +7,7 @@
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
-use sidecar_kit_testkit::{LogChild, http_get, log_addr};
+use sidecar_kit_testkit::{LogChild, eventually_async, http_get, log_addr};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -252,17 +252,6 @@ async fn post_in_flight(
     send_split(&mut s, body, between).await
 }
 
-async fn eventually<Fut: std::future::Future<Output = bool>>(
-    what: &str,
-    mut f: impl FnMut() -> Fut,
-) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits (at most 10 s) until the listener at `addr` refuses connections.
 async fn until_refused(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -309,9 +298,11 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
         std::fs::read_to_string(root.join("crates/cli/tests/golden/profiles/mesh.yaml")).unwrap(),
     )
     .unwrap();
-    eventually("the new profile in /readyz", || async {
-        http_get(probe, "/readyz").await.1.contains("mesh-proxy")
-    })
+    eventually_async(
+        "the new profile in /readyz",
+        Duration::from_secs(20),
+        || async { http_get(probe, "/readyz").await.1.contains("mesh-proxy") },
+    )
     .await;
     let (_, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
     assert_eq!(
@@ -321,12 +312,16 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
 
     // A broken file keeps the last good set, and readiness says so.
     std::fs::write(dir.join("profiles/broken.yaml"), "apiVersion: sidecar-kit.io/v1alpha1\nkind: SidecarProfile\nmetadata: {name: broken}\nspec: {containers: [{name: x}]}\n").unwrap();
-    eventually("the failed reload in /readyz", || async {
-        http_get(probe, "/readyz")
-            .await
-            .1
-            .contains("last reload failed")
-    })
+    eventually_async(
+        "the failed reload in /readyz",
+        Duration::from_secs(20),
+        || async {
+            http_get(probe, "/readyz")
+                .await
+                .1
+                .contains("last reload failed")
+        },
+    )
     .await;
     let (code, detail) = http_get(probe, "/readyz").await;
     assert_eq!(code, 200, "still ready with the last good set: {detail}");
@@ -527,12 +522,16 @@ async fn serve_decides_auto_mode_from_live_cluster_facts() {
     let mut server = start_with(&dir, &["--kubeconfig", &kc]);
     let probe = log_addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
     let webhook = log_addr(&server.wait_log("webhook listening (POST /mutate)"));
-    eventually("the node cache in /readyz", || async {
-        http_get(probe, "/readyz")
-            .await
-            .1
-            .contains("nodes: 2 in cache")
-    })
+    eventually_async(
+        "the node cache in /readyz",
+        Duration::from_secs(20),
+        || async {
+            http_get(probe, "/readyz")
+                .await
+                .1
+                .contains("nodes: 2 in cache")
+        },
+    )
     .await;
     let connector = tls(&dir);
 
@@ -584,7 +583,10 @@ async fn serve_decides_auto_mode_from_live_cluster_facts() {
             .list("events.events.k8s.io", Some("shop"))
             .unwrap()
     };
-    eventually("an Event on the owner", || async { !events().is_empty() }).await;
+    eventually_async("an Event on the owner", Duration::from_secs(20), || async {
+        !events().is_empty()
+    })
+    .await;
     let evs = events();
     assert_eq!(evs.len(), 1, "no Event for the dry run: {evs:#?}");
     assert_eq!(evs[0]["regarding"]["uid"], "real-1");
@@ -646,16 +648,18 @@ async fn serve_takes_profiles_from_the_crd() {
     // A valid object joins the set, and its status says so.
     let mesh = mesh_profile(&root);
     s.insert(RES, mesh).unwrap();
-    eventually("the CRD profile in /readyz", || async {
-        http_get(probe, "/readyz").await.1.contains("mesh-proxy")
-    })
+    eventually_async(
+        "the CRD profile in /readyz",
+        Duration::from_secs(20),
+        || async { http_get(probe, "/readyz").await.1.contains("mesh-proxy") },
+    )
     .await;
     let (_, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
     assert_eq!(
         resp["response"]["auditAnnotations"]["injected"], "mesh-proxy=native",
         "{resp}"
     );
-    eventually("the Valid condition", || async {
+    eventually_async("the Valid condition", Duration::from_secs(20), || async {
         s.get(RES, None, "mesh-proxy")
             .unwrap()
             .unwrap()
@@ -667,7 +671,7 @@ async fn serve_takes_profiles_from_the_crd() {
     // An invalid one is left out, and its status names the field.
     s.insert(RES, serde_json::json!({"apiVersion": "sidecar-kit.io/v1alpha1", "kind": "SidecarProfile", "metadata": {"name": "broken"},
         "spec": {"containers": [{"name": "agent"}]}})).unwrap();
-    eventually("the Invalid condition", || async {
+    eventually_async("the Invalid condition", Duration::from_secs(20), || async {
         s.get(RES, None, "broken")
             .unwrap()
             .unwrap()
@@ -676,12 +680,16 @@ async fn serve_takes_profiles_from_the_crd() {
             .is_some_and(|m| m.contains("spec.containers[0].image"))
     })
     .await;
-    eventually("the invalid object in /readyz", || async {
-        http_get(probe, "/readyz")
-            .await
-            .1
-            .contains("invalid (see their status): broken")
-    })
+    eventually_async(
+        "the invalid object in /readyz",
+        Duration::from_secs(20),
+        || async {
+            http_get(probe, "/readyz")
+                .await
+                .1
+                .contains("invalid (see their status): broken")
+        },
+    )
     .await;
     assert_eq!(
         http_get(probe, "/readyz").await.0,
@@ -704,12 +712,16 @@ async fn serve_takes_profiles_from_the_crd() {
     .unwrap();
     dup["spec"]["priority"] = serde_json::json!(1);
     s.insert(RES, dup).unwrap();
-    eventually("the conflict in /readyz", || async {
-        http_get(probe, "/readyz")
-            .await
-            .1
-            .contains("is defined twice")
-    })
+    eventually_async(
+        "the conflict in /readyz",
+        Duration::from_secs(20),
+        || async {
+            http_get(probe, "/readyz")
+                .await
+                .1
+                .contains("is defined twice")
+        },
+    )
     .await;
     let (_, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
     assert_eq!(
@@ -747,7 +759,12 @@ async fn a_crd_profile_reported_in_force_is_injected_by_the_next_review() {
     // A new object: once its status says it is in force, the very next review injects it.
     let mut mesh = mesh_profile(&root);
     s.insert(RES, mesh.clone()).unwrap();
-    eventually("Valid for generation 1", condition(1)).await;
+    eventually_async(
+        "Valid for generation 1",
+        Duration::from_secs(20),
+        condition(1),
+    )
+    .await;
     let (status, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -760,7 +777,12 @@ async fn a_crd_profile_reported_in_force_is_injected_by_the_next_review() {
     mesh = s.get(RES, None, "mesh-proxy").unwrap().unwrap();
     mesh["spec"]["containers"][0]["image"] = serde_json::json!("registry.example.com/proxy:1.3");
     s.insert(RES, mesh).unwrap();
-    eventually("Valid for generation 2", condition(2)).await;
+    eventually_async(
+        "Valid for generation 2",
+        Duration::from_secs(20),
+        condition(2),
+    )
+    .await;
     let (status, resp) = post(webhook, &connector, serde_json::json!({"mesh": "on"})).await;
     assert_eq!(status, 200);
     let patch = base64::engine::general_purpose::STANDARD

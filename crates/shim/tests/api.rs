@@ -6,11 +6,12 @@
 // the helpers of an integration test crate need the same).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sidecar_kit_testkit::{wait_exit, wait_until};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -254,28 +255,6 @@ fn output(mut cmd: Command) -> (Output, String) {
     (out, err)
 }
 
-fn wait_until(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + T;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn wait_exit(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + T;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("no exit within {T:?}");
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 fn spawn(mut cmd: Command, log: &Path) -> Child {
     cmd.stderr(fs::File::create(log).unwrap())
         .stdout(Stdio::null())
@@ -299,7 +278,7 @@ fn capable_node_runs_the_sidecar_on_the_first_run() {
     let server = Server::start(true, |_, _| node("v1.30.2+k3s1"));
     let log = scratch.0.join("log");
     let mut child = spawn(native_check(&scratch, &server, true), &log);
-    wait_until("the sidecar runs", || {
+    wait_until("the sidecar runs", T, || {
         fs::read_to_string(&log)
             .unwrap_or_default()
             .contains("started sleep")
@@ -320,7 +299,7 @@ fn capable_node_runs_the_sidecar_on_the_first_run() {
     );
     assert!(requests[0].contains(&format!("Authorization: Bearer {TOKEN}\r\n")));
     term(&child);
-    assert_eq!(wait_exit(&mut child).code(), Some(143));
+    assert_eq!(wait_exit(&mut child, T).code(), Some(143));
 }
 
 #[test]
@@ -422,22 +401,24 @@ fn node_check_over_plain_http_and_skipped_when_the_state_decides() {
     let server = Server::start(false, |_, _| node("v1.33.0"));
     let log = scratch.0.join("log");
     let mut child = spawn(native_check(&scratch, &server, false), &log);
-    wait_until("the sidecar runs", || scratch.state() == "native-running\n");
+    wait_until("the sidecar runs", T, || {
+        scratch.state() == "native-running\n"
+    });
     term(&child);
-    wait_exit(&mut child);
+    wait_exit(&mut child, T);
     assert_eq!(server.requests().len(), 1);
 
     // A second run in the same sandbox (state present): no API call at all.
     let log = scratch.0.join("log2");
     let mut child = spawn(native_check(&scratch, &server, false), &log);
-    wait_until("the sidecar runs", || {
+    wait_until("the sidecar runs", T, || {
         fs::read_to_string(&log)
             .unwrap_or_default()
             .contains("started sleep")
     });
     assert_eq!(server.requests().len(), 1);
     term(&child);
-    wait_exit(&mut child);
+    wait_exit(&mut child, T);
 }
 
 // === legacy --job-completion api ===
@@ -490,7 +471,7 @@ fn job_completion_by_watching_the_pod() {
     });
     let log = scratch.0.join("log");
     let mut child = spawn(legacy_api(&scratch, &server, "Never"), &log);
-    let status = wait_exit(&mut child);
+    let status = wait_exit(&mut child, T);
     let text = fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(0), "{text}");
     assert!(
@@ -550,7 +531,7 @@ fn job_completion_api_under_onfailure_waits_and_relists_after_a_watch_error() {
     });
     let log = scratch.0.join("log");
     let mut child = spawn(legacy_api(&scratch, &server, "OnFailure"), &log);
-    let status = wait_exit(&mut child);
+    let status = wait_exit(&mut child, T);
     let text = fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(0), "{text}");
     assert!(

@@ -6,7 +6,9 @@
 //! - [`TempDir`]: a fresh directory removed when dropped; [`copy_deploy_tree`]: a copy of
 //!   `deploy/` without certificates;
 //! - [`LogCapture`]: this thread's log records, as JSON, for tests in one process;
-//! - [`golden`]: comparison with expected files, refreshed with `SIDECAR_KIT_BLESS=1`.
+//! - [`golden`]: comparison with expected files, refreshed with `SIDECAR_KIT_BLESS=1`;
+//! - [`wait_until`], [`eventually`], [`eventually_async`]: waiting on a condition (never for
+//!   a fixed time), and [`wait_exit`] for a child process.
 //!
 //! Helpers panic with what they saw: they serve tests, where a panic is the failure report.
 
@@ -137,20 +139,9 @@ impl LogChild {
         assert!(ok, "{}: kill -TERM failed", self.name);
     }
 
-    /// Waits up to `timeout` for the process to exit.
+    /// Waits up to `timeout` for the process to exit (killed, and a panic, if it does not).
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit within {timeout:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_exit(&mut self.child, timeout)
     }
 }
 
@@ -167,6 +158,52 @@ pub fn log_addr(record: &Value) -> SocketAddr {
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no address in {record}"))
+}
+
+/// How often the waiting helpers look again.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Polls `check` until it holds; panics naming `what` after `timeout`. For tests on
+/// threads; [`eventually`] is the same on a tokio runtime.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Polls the async condition `check` until it holds; panics naming `what` after `timeout`.
+pub async fn eventually_async<F: std::future::Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// [`eventually_async`] for a condition that needs no waiting of its own.
+pub async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    eventually_async(what, timeout, || std::future::ready(check())).await;
+}
+
+/// Waits for `child` to exit; kills it and panics after `timeout`.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("child {} did not exit within {timeout:?}", child.id());
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
 /// Plain-HTTP GET (`Connection: close`) on loopback; the status and the body.

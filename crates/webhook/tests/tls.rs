@@ -8,6 +8,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use sidecar_kit_testkit::eventually_async;
 use sidecar_kit_webhook::review::FailureMode;
 use sidecar_kit_webhook::{Bound, Config, certs};
 use std::path::{Path, PathBuf};
@@ -187,18 +188,6 @@ fn der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
-async fn eventually<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 async fn metrics(addr: std::net::SocketAddr) -> String {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
@@ -249,11 +238,15 @@ async fn serves_h1_and_h2_and_rotates_certificates() {
     // A half-rotated pair (new certificate, old key) is refused: the old one keeps serving.
     let second = certs::issue(&names(), 30).unwrap();
     write(&dir.0.join("tls.crt"), &second.cert_pem);
-    eventually("a failed certificate reload", || async {
-        metrics(bound.probe)
-            .await
-            .contains("sidecar_kit_certificate_reloads_total{result=\"failure\"} 1")
-    })
+    eventually_async(
+        "a failed certificate reload",
+        Duration::from_secs(20),
+        || async {
+            metrics(bound.probe)
+                .await
+                .contains("sidecar_kit_certificate_reloads_total{result=\"failure\"} 1")
+        },
+    )
     .await;
     let (leaf, _, _) = call(bound.webhook, &tls1, false).await.unwrap();
     assert_eq!(
@@ -265,11 +258,15 @@ async fn serves_h1_and_h2_and_rotates_certificates() {
     // The key follows: the new pair is served, without a restart.
     write(&dir.0.join("tls.key"), &second.key_pem);
     let tls2 = connector(&second.ca_pem, None, b"http/1.1");
-    eventually("the rotated certificate to be served", || async {
-        call(bound.webhook, &tls2, false)
-            .await
-            .is_ok_and(|(leaf, _, _)| leaf == der(&second.cert_pem))
-    })
+    eventually_async(
+        "the rotated certificate to be served",
+        Duration::from_secs(20),
+        || async {
+            call(bound.webhook, &tls2, false)
+                .await
+                .is_ok_and(|(leaf, _, _)| leaf == der(&second.cert_pem))
+        },
+    )
     .await;
     assert!(
         call(bound.webhook, &tls1, false).await.is_err(),

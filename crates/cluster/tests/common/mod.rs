@@ -6,7 +6,6 @@
 use sidecar_kit_cluster::Connect;
 use sidecar_kit_fakeapi::FakeApi;
 use sidecar_kit_testkit::TempDir;
-use std::time::{Duration, Instant};
 
 /// A client of `fake` through a kubeconfig written to a fresh directory, which lives as long
 /// as the returned [`TempDir`].
@@ -23,11 +22,6 @@ pub async fn client(fake: &FakeApi) -> (kube::Client, TempDir) {
     (c, dir)
 }
 
-/// Polls `f` every 20 ms until it holds, for at most `timeout`.
-pub async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+// The condition wait every test suite shares.
+#[allow(unused_imports)]
+pub use sidecar_kit_testkit::eventually;
