@@ -163,7 +163,7 @@ mod tests {
     }
 
     #[test]
-    fn usage_errors() {
+    fn usage_errors_of_the_restart_policy_and_wait_for() {
         assert_usage_errors(&[
             (
                 &["legacy", "--state", "/s", "--", "x"],
@@ -221,6 +221,12 @@ mod tests {
                 ],
                 "not a container name",
             ),
+        ]);
+    }
+
+    #[test]
+    fn usage_errors_of_job_flags() {
+        assert_usage_errors(&[
             (
                 &[
                     "legacy",
