@@ -192,8 +192,8 @@ impl Child<'_> {
     /// 0 (a finished Job). `completion` is only consulted while the sidecar runs or waits.
     ///
     /// Each turn of the loop waits for a signal or the next deadline, then handles, in this
-    /// order: the signal ([`Child::on_signal`]), a passed deadline ([`Child::on_deadline`]),
-    /// a due completion poll ([`Child::poll_completion`]).
+    /// order: the signal (`on_signal`), a passed deadline (`on_deadline`), a due completion
+    /// poll (`poll_completion`).
     pub fn supervise<'c>(
         &mut self,
         signals: &Signals,

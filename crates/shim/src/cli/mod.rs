@@ -1,5 +1,9 @@
 //! Command line: raw arguments in, a validated [`Cmd`] out (or a one-line usage error that
 //! names the flag and the fix). Hand-written: the default build takes no crates.
+//!
+//! Each role keeps its flags, help text and parser in its own module (`install`, `native`,
+//! `legacy`, `probe`, `ready`, `app`), reached through [`Role`]; adding a role is one module,
+//! one variant and one line in `Role`'s table.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
