@@ -41,20 +41,24 @@ pub mod api;
 use std::ffi::OsString;
 use std::io::Write;
 
-use cli::{Cmd, Env};
+use cli::{Cmd, Env, Role};
 use exit::Failure;
 
 /// Runs the program: parses `args` (without the program name) and executes the command.
 /// Returns the exit code; errors have been logged as one line on stderr.
 pub fn run(args: Vec<OsString>, env: Env<'_>) -> i32 {
-    let role = cli::role_of(&args);
+    let role = Role::of(&args);
     let result = cli::parse(args, env).and_then(|cmd| execute(cmd, env));
     match result {
         Ok(code) => code,
         Err(failure) => {
-            log!(role, "error: {}", failure.message);
+            log!(
+                role.map_or(cli::SHIM, Role::name),
+                "error: {}",
+                failure.message
+            );
             // probe and ready exit 0 or 1 only (contract): any error is a failed check.
-            if matches!(role, "probe" | "ready") {
+            if role.is_some_and(Role::is_probe) {
                 exit::CHECK_FAILED
             } else {
                 failure.code

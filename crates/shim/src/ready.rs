@@ -11,11 +11,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cli::Check;
+use crate::cli::{Check, Role};
 use crate::exit::{CHECK_FAILED, OK};
 use crate::{protocol, state};
 
-const ROLE: &str = "ready";
+const ROLE: &str = Role::Ready.name();
 
 /// An `http://` (or, in the api build, `https://`) URL as a readiness check uses it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{Completion as CompletionMode, Env, RunOpts};
+use crate::cli::{Completion as CompletionMode, Env, Role, RunOpts};
 use crate::exit::{CHECK_FAILED, Failure, OK};
 use crate::protocol::{
     self, Backoff, LegacyAction, NativeAction, NodeSupport, RestartPolicy, State,
@@ -32,7 +32,7 @@ pub const TOMBSTONE_POLL: Duration = Duration::from_millis(250);
 // === install ===
 
 pub fn install(dir: &Path, state_root: &Path) -> Result<i32, Failure> {
-    const ROLE: &str = "install";
+    const ROLE: &str = Role::Install.name();
     let exe = std::env::current_exe()
         .map_err(|err| Failure::no_input(format!("cannot find my own executable: {err}")))?;
     fs::create_dir_all(dir).map_err(|err| {
@@ -178,7 +178,7 @@ pub fn native(
     run: &RunOpts,
     env: Env<'_>,
 ) -> Result<i32, Failure> {
-    const ROLE: &str = "native";
+    const ROLE: &str = Role::Native.name();
     let signals = Signals::block()?;
     let recorded = read_state(ROLE, state_dir)?;
     let confirmed = state::is_confirmed(state_dir);
@@ -255,7 +255,7 @@ pub struct LegacyOpts<'a> {
 }
 
 pub fn legacy(opts: &LegacyOpts<'_>, env: Env<'_>) -> Result<i32, Failure> {
-    const ROLE: &str = "legacy";
+    const ROLE: &str = Role::Legacy.name();
     let signals = Signals::block()?;
     let recorded = read_state(ROLE, opts.state)?;
     claim_delay(ROLE, env);
@@ -395,27 +395,24 @@ impl Completion for Tombstones {
 // === probe ===
 
 pub fn probe(state_dir: &Path) -> i32 {
+    const ROLE: &str = Role::Probe.name();
     match state::read_state(state_dir) {
         Ok(recorded) if protocol::probe_passes(recorded.state()) => OK,
         Ok(Recorded::Missing) => {
-            log!(
-                "probe",
-                "not running yet: no state in {}",
-                state_dir.display()
-            );
+            log!(ROLE, "not running yet: no state in {}", state_dir.display());
             CHECK_FAILED
         }
         Ok(Recorded::Known(state)) => {
-            log!("probe", "not running yet: state is {state}");
+            log!(ROLE, "not running yet: state is {state}");
             CHECK_FAILED
         }
         Ok(Recorded::Unrecognised(word)) => {
-            log!("probe", "unknown state `{word}`");
+            log!(ROLE, "unknown state `{word}`");
             CHECK_FAILED
         }
         Err(err) => {
             log!(
-                "probe",
+                ROLE,
                 "cannot read the state in {}: {err}",
                 state_dir.display()
             );
@@ -427,7 +424,7 @@ pub fn probe(state_dir: &Path) -> i32 {
 // === app ===
 
 pub fn app(tombstones: &Path, name: &str, cmd: &[OsString]) -> Result<i32, Failure> {
-    const ROLE: &str = "app";
+    const ROLE: &str = Role::App.name();
     let signals = Signals::block()?;
     let mut child = Child {
         role: ROLE,

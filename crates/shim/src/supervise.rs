@@ -13,6 +13,7 @@
 
 use std::ffi::OsString;
 use std::io;
+use std::ops::ControlFlow;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -106,6 +107,7 @@ pub struct Child<'a> {
     pub backoff: Backoff,
 }
 
+#[derive(Clone, Copy)]
 enum Phase {
     Running {
         pid: i32,
@@ -127,6 +129,36 @@ enum Stop {
     Signal(i32),
     /// The Job's app containers are done; we sent SIGTERM ourselves.
     JobDone,
+}
+
+impl Phase {
+    /// The child that runs, if one does.
+    fn pid(&self) -> Option<i32> {
+        match *self {
+            Phase::Running { pid, .. } | Phase::Stopping { pid, .. } => Some(pid),
+            Phase::BackingOff { .. } => None,
+        }
+    }
+
+    /// When the loop must act without a signal: the end of the back-off, the SIGKILL after
+    /// the grace of a Job stop.
+    fn deadline(&self) -> Option<Instant> {
+        match *self {
+            Phase::BackingOff { until } => Some(until),
+            Phase::Stopping { kill_at, .. } => kill_at,
+            Phase::Running { .. } => None,
+        }
+    }
+}
+
+/// The next signal, waiting at most until `deadline`; `None` when the deadline came first.
+fn next_signal(signals: &Signals, deadline: Option<Instant>) -> Option<i32> {
+    let timeout = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(Instant::now()));
+    if timeout.is_zero() {
+        None
+    } else {
+        signals.wait(timeout)
+    }
 }
 
 impl Child<'_> {
@@ -158,6 +190,10 @@ impl Child<'_> {
 
     /// Runs the command until the end: its status (`app`, or a sidecar stopped by a signal) or
     /// 0 (a finished Job). `completion` is only consulted while the sidecar runs or waits.
+    ///
+    /// Each turn of the loop waits for a signal or the next deadline, then handles, in this
+    /// order: the signal (`on_signal`), a passed deadline (`on_deadline`), a due completion
+    /// poll (`poll_completion`).
     pub fn supervise<'c>(
         &mut self,
         signals: &Signals,
@@ -183,193 +219,217 @@ impl Child<'_> {
         };
         let mut next_poll = completion.as_ref().map(|c| Instant::now() + c.interval());
         loop {
+            let deadline = [phase.deadline(), next_poll].into_iter().flatten().min();
+            if let Some(sig) = next_signal(signals, deadline)
+                && let ControlFlow::Break(code) = self.on_signal(sig, &mut phase)
+            {
+                return Ok(code);
+            }
             let now = Instant::now();
-            let deadline = [
-                match phase {
-                    Phase::BackingOff { until } => Some(until),
-                    Phase::Stopping { kill_at, .. } => kill_at,
-                    Phase::Running { .. } => None,
-                },
-                next_poll,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let timeout = deadline.map_or(MAX_WAIT, |d| d.saturating_duration_since(now));
-            let signal = if timeout.is_zero() {
-                None
-            } else {
-                signals.wait(timeout)
-            };
+            self.on_deadline(&mut phase, now)?;
+            if let ControlFlow::Break(code) =
+                self.poll_completion(&mut phase, &mut next_poll, completion.as_deref_mut(), now)
+            {
+                return Ok(code);
+            }
+        }
+    }
 
-            match signal {
-                Some(SIGCHLD) => {
-                    let pid = match phase {
-                        Phase::Running { pid, .. } | Phase::Stopping { pid, .. } => Some(pid),
-                        Phase::BackingOff { .. } => None,
-                    };
-                    if let Some(raw) = reap(pid) {
-                        let code = sys::status_code(raw);
-                        if let Some(pid) = pid {
-                            self.cleanup_group(pid);
-                        }
-                        match phase {
-                            Phase::Running { since, .. } if self.restart => {
-                                let delay = self.backoff.next_delay(since.elapsed());
-                                log!(
-                                    self.role,
-                                    "sidecar exited with status {code} after {}; restarting in {}",
-                                    fmt_secs(since.elapsed()),
-                                    fmt_secs(delay)
-                                );
-                                phase = Phase::BackingOff {
-                                    until: Instant::now() + delay,
-                                };
-                            }
-                            Phase::Running { .. } => {
-                                log!(self.role, "command exited with status {code}");
-                                return Ok(code);
-                            }
-                            Phase::Stopping {
-                                why: Stop::Signal(sig),
-                                ..
-                            } => {
-                                let reported =
-                                    protocol::teardown_status(code, sig, self.sigterm_exit_zero);
-                                log!(
-                                    self.role,
-                                    "command exited with status {code} after {}; exiting with {reported}",
-                                    sys::signal_name(sig)
-                                );
-                                return Ok(if self.restart { reported } else { code });
-                            }
-                            Phase::Stopping {
-                                why: Stop::JobDone, ..
-                            } => {
-                                log!(
-                                    self.role,
-                                    "sidecar stopped (status {code}); Job done, exiting 0"
-                                );
-                                return Ok(OK);
-                            }
-                            Phase::BackingOff { .. } => {}
-                        }
-                    }
+    /// One signal: SIGCHLD reaps, a stop signal stops, any other is forwarded. `Break` holds
+    /// the exit code when supervision ends.
+    fn on_signal(&mut self, sig: i32, phase: &mut Phase) -> ControlFlow<i32> {
+        match sig {
+            SIGCHLD => {
+                let pid = phase.pid();
+                let Some(raw) = reap(pid) else {
+                    return ControlFlow::Continue(());
+                };
+                let code = sys::status_code(raw);
+                if let Some(pid) = pid {
+                    self.cleanup_group(pid);
                 }
-                Some(sig) if is_stop_signal(sig) => match phase {
+                self.on_exit(code, phase)
+            }
+            sig if is_stop_signal(sig) => self.on_stop_signal(sig, phase),
+            sig => {
+                // SIGHUP (e.g. "reload"): pass it on.
+                if let Some(pid) = phase.pid() {
+                    log!(
+                        self.role,
+                        "{}: forwarding to pid {pid}",
+                        sys::signal_name(sig)
+                    );
+                    let _ = sys::send_signal(pid, sig);
+                }
+                ControlFlow::Continue(())
+            }
+        }
+    }
+
+    /// The child exited with `code`: a sidecar that was not being stopped restarts after its
+    /// back-off; otherwise supervision ends, with the status the phase calls for.
+    fn on_exit(&mut self, code: i32, phase: &mut Phase) -> ControlFlow<i32> {
+        match *phase {
+            Phase::Running { since, .. } if self.restart => {
+                let delay = self.backoff.next_delay(since.elapsed());
+                log!(
+                    self.role,
+                    "sidecar exited with status {code} after {}; restarting in {}",
+                    fmt_secs(since.elapsed()),
+                    fmt_secs(delay)
+                );
+                *phase = Phase::BackingOff {
+                    until: Instant::now() + delay,
+                };
+                ControlFlow::Continue(())
+            }
+            Phase::Running { .. } => {
+                log!(self.role, "command exited with status {code}");
+                ControlFlow::Break(code)
+            }
+            Phase::Stopping {
+                why: Stop::Signal(sig),
+                ..
+            } => {
+                let reported = protocol::teardown_status(code, sig, self.sigterm_exit_zero);
+                log!(
+                    self.role,
+                    "command exited with status {code} after {}; exiting with {reported}",
+                    sys::signal_name(sig)
+                );
+                ControlFlow::Break(if self.restart { reported } else { code })
+            }
+            Phase::Stopping {
+                why: Stop::JobDone, ..
+            } => {
+                log!(
+                    self.role,
+                    "sidecar stopped (status {code}); Job done, exiting 0"
+                );
+                ControlFlow::Break(OK)
+            }
+            Phase::BackingOff { .. } => ControlFlow::Continue(()),
+        }
+    }
+
+    /// A stop signal (SIGTERM, SIGINT, SIGQUIT): forwarded to the child, and no more restarts;
+    /// with no child running, supervision ends at once.
+    fn on_stop_signal(&self, sig: i32, phase: &mut Phase) -> ControlFlow<i32> {
+        match *phase {
+            Phase::Running { pid, .. } => {
+                log!(
+                    self.role,
+                    "{}: forwarding to pid {pid}, no more restarts",
+                    sys::signal_name(sig)
+                );
+                let _ = sys::send_signal(pid, sig);
+                *phase = Phase::Stopping {
+                    pid,
+                    why: Stop::Signal(sig),
+                    kill_at: None,
+                };
+            }
+            Phase::Stopping { pid, why, kill_at } => {
+                log!(
+                    self.role,
+                    "{}: forwarding to pid {pid}",
+                    sys::signal_name(sig)
+                );
+                let _ = sys::send_signal(pid, sig);
+                // A teardown signal during a Job stop: the status is the teardown's.
+                let why = match why {
+                    Stop::JobDone => Stop::JobDone,
+                    Stop::Signal(_) => Stop::Signal(sig),
+                };
+                *phase = Phase::Stopping { pid, why, kill_at };
+            }
+            Phase::BackingOff { .. } => {
+                let code = protocol::teardown_status(128 + sig, sig, self.sigterm_exit_zero);
+                log!(
+                    self.role,
+                    "{} while no sidecar runs: exiting with {code}",
+                    sys::signal_name(sig)
+                );
+                return ControlFlow::Break(code);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A deadline that has passed: the back-off ends with a restart; the grace of a Job stop
+    /// ends with SIGKILL.
+    fn on_deadline(&self, phase: &mut Phase, now: Instant) -> Result<(), Failure> {
+        match *phase {
+            Phase::BackingOff { until } if now >= until => {
+                let pid = self.spawn()?;
+                log!(
+                    self.role,
+                    "restarted {} (pid {pid})",
+                    self.cmd[0].to_string_lossy()
+                );
+                *phase = Phase::Running { pid, since: now };
+            }
+            Phase::Stopping {
+                pid,
+                why,
+                kill_at: Some(at),
+            } if now >= at => {
+                log!(
+                    self.role,
+                    "pid {pid} still running after the grace period: SIGKILL"
+                );
+                let _ = sys::send_signal(pid, SIGKILL);
+                self.cleanup_group(pid);
+                *phase = Phase::Stopping {
+                    pid,
+                    why,
+                    kill_at: None,
+                };
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Asks `completion` when its poll is due. Once the Job is done the sidecar is stopped
+    /// (SIGTERM, SIGKILL after `stop_grace`), or, when none runs, supervision ends with 0.
+    fn poll_completion(
+        &self,
+        phase: &mut Phase,
+        next_poll: &mut Option<Instant>,
+        completion: Option<&mut (dyn Completion + '_)>,
+        now: Instant,
+    ) -> ControlFlow<i32> {
+        if let (Some(poll), Some(c)) = (*next_poll, completion)
+            && now >= poll
+        {
+            *next_poll = Some(now + c.interval());
+            if c.done() {
+                *next_poll = None;
+                match *phase {
                     Phase::Running { pid, .. } => {
                         log!(
                             self.role,
-                            "{}: forwarding to pid {pid}, no more restarts",
-                            sys::signal_name(sig)
+                            "stopping the sidecar: SIGTERM to pid {pid}, SIGKILL after {}",
+                            fmt_secs(self.stop_grace)
                         );
-                        let _ = sys::send_signal(pid, sig);
-                        phase = Phase::Stopping {
+                        let _ = sys::send_signal(pid, SIGTERM);
+                        *phase = Phase::Stopping {
                             pid,
-                            why: Stop::Signal(sig),
-                            kill_at: None,
+                            why: Stop::JobDone,
+                            kill_at: Some(now + self.stop_grace),
                         };
-                    }
-                    Phase::Stopping { pid, why, kill_at } => {
-                        log!(
-                            self.role,
-                            "{}: forwarding to pid {pid}",
-                            sys::signal_name(sig)
-                        );
-                        let _ = sys::send_signal(pid, sig);
-                        // A teardown signal during a Job stop: the status is the teardown's.
-                        let why = match why {
-                            Stop::JobDone => Stop::JobDone,
-                            Stop::Signal(_) => Stop::Signal(sig),
-                        };
-                        phase = Phase::Stopping { pid, why, kill_at };
                     }
                     Phase::BackingOff { .. } => {
-                        let code =
-                            protocol::teardown_status(128 + sig, sig, self.sigterm_exit_zero);
-                        log!(
-                            self.role,
-                            "{} while no sidecar runs: exiting with {code}",
-                            sys::signal_name(sig)
-                        );
-                        return Ok(code);
+                        log!(self.role, "no sidecar runs; Job done, exiting 0");
+                        return ControlFlow::Break(OK);
                     }
-                },
-                Some(sig) => {
-                    // SIGHUP (e.g. "reload"): pass it on.
-                    if let Phase::Running { pid, .. } | Phase::Stopping { pid, .. } = phase {
-                        log!(
-                            self.role,
-                            "{}: forwarding to pid {pid}",
-                            sys::signal_name(sig)
-                        );
-                        let _ = sys::send_signal(pid, sig);
-                    }
-                }
-                None => {}
-            }
-
-            let now = Instant::now();
-            match phase {
-                Phase::BackingOff { until } if now >= until => {
-                    let pid = self.spawn()?;
-                    log!(
-                        self.role,
-                        "restarted {} (pid {pid})",
-                        self.cmd[0].to_string_lossy()
-                    );
-                    phase = Phase::Running { pid, since: now };
-                }
-                Phase::Stopping {
-                    pid,
-                    why,
-                    kill_at: Some(at),
-                } if now >= at => {
-                    log!(
-                        self.role,
-                        "pid {pid} still running after the grace period: SIGKILL"
-                    );
-                    let _ = sys::send_signal(pid, SIGKILL);
-                    self.cleanup_group(pid);
-                    phase = Phase::Stopping {
-                        pid,
-                        why,
-                        kill_at: None,
-                    };
-                }
-                _ => {}
-            }
-
-            if let (Some(poll), Some(c)) = (next_poll, completion.as_deref_mut())
-                && now >= poll
-            {
-                next_poll = Some(now + c.interval());
-                if c.done() {
-                    next_poll = None;
-                    match phase {
-                        Phase::Running { pid, .. } => {
-                            log!(
-                                self.role,
-                                "stopping the sidecar: SIGTERM to pid {pid}, SIGKILL after {}",
-                                fmt_secs(self.stop_grace)
-                            );
-                            let _ = sys::send_signal(pid, SIGTERM);
-                            phase = Phase::Stopping {
-                                pid,
-                                why: Stop::JobDone,
-                                kill_at: Some(now + self.stop_grace),
-                            };
-                        }
-                        Phase::BackingOff { .. } => {
-                            log!(self.role, "no sidecar runs; Job done, exiting 0");
-                            return Ok(OK);
-                        }
-                        // Already stopping for a teardown signal: that ends it.
-                        Phase::Stopping { .. } => {}
-                    }
+                    // Already stopping for a teardown signal: that ends it.
+                    Phase::Stopping { .. } => {}
                 }
             }
         }
+        ControlFlow::Continue(())
     }
 }
 
