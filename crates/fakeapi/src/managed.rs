@@ -244,6 +244,20 @@ pub(crate) struct Conflict {
     pub(crate) field: String,
 }
 
+impl Conflict {
+    /// `conflict with "manager"` (`... using apiVersion` when it did not apply).
+    pub(crate) fn who(&self) -> String {
+        if self.operation == "Apply" {
+            format!("conflict with \"{}\"", self.manager)
+        } else {
+            format!(
+                "conflict with \"{}\" using {}",
+                self.manager, self.api_version
+            )
+        }
+    }
+}
+
 /// Server-side apply of `applied` by `writer` onto `current` (None: create). Returns the
 /// new object (with managedFields) or the conflicts when not forced.
 pub(crate) fn apply(
@@ -315,20 +329,13 @@ fn strip_nulls(v: &mut Value) {
 
 /// The message of the 409 the real server answers (`Apply failed with N conflicts: ...`).
 pub(crate) fn conflict_message(conflicts: &[Conflict]) -> String {
-    let who = |c: &Conflict| {
-        if c.operation == "Apply" {
-            format!("conflict with \"{}\"", c.manager)
-        } else {
-            format!("conflict with \"{}\" using {}", c.manager, c.api_version)
-        }
-    };
     if conflicts.len() == 1 {
         let c = &conflicts[0];
-        return format!("Apply failed with 1 conflict: {}: {}", who(c), c.field);
+        return format!("Apply failed with 1 conflict: {}: {}", c.who(), c.field);
     }
     let lines: Vec<String> = conflicts
         .iter()
-        .map(|c| format!("{}: {}", who(c), c.field))
+        .map(|c| format!("{}: {}", c.who(), c.field))
         .collect();
     format!(
         "Apply failed with {} conflicts: {}",

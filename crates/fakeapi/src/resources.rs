@@ -110,8 +110,12 @@ impl ResourceDef {
         self
     }
 
-    fn all(mut self) -> Self {
-        self.categories.push("all".into());
+    fn all(self) -> Self {
+        self.category("all")
+    }
+
+    fn category(mut self, category: &str) -> Self {
+        self.categories.push(category.into());
         self
     }
 
@@ -251,82 +255,32 @@ impl ResourceDef {
     }
 }
 
+/// The field selectors of both Event resources.
+const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+
 /// The resources built into the fake (everything but custom resources).
 pub(crate) fn builtin() -> Vec<ResourceDef> {
     use Printer as P;
-    let event_fields = [
-        "involvedObject.kind",
-        "involvedObject.namespace",
-        "involvedObject.name",
-        "involvedObject.uid",
-        "involvedObject.apiVersion",
-        "involvedObject.resourceVersion",
-        "involvedObject.fieldPath",
-        "reason",
-        "reportingComponent",
-        "source",
-        "type",
-    ];
-    let mut namespaces = ResourceDef::builtin(
-        "",
-        "v1",
-        "Namespace",
-        "namespaces",
-        false,
-        &["ns"],
-        P::Namespace,
-    )
-    .status()
-    .fields(&["status.phase"]);
-    namespaces.verbs = [
-        "create", "delete", "get", "list", "patch", "update", "watch",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut crds = ResourceDef::builtin(
-        "apiextensions.k8s.io",
-        "v1",
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        false,
-        &["crd", "crds"],
-        P::CustomResourceDefinition,
-    )
-    .status()
-    .generation();
-    crds.categories.push("api-extensions".into());
-    let mut mwc = ResourceDef::builtin(
-        "admissionregistration.k8s.io",
-        "v1",
-        "MutatingWebhookConfiguration",
-        "mutatingwebhookconfigurations",
-        false,
-        &[],
-        P::MutatingWebhookConfiguration,
-    )
-    .generation();
-    mwc.categories.push("api-extensions".into());
     vec![
         ResourceDef::builtin("", "v1", "Node", "nodes", false, &["no"], P::Node)
             .status()
             .fields(&["spec.unschedulable"]),
-        namespaces,
-        ResourceDef::builtin("", "v1", "Pod", "pods", true, &["po"], P::Pod)
-            .status()
-            .all()
-            .fields(&[
-                "spec.nodeName",
-                "spec.restartPolicy",
-                "spec.schedulerName",
-                "spec.serviceAccountName",
-                "spec.hostNetwork",
-                "status.phase",
-                "status.podIP",
-                "status.nominatedNodeName",
-            ]),
+        namespaces(),
+        pods(),
         ResourceDef::builtin("", "v1", "Event", "events", true, &["ev"], P::EventV1)
-            .fields(&event_fields),
+            .fields(EVENT_FIELDS),
         ResourceDef::builtin(
             "events.k8s.io",
             "v1",
@@ -336,72 +290,25 @@ pub(crate) fn builtin() -> Vec<ResourceDef> {
             &["ev"],
             P::EventsV1,
         )
-        .fields(&event_fields),
-        ResourceDef::builtin(
+        .fields(EVENT_FIELDS),
+        workload(
             "apps",
-            "v1",
             "Deployment",
             "deployments",
-            true,
             &["deploy"],
             P::Deployment,
-        )
-        .status()
-        .generation()
-        .all(),
-        ResourceDef::builtin(
+        ),
+        workload("apps", "ReplicaSet", "replicasets", &["rs"], P::ReplicaSet),
+        workload(
             "apps",
-            "v1",
-            "ReplicaSet",
-            "replicasets",
-            true,
-            &["rs"],
-            P::ReplicaSet,
-        )
-        .status()
-        .generation()
-        .all(),
-        ResourceDef::builtin(
-            "apps",
-            "v1",
             "StatefulSet",
             "statefulsets",
-            true,
             &["sts"],
             P::StatefulSet,
-        )
-        .status()
-        .generation()
-        .all(),
-        ResourceDef::builtin(
-            "apps",
-            "v1",
-            "DaemonSet",
-            "daemonsets",
-            true,
-            &["ds"],
-            P::DaemonSet,
-        )
-        .status()
-        .generation()
-        .all(),
-        ResourceDef::builtin("batch", "v1", "Job", "jobs", true, &[], P::Job)
-            .status()
-            .generation()
-            .all()
-            .fields(&["status.successful"]),
-        ResourceDef::builtin(
-            "batch",
-            "v1",
-            "CronJob",
-            "cronjobs",
-            true,
-            &["cj"],
-            P::CronJob,
-        )
-        .status()
-        .generation()
-        .all(),
+        ),
+        workload("apps", "DaemonSet", "daemonsets", &["ds"], P::DaemonSet),
+        workload("batch", "Job", "jobs", &[], P::Job).fields(&["status.successful"]),
+        workload("batch", "CronJob", "cronjobs", &["cj"], P::CronJob),
         ResourceDef::builtin(
             "coordination.k8s.io",
             "v1",
@@ -411,9 +318,83 @@ pub(crate) fn builtin() -> Vec<ResourceDef> {
             &[],
             P::Lease,
         ),
-        mwc,
-        crds,
+        ResourceDef::builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
+            false,
+            &[],
+            P::MutatingWebhookConfiguration,
+        )
+        .generation()
+        .category("api-extensions"),
+        ResourceDef::builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+            &["crd", "crds"],
+            P::CustomResourceDefinition,
+        )
+        .status()
+        .generation()
+        .category("api-extensions"),
     ]
+}
+
+/// Namespaces: no `deletecollection`.
+fn namespaces() -> ResourceDef {
+    let mut namespaces = ResourceDef::builtin(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        false,
+        &["ns"],
+        Printer::Namespace,
+    )
+    .status()
+    .fields(&["status.phase"]);
+    namespaces.verbs = [
+        "create", "delete", "get", "list", "patch", "update", "watch",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    namespaces
+}
+
+fn pods() -> ResourceDef {
+    ResourceDef::builtin("", "v1", "Pod", "pods", true, &["po"], Printer::Pod)
+        .status()
+        .all()
+        .fields(&[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ])
+}
+
+/// A workload of `apps` or `batch`: namespaced, with a status subresource and a
+/// generation, in the `all` category.
+fn workload(
+    group: &str,
+    kind: &str,
+    plural: &str,
+    short_names: &[&str],
+    printer: Printer,
+) -> ResourceDef {
+    ResourceDef::builtin(group, "v1", kind, plural, true, short_names, printer)
+        .status()
+        .generation()
+        .all()
 }
 
 /// The CustomResourceDefinition of `sidecarprofiles.sidecar-kit.io` (cluster-scoped, with a

@@ -82,6 +82,24 @@ impl NodeSeed {
     /// The Node object (without uid, timestamps and resourceVersion: the store adds them).
     /// `index` picks its addresses.
     pub fn to_json(&self, index: usize) -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": self.name,
+                "labels": self.labels_json(),
+                "annotations": {
+                    "node.alpha.kubernetes.io/ttl": "0",
+                    "volumes.kubernetes.io/controller-managed-attach-detach": "true"
+                }
+            },
+            "spec": self.spec(index),
+            "status": self.status(index),
+        })
+    }
+
+    /// The kubelet's well-known labels, the control-plane role, and the seed's labels.
+    fn labels_json(&self) -> Map<String, Value> {
         let mut labels = Map::new();
         labels.insert("beta.kubernetes.io/arch".into(), "amd64".into());
         labels.insert("beta.kubernetes.io/os".into(), self.os.clone().into());
@@ -94,6 +112,11 @@ impl NodeSeed {
         for (k, v) in &self.labels {
             labels.insert(k.clone(), v.clone().into());
         }
+        labels
+    }
+
+    /// The seed's taints and those of the control-plane role, a cordon and NotReady.
+    fn taints_json(&self) -> Vec<Value> {
         let mut taints = self.taints.clone();
         if self.control_plane {
             taints.push(
@@ -109,6 +132,11 @@ impl NodeSeed {
         if !self.ready {
             taints.push(json!({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}));
         }
+        taints
+    }
+
+    fn spec(&self, index: usize) -> Map<String, Value> {
+        let taints = self.taints_json();
         let mut spec = Map::new();
         spec.insert(
             "podCIDR".into(),
@@ -124,7 +152,28 @@ impl NodeSeed {
         if self.unschedulable {
             spec.insert("unschedulable".into(), true.into());
         }
+        spec
+    }
+
+    fn status(&self, index: usize) -> Value {
         let ip = format!("10.0.{}.{}", (index / 250) % 256, index % 250 + 2);
+        json!({
+            "capacity": {"cpu": "4", "ephemeral-storage": "129886128Ki", "hugepages-2Mi": "0",
+                         "memory": "16374584Ki", "pods": "110"},
+            "allocatable": {"cpu": "3860m", "ephemeral-storage": "119703055367", "hugepages-2Mi": "0",
+                            "memory": "13732664Ki", "pods": "110"},
+            "conditions": self.conditions(),
+            "addresses": [
+                {"type": "InternalIP", "address": ip},
+                {"type": "Hostname", "address": self.name}
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": self.node_info(index),
+        })
+    }
+
+    /// The kubelet's conditions: no pressure, and Ready as seeded.
+    fn conditions(&self) -> Value {
         let now = crate::util::rfc3339(crate::util::now_secs());
         let ready = if self.ready { "True" } else { "False" };
         let (ready_reason, ready_msg) = if self.ready {
@@ -132,6 +181,34 @@ impl NodeSeed {
         } else {
             ("KubeletNotReady", "container runtime network not ready")
         };
+        let condition = |t: &str, s: &str, reason: &str, msg: &str| {
+            json!({"type": t, "status": s, "lastHeartbeatTime": now, "lastTransitionTime": now,
+                   "reason": reason, "message": msg})
+        };
+        json!([
+            condition(
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available"
+            ),
+            condition(
+                "DiskPressure",
+                "False",
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure"
+            ),
+            condition(
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available"
+            ),
+            condition("Ready", ready, ready_reason, ready_msg)
+        ])
+    }
+
+    fn node_info(&self, index: usize) -> Value {
         let (os_image, kernel, runtime) = if self.os == "windows" {
             (
                 "Windows Server 2022 Datacenter",
@@ -145,51 +222,17 @@ impl NodeSeed {
                 "containerd://1.7.20",
             )
         };
-        let condition = |t: &str, s: &str, reason: &str, msg: &str| {
-            json!({"type": t, "status": s, "lastHeartbeatTime": now, "lastTransitionTime": now,
-                   "reason": reason, "message": msg})
-        };
         json!({
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": self.name,
-                "labels": labels,
-                "annotations": {
-                    "node.alpha.kubernetes.io/ttl": "0",
-                    "volumes.kubernetes.io/controller-managed-attach-detach": "true"
-                }
-            },
-            "spec": spec,
-            "status": {
-                "capacity": {"cpu": "4", "ephemeral-storage": "129886128Ki", "hugepages-2Mi": "0",
-                             "memory": "16374584Ki", "pods": "110"},
-                "allocatable": {"cpu": "3860m", "ephemeral-storage": "119703055367", "hugepages-2Mi": "0",
-                                "memory": "13732664Ki", "pods": "110"},
-                "conditions": [
-                    condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                    condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                    condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                    condition("Ready", ready, ready_reason, ready_msg)
-                ],
-                "addresses": [
-                    {"type": "InternalIP", "address": ip},
-                    {"type": "Hostname", "address": self.name}
-                ],
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-                "nodeInfo": {
-                    "machineID": format!("{:032x}", index as u128 * 0x9e37_79b9 + 1),
-                    "systemUUID": format!("{:08x}-0000-4000-8000-{:012x}", index, index),
-                    "bootID": format!("{:08x}-1111-4111-8111-{:012x}", index, index),
-                    "kernelVersion": kernel,
-                    "osImage": os_image,
-                    "containerRuntimeVersion": runtime,
-                    "kubeletVersion": self.kubelet_version,
-                    "kubeProxyVersion": self.kubelet_version,
-                    "operatingSystem": self.os,
-                    "architecture": "amd64"
-                }
-            }
+            "machineID": format!("{:032x}", index as u128 * 0x9e37_79b9 + 1),
+            "systemUUID": format!("{:08x}-0000-4000-8000-{:012x}", index, index),
+            "bootID": format!("{:08x}-1111-4111-8111-{:012x}", index, index),
+            "kernelVersion": kernel,
+            "osImage": os_image,
+            "containerRuntimeVersion": runtime,
+            "kubeletVersion": self.kubelet_version,
+            "kubeProxyVersion": self.kubelet_version,
+            "operatingSystem": self.os,
+            "architecture": "amd64"
         })
     }
 }

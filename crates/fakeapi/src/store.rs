@@ -409,39 +409,9 @@ impl Inner {
         let old = self
             .get(served.bucket, ns, name)
             .ok_or_else(|| ApiError::not_found(&def, name))?;
-        let sent_rv = meta_str(&obj, "resourceVersion").to_string();
-        if sent_rv.is_empty() {
-            if def.custom {
-                return Err(ApiError::invalid(
-                    &def.kind,
-                    &def.group,
-                    name,
-                    &[FieldError {
-                        field: "metadata.resourceVersion".into(),
-                        reason: "FieldValueInvalid",
-                        detail: "0x0: must be specified for an update".into(),
-                    }],
-                ));
-            }
-        } else if sent_rv != meta_str(&old, "resourceVersion") {
-            return Err(ApiError::conflict(&def, name));
-        }
-        let sent_name = meta_str(&obj, "name");
-        if !sent_name.is_empty() && sent_name != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({sent_name}) does not match the name on the URL ({name})"
-            )));
-        }
+        check_update(&def, &old, &obj, name)?;
         if mode == UpdateMode::Status {
-            let status = obj.get("status").cloned();
-            let mut merged = (*old).clone();
-            if let Some(map) = merged.as_object_mut() {
-                match status {
-                    Some(s) => map.insert("status".into(), s),
-                    None => map.remove("status"),
-                };
-            }
-            obj = merged;
+            obj = with_status_of(&old, &obj);
         } else if def.status_subresource
             && mode == UpdateMode::Main
             && let Some(map) = obj.as_object_mut()
@@ -451,50 +421,7 @@ impl Inner {
                 None => map.remove("status"),
             };
         }
-        // Immutable metadata comes from the stored object.
-        {
-            let old_meta = old["metadata"].as_object().cloned().unwrap_or_default();
-            if let Some(map) = obj.as_object_mut() {
-                map.insert("apiVersion".into(), old["apiVersion"].clone());
-                map.insert("kind".into(), old["kind"].clone());
-            }
-            let meta = metadata_mut(&mut obj)?;
-            for k in [
-                "name",
-                "namespace",
-                "uid",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "generateName",
-            ] {
-                match old_meta.get(k) {
-                    Some(v) => meta.insert(k.into(), v.clone()),
-                    None => meta.remove(k),
-                };
-            }
-            if !matches!(managed, Managed::Precomputed) {
-                match old_meta.get("managedFields") {
-                    Some(v) => meta.insert("managedFields".into(), v.clone()),
-                    None => meta.remove("managedFields"),
-                };
-            }
-            meta.insert(
-                "resourceVersion".into(),
-                old_meta
-                    .get("resourceVersion")
-                    .cloned()
-                    .unwrap_or(Value::Null),
-            );
-            if def.generation {
-                let g = old_meta
-                    .get("generation")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1);
-                meta.insert("generation".into(), g.into());
-            } else {
-                meta.remove("generation");
-            }
-        }
+        keep_server_metadata(&def, &old, &mut obj, managed)?;
         if def.generation && spec_part(&obj, &def) != spec_part(&old, &def) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
             if let Ok(meta) = metadata_mut(&mut obj) {
@@ -651,6 +578,101 @@ impl Inner {
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.tx.subscribe()
     }
+}
+
+/// An update must carry the stored resourceVersion (custom resources: must carry one)
+/// and may not rename the object.
+fn check_update(def: &ResourceDef, old: &Value, obj: &Value, name: &str) -> Result<(), ApiError> {
+    let sent_rv = meta_str(obj, "resourceVersion");
+    if sent_rv.is_empty() {
+        if def.custom {
+            return Err(ApiError::invalid(
+                &def.kind,
+                &def.group,
+                name,
+                &[FieldError {
+                    field: "metadata.resourceVersion".into(),
+                    reason: "FieldValueInvalid",
+                    detail: "0x0: must be specified for an update".into(),
+                }],
+            ));
+        }
+    } else if sent_rv != meta_str(old, "resourceVersion") {
+        return Err(ApiError::conflict(def, name));
+    }
+    let sent_name = meta_str(obj, "name");
+    if !sent_name.is_empty() && sent_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({sent_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
+}
+
+/// An update of the status subresource: the stored object with the sent status.
+fn with_status_of(old: &Value, obj: &Value) -> Value {
+    let status = obj.get("status").cloned();
+    let mut merged = old.clone();
+    if let Some(map) = merged.as_object_mut() {
+        match status {
+            Some(s) => map.insert("status".into(), s),
+            None => map.remove("status"),
+        };
+    }
+    merged
+}
+
+/// What an update cannot change comes from the stored object: kind, apiVersion, the
+/// immutable metadata, managedFields (unless an apply computed them), resourceVersion
+/// and generation.
+fn keep_server_metadata(
+    def: &ResourceDef,
+    old: &Value,
+    obj: &mut Value,
+    managed: &Managed,
+) -> Result<(), ApiError> {
+    let old_meta = old["metadata"].as_object().cloned().unwrap_or_default();
+    if let Some(map) = obj.as_object_mut() {
+        map.insert("apiVersion".into(), old["apiVersion"].clone());
+        map.insert("kind".into(), old["kind"].clone());
+    }
+    let meta = metadata_mut(obj)?;
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "generateName",
+    ] {
+        match old_meta.get(k) {
+            Some(v) => meta.insert(k.into(), v.clone()),
+            None => meta.remove(k),
+        };
+    }
+    if !matches!(managed, Managed::Precomputed) {
+        match old_meta.get("managedFields") {
+            Some(v) => meta.insert("managedFields".into(), v.clone()),
+            None => meta.remove("managedFields"),
+        };
+    }
+    meta.insert(
+        "resourceVersion".into(),
+        old_meta
+            .get("resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    if def.generation {
+        let g = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        meta.insert("generation".into(), g.into());
+    } else {
+        meta.remove("generation");
+    }
+    Ok(())
 }
 
 /// Fills what the server sets on create (uid, creationTimestamp, generation,

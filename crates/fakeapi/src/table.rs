@@ -255,32 +255,249 @@ fn json_path(o: &Value, path: &str) -> Value {
     cur.clone()
 }
 
+/// A column's name, type and priority (0: shown by default, 1: with `-o wide`).
+type ColumnSpec = (&'static str, &'static str, i64);
+
+fn named(cols: &[ColumnSpec]) -> Vec<Value> {
+    cols.iter().map(|(n, t, p)| col(n, t, *p)).collect()
+}
+
+const NODE_COLUMNS: &[ColumnSpec] = &[
+    ("Name", "string", 0),
+    ("Status", "string", 0),
+    ("Roles", "string", 0),
+    ("Age", "string", 0),
+    ("Version", "string", 0),
+    ("Internal-IP", "string", 1),
+    ("External-IP", "string", 1),
+    ("OS-Image", "string", 1),
+    ("Kernel-Version", "string", 1),
+    ("Container-Runtime", "string", 1),
+];
+
+const POD_COLUMNS: &[ColumnSpec] = &[
+    ("Name", "string", 0),
+    ("Ready", "string", 0),
+    ("Status", "string", 0),
+    ("Restarts", "string", 0),
+    ("Age", "string", 0),
+    ("IP", "string", 1),
+    ("Node", "string", 1),
+    ("Nominated Node", "string", 1),
+    ("Readiness Gates", "string", 1),
+];
+
+const EVENT_COLUMNS: &[ColumnSpec] = &[
+    ("Last Seen", "string", 0),
+    ("Type", "string", 0),
+    ("Reason", "string", 0),
+    ("Object", "string", 0),
+    ("Subobject", "string", 1),
+    ("Source", "string", 1),
+    ("Message", "string", 0),
+    ("First Seen", "string", 1),
+    ("Count", "integer", 1),
+    ("Name", "string", 1),
+];
+
+/// The columns of a workload (a resource with a pod template): `Name`, its own columns,
+/// `Age`, then the wide `Containers`, `Images` and (when it has one) `Selector`.
+fn workload_columns(own: &[ColumnSpec], selector: bool) -> Vec<Value> {
+    let mut out = vec![col("Name", "string", 0)];
+    out.extend(named(own));
+    out.extend(named(&[
+        ("Age", "string", 0),
+        ("Containers", "string", 1),
+        ("Images", "string", 1),
+    ]));
+    if selector {
+        out.push(col("Selector", "string", 1));
+    }
+    out
+}
+
+/// The row of a workload, in the order of [`workload_columns`]: its own cells between
+/// `Name` and `Age`, the containers and images of its pod template, and its selector.
+fn workload_row(
+    o: &Value,
+    own: impl IntoIterator<Item = Value>,
+    template_spec: &Value,
+    selector: Option<Value>,
+) -> Vec<Value> {
+    let (containers, images) = containers_images(template_spec);
+    let mut out = vec![json!(s(&o["metadata"]["name"]))];
+    out.extend(own);
+    out.extend([json!(age(o)), json!(containers), json!(images)]);
+    out.extend(selector);
+    out
+}
+
+/// `READY` of Deployments and StatefulSets: `ready/desired`.
+fn ready_of_replicas(o: &Value) -> Value {
+    json!(format!(
+        "{}/{}",
+        i(&o["status"]["readyReplicas"]),
+        o["spec"]["replicas"].as_i64().unwrap_or(1)
+    ))
+}
+
+/// The label selector of `spec.selector`, as the wide `Selector` column prints it.
+fn spec_selector(o: &Value) -> Option<Value> {
+    Some(json!(selector_string(&o["spec"]["selector"])))
+}
+
+const DEPLOYMENT_COLUMNS: &[ColumnSpec] = &[
+    ("Ready", "string", 0),
+    ("Up-to-date", "integer", 0),
+    ("Available", "integer", 0),
+];
+
+fn deployment_row(o: &Value) -> Vec<Value> {
+    let st = &o["status"];
+    let own = [
+        ready_of_replicas(o),
+        json!(i(&st["updatedReplicas"])),
+        json!(i(&st["availableReplicas"])),
+    ];
+    workload_row(o, own, &o["spec"]["template"]["spec"], spec_selector(o))
+}
+
+const REPLICA_SET_COLUMNS: &[ColumnSpec] = &[
+    ("Desired", "integer", 0),
+    ("Current", "integer", 0),
+    ("Ready", "integer", 0),
+];
+
+fn replica_set_row(o: &Value) -> Vec<Value> {
+    let st = &o["status"];
+    let own = [
+        json!(o["spec"]["replicas"].as_i64().unwrap_or(1)),
+        json!(i(&st["replicas"])),
+        json!(i(&st["readyReplicas"])),
+    ];
+    workload_row(o, own, &o["spec"]["template"]["spec"], spec_selector(o))
+}
+
+const STATEFUL_SET_COLUMNS: &[ColumnSpec] = &[("Ready", "string", 0)];
+
+fn stateful_set_row(o: &Value) -> Vec<Value> {
+    let own = [ready_of_replicas(o)];
+    workload_row(o, own, &o["spec"]["template"]["spec"], None)
+}
+
+const DAEMON_SET_COLUMNS: &[ColumnSpec] = &[
+    ("Desired", "integer", 0),
+    ("Current", "integer", 0),
+    ("Ready", "integer", 0),
+    ("Up-to-date", "integer", 0),
+    ("Available", "integer", 0),
+    ("Node Selector", "string", 0),
+];
+
+fn daemon_set_row(o: &Value) -> Vec<Value> {
+    let st = &o["status"];
+    let template_spec = &o["spec"]["template"]["spec"];
+    let node_selector = template_spec["nodeSelector"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", s(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let own = [
+        json!(i(&st["desiredNumberScheduled"])),
+        json!(i(&st["currentNumberScheduled"])),
+        json!(i(&st["numberReady"])),
+        json!(i(&st["updatedNumberScheduled"])),
+        json!(i(&st["numberAvailable"])),
+        json!(or_none(node_selector)),
+    ];
+    workload_row(o, own, template_spec, spec_selector(o))
+}
+
+const JOB_COLUMNS: &[ColumnSpec] = &[
+    ("Status", "string", 0),
+    ("Completions", "string", 0),
+    ("Duration", "string", 0),
+];
+
+fn job_row(o: &Value) -> Vec<Value> {
+    let st = &o["status"];
+    let completions = o["spec"]["completions"].as_i64().unwrap_or(1);
+    let done = st["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["status"] == "True"))
+        .map(|c| s(&c["type"]))
+        .unwrap_or_else(|| "Running".into());
+    let own = [
+        json!(done),
+        json!(format!("{}/{completions}", i(&st["succeeded"]))),
+        json!(""),
+    ];
+    workload_row(o, own, &o["spec"]["template"]["spec"], spec_selector(o))
+}
+
+const CRON_JOB_COLUMNS: &[ColumnSpec] = &[
+    ("Schedule", "string", 0),
+    ("Timezone", "string", 0),
+    ("Suspend", "boolean", 0),
+    ("Active", "integer", 0),
+    ("Last Schedule", "string", 0),
+];
+
+fn cron_job_row(o: &Value) -> Vec<Value> {
+    let spec = &o["spec"];
+    let st = &o["status"];
+    let last_schedule = st["lastScheduleTime"]
+        .as_str()
+        .map(|t| human_age(Some(t)))
+        .unwrap_or_else(|| "<none>".into());
+    let own = [
+        json!(s(&spec["schedule"])),
+        json!(or_none(s(&spec["timeZone"]))),
+        json!(spec["suspend"].as_bool().unwrap_or(false)),
+        json!(st["active"].as_array().map(Vec::len).unwrap_or(0)),
+        json!(last_schedule),
+    ];
+    let template_spec = &spec["jobTemplate"]["spec"]["template"]["spec"];
+    workload_row(o, own, template_spec, Some(json!("<none>")))
+}
+
+/// A custom resource's columns: `Name`, `Age` when the CRD declares no columns, then the
+/// CRD's `additionalPrinterColumns`.
+fn custom_columns(cols: &[PrinterColumn]) -> Vec<Value> {
+    let mut out = vec![col("Name", "string", 0)];
+    if cols.is_empty() {
+        out.push(col("Age", "date", 0));
+    }
+    out.extend(cols.iter().map(|c: &PrinterColumn| {
+        json!({"name": c.name, "type": c.type_, "format": "", "description": c.description, "priority": c.priority})
+    }));
+    out
+}
+
+fn custom_row(cols: &[PrinterColumn], o: &Value) -> Vec<Value> {
+    let mut out = vec![json!(s(&o["metadata"]["name"]))];
+    if cols.is_empty() {
+        out.push(json!(age(o)));
+    }
+    for c in cols {
+        let v = json_path(o, &c.json_path);
+        out.push(match (c.type_.as_str(), &v) {
+            (_, Value::Null) => Value::Null,
+            ("date", Value::String(t)) => json!(human_age(Some(t))),
+            _ => v,
+        });
+    }
+    out
+}
+
 fn columns(printer: &Printer) -> Vec<Value> {
-    let named = |cols: &[(&str, &str, i64)]| cols.iter().map(|(n, t, p)| col(n, t, *p)).collect();
     match printer {
-        Printer::Node => named(&[
-            ("Name", "string", 0),
-            ("Status", "string", 0),
-            ("Roles", "string", 0),
-            ("Age", "string", 0),
-            ("Version", "string", 0),
-            ("Internal-IP", "string", 1),
-            ("External-IP", "string", 1),
-            ("OS-Image", "string", 1),
-            ("Kernel-Version", "string", 1),
-            ("Container-Runtime", "string", 1),
-        ]),
-        Printer::Pod => named(&[
-            ("Name", "string", 0),
-            ("Ready", "string", 0),
-            ("Status", "string", 0),
-            ("Restarts", "string", 0),
-            ("Age", "string", 0),
-            ("IP", "string", 1),
-            ("Node", "string", 1),
-            ("Nominated Node", "string", 1),
-            ("Readiness Gates", "string", 1),
-        ]),
+        Printer::Node => named(NODE_COLUMNS),
+        Printer::Pod => named(POD_COLUMNS),
         Printer::Namespace => named(&[
             ("Name", "string", 0),
             ("Status", "string", 0),
@@ -291,80 +508,13 @@ fn columns(printer: &Printer) -> Vec<Value> {
             ("Holder", "string", 0),
             ("Age", "string", 0),
         ]),
-        Printer::EventV1 | Printer::EventsV1 => named(&[
-            ("Last Seen", "string", 0),
-            ("Type", "string", 0),
-            ("Reason", "string", 0),
-            ("Object", "string", 0),
-            ("Subobject", "string", 1),
-            ("Source", "string", 1),
-            ("Message", "string", 0),
-            ("First Seen", "string", 1),
-            ("Count", "integer", 1),
-            ("Name", "string", 1),
-        ]),
-        Printer::Deployment => named(&[
-            ("Name", "string", 0),
-            ("Ready", "string", 0),
-            ("Up-to-date", "integer", 0),
-            ("Available", "integer", 0),
-            ("Age", "string", 0),
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
-        ]),
-        Printer::ReplicaSet => named(&[
-            ("Name", "string", 0),
-            ("Desired", "integer", 0),
-            ("Current", "integer", 0),
-            ("Ready", "integer", 0),
-            ("Age", "string", 0),
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
-        ]),
-        Printer::StatefulSet => named(&[
-            ("Name", "string", 0),
-            ("Ready", "string", 0),
-            ("Age", "string", 0),
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-        ]),
-        Printer::DaemonSet => named(&[
-            ("Name", "string", 0),
-            ("Desired", "integer", 0),
-            ("Current", "integer", 0),
-            ("Ready", "integer", 0),
-            ("Up-to-date", "integer", 0),
-            ("Available", "integer", 0),
-            ("Node Selector", "string", 0),
-            ("Age", "string", 0),
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
-        ]),
-        Printer::Job => named(&[
-            ("Name", "string", 0),
-            ("Status", "string", 0),
-            ("Completions", "string", 0),
-            ("Duration", "string", 0),
-            ("Age", "string", 0),
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
-        ]),
-        Printer::CronJob => named(&[
-            ("Name", "string", 0),
-            ("Schedule", "string", 0),
-            ("Timezone", "string", 0),
-            ("Suspend", "boolean", 0),
-            ("Active", "integer", 0),
-            ("Last Schedule", "string", 0),
-            ("Age", "string", 0),
-            ("Containers", "string", 1),
-            ("Images", "string", 1),
-            ("Selector", "string", 1),
-        ]),
+        Printer::EventV1 | Printer::EventsV1 => named(EVENT_COLUMNS),
+        Printer::Deployment => workload_columns(DEPLOYMENT_COLUMNS, true),
+        Printer::ReplicaSet => workload_columns(REPLICA_SET_COLUMNS, true),
+        Printer::StatefulSet => workload_columns(STATEFUL_SET_COLUMNS, false),
+        Printer::DaemonSet => workload_columns(DAEMON_SET_COLUMNS, true),
+        Printer::Job => workload_columns(JOB_COLUMNS, true),
+        Printer::CronJob => workload_columns(CRON_JOB_COLUMNS, true),
         Printer::MutatingWebhookConfiguration => named(&[
             ("Name", "string", 0),
             ("Webhooks", "integer", 0),
@@ -374,138 +524,25 @@ fn columns(printer: &Printer) -> Vec<Value> {
             col("Name", "string", 0),
             json!({"name": "Created At", "type": "date", "format": "", "description": "", "priority": 0}),
         ],
-        Printer::Custom(cols) => {
-            let mut out = vec![col("Name", "string", 0)];
-            if cols.is_empty() {
-                out.push(col("Age", "date", 0));
-            }
-            out.extend(cols.iter().map(|c: &PrinterColumn| {
-                json!({"name": c.name, "type": c.type_, "format": "", "description": c.description, "priority": c.priority})
-            }));
-            out
-        }
+        Printer::Custom(cols) => custom_columns(cols),
     }
 }
 
 fn cells(printer: &Printer, o: &Value) -> Vec<Value> {
     let name = json!(s(&o["metadata"]["name"]));
-    let st = &o["status"];
-    let spec = &o["spec"];
     match printer {
         Printer::Node => node_row(o),
         Printer::Pod => pod_row(o),
-        Printer::Namespace => vec![name, json!(s(&st["phase"])), json!(age(o))],
-        Printer::Lease => vec![name, json!(s(&spec["holderIdentity"])), json!(age(o))],
+        Printer::Namespace => vec![name, json!(s(&o["status"]["phase"])), json!(age(o))],
+        Printer::Lease => vec![name, json!(s(&o["spec"]["holderIdentity"])), json!(age(o))],
         Printer::EventV1 => event_row(o, true),
         Printer::EventsV1 => event_row(o, false),
-        Printer::Deployment => {
-            let (c, im) = containers_images(&spec["template"]["spec"]);
-            vec![
-                name,
-                json!(format!(
-                    "{}/{}",
-                    i(&st["readyReplicas"]),
-                    spec["replicas"].as_i64().unwrap_or(1)
-                )),
-                json!(i(&st["updatedReplicas"])),
-                json!(i(&st["availableReplicas"])),
-                json!(age(o)),
-                json!(c),
-                json!(im),
-                json!(selector_string(&spec["selector"])),
-            ]
-        }
-        Printer::ReplicaSet => {
-            let (c, im) = containers_images(&spec["template"]["spec"]);
-            vec![
-                name,
-                json!(spec["replicas"].as_i64().unwrap_or(1)),
-                json!(i(&st["replicas"])),
-                json!(i(&st["readyReplicas"])),
-                json!(age(o)),
-                json!(c),
-                json!(im),
-                json!(selector_string(&spec["selector"])),
-            ]
-        }
-        Printer::StatefulSet => {
-            let (c, im) = containers_images(&spec["template"]["spec"]);
-            vec![
-                name,
-                json!(format!(
-                    "{}/{}",
-                    i(&st["readyReplicas"]),
-                    spec["replicas"].as_i64().unwrap_or(1)
-                )),
-                json!(age(o)),
-                json!(c),
-                json!(im),
-            ]
-        }
-        Printer::DaemonSet => {
-            let (c, im) = containers_images(&spec["template"]["spec"]);
-            let node_selector = spec["template"]["spec"]["nodeSelector"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", s(v)))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default();
-            vec![
-                name,
-                json!(i(&st["desiredNumberScheduled"])),
-                json!(i(&st["currentNumberScheduled"])),
-                json!(i(&st["numberReady"])),
-                json!(i(&st["updatedNumberScheduled"])),
-                json!(i(&st["numberAvailable"])),
-                json!(or_none(node_selector)),
-                json!(age(o)),
-                json!(c),
-                json!(im),
-                json!(selector_string(&spec["selector"])),
-            ]
-        }
-        Printer::Job => {
-            let (c, im) = containers_images(&spec["template"]["spec"]);
-            let completions = spec["completions"].as_i64().unwrap_or(1);
-            let done = st["conditions"]
-                .as_array()
-                .and_then(|cs| cs.iter().find(|c| c["status"] == "True"))
-                .map(|c| s(&c["type"]))
-                .unwrap_or_else(|| "Running".into());
-            vec![
-                name,
-                json!(done),
-                json!(format!("{}/{completions}", i(&st["succeeded"]))),
-                json!(""),
-                json!(age(o)),
-                json!(c),
-                json!(im),
-                json!(selector_string(&spec["selector"])),
-            ]
-        }
-        Printer::CronJob => {
-            let (c, im) = containers_images(&spec["jobTemplate"]["spec"]["template"]["spec"]);
-            vec![
-                name,
-                json!(s(&spec["schedule"])),
-                json!(or_none(s(&spec["timeZone"]))),
-                json!(spec["suspend"].as_bool().unwrap_or(false)),
-                json!(st["active"].as_array().map(Vec::len).unwrap_or(0)),
-                json!(
-                    st["lastScheduleTime"]
-                        .as_str()
-                        .map(|t| human_age(Some(t)))
-                        .unwrap_or_else(|| "<none>".into())
-                ),
-                json!(age(o)),
-                json!(c),
-                json!(im),
-                json!("<none>"),
-            ]
-        }
+        Printer::Deployment => deployment_row(o),
+        Printer::ReplicaSet => replica_set_row(o),
+        Printer::StatefulSet => stateful_set_row(o),
+        Printer::DaemonSet => daemon_set_row(o),
+        Printer::Job => job_row(o),
+        Printer::CronJob => cron_job_row(o),
         Printer::MutatingWebhookConfiguration => vec![
             name,
             json!(o["webhooks"].as_array().map(Vec::len).unwrap_or(0)),
@@ -514,21 +551,7 @@ fn cells(printer: &Printer, o: &Value) -> Vec<Value> {
         Printer::CustomResourceDefinition => {
             vec![name, json!(s(&o["metadata"]["creationTimestamp"]))]
         }
-        Printer::Custom(cols) => {
-            let mut out = vec![name];
-            if cols.is_empty() {
-                out.push(json!(age(o)));
-            }
-            for c in cols {
-                let v = json_path(o, &c.json_path);
-                out.push(match (c.type_.as_str(), &v) {
-                    (_, Value::Null) => Value::Null,
-                    ("date", Value::String(t)) => json!(human_age(Some(t))),
-                    _ => v,
-                });
-            }
-            out
-        }
+        Printer::Custom(cols) => custom_row(cols, o),
     }
 }
 

@@ -163,6 +163,29 @@ async fn abort(out: &mpsc::Sender<Result<Bytes, std::io::Error>>) {
         .await;
 }
 
+/// Sends the event a change makes for this watch, if any. False when the stream is over:
+/// the client went away, or `drop_after` events have been sent and the connection is cut.
+async fn forward(
+    req: &WatchRequest,
+    change: &Change,
+    drop_after: Option<usize>,
+    sent: &mut usize,
+    out: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> bool {
+    let Some(ev) = req.event_for(change) else {
+        return true;
+    };
+    if out.send(Ok(ev)).await.is_err() {
+        return false;
+    }
+    *sent += 1;
+    if drop_after.is_some_and(|n| *sent >= n) {
+        abort(out).await;
+        return false;
+    }
+    true
+}
+
 /// Runs one watch until it times out, the client goes away, or a fault ends it.
 pub(crate) async fn run(
     mut req: WatchRequest,
@@ -185,15 +208,8 @@ pub(crate) async fn run(
         Ok(events) => {
             for change in events {
                 cursor = cursor.max(change.rv);
-                if let Some(ev) = req.event_for(&change) {
-                    if out.send(Ok(ev)).await.is_err() {
-                        return;
-                    }
-                    sent += 1;
-                    if sig.drop_after.is_some_and(|n| sent >= n) {
-                        abort(&out).await;
-                        return;
-                    }
+                if !forward(&req, &change, sig.drop_after, &mut sent, &out).await {
+                    return;
                 }
             }
         }
@@ -223,15 +239,8 @@ pub(crate) async fn run(
                         continue;
                     }
                     cursor = change.rv;
-                    if let Some(ev) = req.event_for(&change) {
-                        if out.send(Ok(ev)).await.is_err() {
-                            return;
-                        }
-                        sent += 1;
-                        if sig.drop_after.is_some_and(|n| sent >= n) {
-                            abort(&out).await;
-                            return;
-                        }
+                    if !forward(&req, &change, sig.drop_after, &mut sent, &out).await {
+                        return;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
