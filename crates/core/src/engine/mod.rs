@@ -1,12 +1,12 @@
 //! The injection engine: raw object JSON → plan (what is added, where, in which mode, and
 //! why) → RFC 6902 JSON Patch. One code path for the webhook and the offline CLI.
 //!
-//! One template is planned in steps ([`plan`]): the pod's own checks and the earlier
-//! injection ([`verify`]), opt-outs ([`optout`]), profile selection ([`select`]), the mode of
-//! each profile ([`mode`]), what each mode adds ([`wiring`]), then
-//! where it goes ([`placement`], [`affinity`]), whether the pod already holds it
-//! ([`drift`]) and the patch ([`finish`], [`render`]). Every step returns its result or a
-//! skip with its reason, and writes its warnings and explanations to one [`notes::Notes`].
+//! One template is planned in steps (`plan`): the pod's own checks and the earlier injection
+//! (`verify`), opt-outs (`optout`), profile selection (`select`), the mode of each profile
+//! (`mode`), what each mode adds (`wiring`), then where it goes (`placement`, `affinity`),
+//! whether the pod already holds it (`drift`) and the patch (`finish`, `render`). Every step
+//! returns its result or a skip with its reason, and writes its warnings and explanations to
+//! one `Notes`.
 
 mod affinity;
 mod applists;
