@@ -106,3 +106,34 @@ pub(super) fn meta_holds_only_annotations(t: &Template<'_>) -> bool {
         })
         .is_some_and(|m| m.keys().all(|k| k == "annotations"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn was_empty_table() {
+        let recorded = Added {
+            was_empty: vec!["volumes".into()],
+            ..Added::default()
+        };
+        let none = Added::default();
+        // (recorded, key, present, len, base_len, want)
+        let table = [
+            (&none, "volumes", true, 0, 0, true),
+            (&none, "volumes", false, 0, 0, false),
+            (&none, "volumes", true, 2, 0, false),
+            (&recorded, "volumes", true, 2, 0, true),
+            (&recorded, "volumes", true, 2, 1, false),
+            (&recorded, "initContainers", true, 1, 0, false),
+        ];
+        for (prev, key, present, len, base_len, want) in table {
+            assert_eq!(
+                was_empty(prev, key, present, len, base_len),
+                want,
+                "{key} present {present} len {len} base {base_len} recorded {:?}",
+                prev.was_empty
+            );
+        }
+    }
+}

@@ -163,3 +163,67 @@ fn place_init(base: &[(usize, String)], adds: &mut Additions, notes: &mut Notes)
     }
     work.0.into_iter().map(|(n, v, _)| (n, v)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn placed(positions: &[Position], install: bool) -> (Vec<String>, usize) {
+        let base = [(0, "a".to_string()), (1, "b".to_string())];
+        let mut adds = Additions::default();
+        for (i, pos) in positions.iter().enumerate() {
+            let name = format!("p{i}");
+            adds.init_blocks
+                .push((pos.clone(), vec![(name.clone(), json!({"name": name}))]));
+        }
+        adds.native_first = Some("p0".into());
+        adds.install = install.then(|| json!({}));
+        let mut notes = Notes::default();
+        let names = place_init(&base, &mut adds, &mut notes)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        (names, notes.warnings.len())
+    }
+
+    #[test]
+    fn init_blocks_go_where_their_position_says() {
+        let before = |n: &str| Position::Before(n.into());
+        let after = |n: &str| Position::After(n.into());
+        let table: [(Vec<Position>, bool, &[&str], usize); 7] = [
+            (vec![Position::First], false, &["p0", "a", "b"], 0),
+            (
+                vec![Position::First, Position::First],
+                false,
+                &["p0", "p1", "a", "b"],
+                0,
+            ),
+            (vec![Position::Last], false, &["a", "b", "p0"], 0),
+            (vec![before("b")], false, &["a", "p0", "b"], 0),
+            (
+                vec![after("a"), after("a")],
+                false,
+                &["a", "p0", "p1", "b"],
+                0,
+            ),
+            (
+                vec![before("x"), after("x")],
+                false,
+                &["p0", "a", "b", "p1"],
+                2,
+            ),
+            (
+                vec![Position::Last],
+                true,
+                &["a", "b", INSTALL_CONTAINER, "p0"],
+                0,
+            ),
+        ];
+        for (positions, install, want, warnings) in table {
+            let (names, n) = placed(&positions, install);
+            assert_eq!(names, want, "{positions:?}");
+            assert_eq!(n, warnings, "{positions:?}");
+        }
+    }
+}

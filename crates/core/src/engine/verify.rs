@@ -93,6 +93,23 @@ impl Judge {
         }
     }
 
+    /// A listed `kind` the pod has (`have`) must be what the profile adds (`want`).
+    fn listed(
+        &self,
+        kind: &str,
+        name: &str,
+        have: &Value,
+        want: Option<&Value>,
+    ) -> Result<(), String> {
+        match want {
+            Some(w) if self.matches(have, w) => Ok(()),
+            _ => Err(format!(
+                "{kind} {name:?} is listed, but it is not {}",
+                self.what()
+            )),
+        }
+    }
+
     fn matches(&self, have: &Value, want: &Value) -> bool {
         if self.exact {
             let mut want = want.clone();
@@ -176,15 +193,8 @@ impl Verifier<'_, '_> {
                 let Some(have) = list.iter().find(|c| &c.view.name == name) else {
                     continue;
                 };
-                match want.get(name.as_str()) {
-                    Some(w) if self.judge.matches(&have.value(), w) => {}
-                    _ => {
-                        return Err(format!(
-                            "{kind} {name:?} is listed, but it is not {}",
-                            self.judge.what()
-                        ));
-                    }
-                }
+                let want = want.get(name.as_str()).copied();
+                self.judge.listed(kind, name, &have.value(), want)?;
             }
         }
         Ok(())
@@ -202,15 +212,8 @@ impl Verifier<'_, '_> {
                 continue;
             };
             let have: Value = serde_json::from_str(have.raw.get()).unwrap_or(Value::Null);
-            match volumes_want.get(name.as_str()) {
-                Some(w) if self.judge.matches(&have, w) => {}
-                _ => {
-                    return Err(format!(
-                        "volume {name:?} is listed, but it is not {}",
-                        self.judge.what()
-                    ));
-                }
-            }
+            let want = volumes_want.get(name.as_str()).copied();
+            self.judge.listed("volume", name, &have, want)?;
         }
         Ok(())
     }
