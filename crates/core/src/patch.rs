@@ -26,22 +26,44 @@ pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
     serde_json::to_vec(ops).unwrap_or_else(|_| b"[]".to_vec())
 }
 
+/// One item of a list as an edit leaves it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Slot {
+    /// The current item at this index, kept.
+    Keep(usize),
+    /// A new value, inserted.
+    Insert(Value),
+}
+
+impl Slot {
+    /// The new value, if this slot inserts one.
+    pub fn inserted(&self) -> Option<&Value> {
+        match self {
+            Slot::Insert(v) => Some(v),
+            Slot::Keep(_) => None,
+        }
+    }
+}
+
 /// Edits a list (containers, volumes, mounts...) whose retained items keep their order:
 /// removes the flagged items (highest index first), then adds the new ones at their final
-/// positions (lowest first). `target` is the final list: `Ok(i)` is current item `i`,
-/// `Err(v)` a new value. `present` says whether the field exists at all; a list emptied by
+/// positions (lowest first). `target` is the final list: `Keep(i)` is current item `i`,
+/// `Insert(v)` a new value. `present` says whether the field exists at all; a list emptied by
 /// the edit is removed, unless `keep_empty` (it was an empty list before anything was added).
 pub fn edit_list(
     ops: &mut Vec<PatchOp>,
     pointer: &str,
     present: bool,
     current_len: usize,
-    target: Vec<Result<usize, Value>>,
+    target: Vec<Slot>,
     keep_empty: bool,
 ) {
     let kept: Vec<usize> = target
         .iter()
-        .filter_map(|t| t.as_ref().ok().copied())
+        .filter_map(|t| match t {
+            Slot::Keep(i) => Some(*i),
+            Slot::Insert(_) => None,
+        })
         .collect();
     let removed: Vec<usize> = (0..current_len).filter(|i| !kept.contains(i)).collect();
     if target.is_empty() {
@@ -60,7 +82,13 @@ pub fn edit_list(
         return;
     }
     if kept.is_empty() && (!present || current_len == removed.len()) {
-        let values: Vec<Value> = target.into_iter().filter_map(Result::err).collect();
+        let values: Vec<Value> = target
+            .into_iter()
+            .filter_map(|t| match t {
+                Slot::Insert(v) => Some(v),
+                Slot::Keep(_) => None,
+            })
+            .collect();
         if present {
             ops.push(PatchOp::Replace {
                 path: pointer.to_string(),
@@ -80,7 +108,7 @@ pub fn edit_list(
         });
     }
     for (pos, t) in target.into_iter().enumerate() {
-        if let Err(v) = t {
+        if let Slot::Insert(v) = t {
             ops.push(PatchOp::Add {
                 path: format!("{pointer}/{pos}"),
                 value: v,
@@ -110,7 +138,12 @@ mod tests {
             "/l",
             true,
             4,
-            vec![Err(json!("N")), Ok(0), Ok(2), Err(json!("M"))],
+            vec![
+                Slot::Insert(json!("N")),
+                Slot::Keep(0),
+                Slot::Keep(2),
+                Slot::Insert(json!("M")),
+            ],
             false,
         );
         assert_eq!(apply(&doc, &ops), json!({"l": ["N", "a", "b", "M"]}));
@@ -119,13 +152,20 @@ mod tests {
     #[test]
     fn creates_and_removes_whole_lists() {
         let mut ops = Vec::new();
-        edit_list(&mut ops, "/l", false, 0, vec![Err(json!(1))], false);
+        edit_list(
+            &mut ops,
+            "/l",
+            false,
+            0,
+            vec![Slot::Insert(json!(1))],
+            false,
+        );
         assert_eq!(apply(&json!({}), &ops), json!({"l": [1]}));
         let mut ops = Vec::new();
         edit_list(&mut ops, "/l", true, 2, vec![], false);
         assert_eq!(apply(&json!({"l": [1, 2]}), &ops), json!({}));
         let mut ops = Vec::new();
-        edit_list(&mut ops, "/l", true, 1, vec![Err(json!(3))], false);
+        edit_list(&mut ops, "/l", true, 1, vec![Slot::Insert(json!(3))], false);
         assert_eq!(apply(&json!({"l": [1]}), &ops), json!({"l": [3]}));
         let mut ops = Vec::new();
         edit_list(&mut ops, "/l", true, 0, vec![], false);

@@ -307,23 +307,7 @@ fn collect<'a>(
         "pod" => (head.metadata, head.spec, prefix.to_string()),
         _ => {
             let Some(spec) = head.spec else { return Ok(()) };
-            let (template, pointer) = if route == "cronjob" {
-                let cj: CronJobSpec = parse(spec.get(), &format!("{prefix}/spec"))?;
-                let Some(jt) = cj.job_template else {
-                    return Ok(());
-                };
-                let jt: JobTemplate = parse(jt.get(), &format!("{prefix}/spec/jobTemplate"))?;
-                let Some(js) = jt.spec else { return Ok(()) };
-                let wt: WithTemplate = parse(js.get(), &format!("{prefix}/spec/jobTemplate/spec"))?;
-                (
-                    wt.template,
-                    format!("{prefix}/spec/jobTemplate/spec/template"),
-                )
-            } else {
-                let wt: WithTemplate = parse(spec.get(), &format!("{prefix}/spec"))?;
-                (wt.template, format!("{prefix}/spec/template"))
-            };
-            let Some(template) = template else {
+            let Some((template, pointer)) = workload_template(spec, route, prefix)? else {
                 return Ok(());
             };
             let parts: TemplateParts = parse(template.get(), &pointer)?;
@@ -356,6 +340,32 @@ fn collect<'a>(
         spec,
     });
     Ok(())
+}
+
+/// The pod template of a workload's `spec` (a CronJob's through its job template), and its
+/// pointer; `None` where there is none.
+fn workload_template<'a>(
+    spec: &'a RawValue,
+    route: &str,
+    prefix: &str,
+) -> Result<Option<(&'a RawValue, String)>, ViewError> {
+    let (template, pointer) = if route == "cronjob" {
+        let cj: CronJobSpec = parse(spec.get(), &format!("{prefix}/spec"))?;
+        let Some(jt) = cj.job_template else {
+            return Ok(None);
+        };
+        let jt: JobTemplate = parse(jt.get(), &format!("{prefix}/spec/jobTemplate"))?;
+        let Some(js) = jt.spec else { return Ok(None) };
+        let wt: WithTemplate = parse(js.get(), &format!("{prefix}/spec/jobTemplate/spec"))?;
+        (
+            wt.template,
+            format!("{prefix}/spec/jobTemplate/spec/template"),
+        )
+    } else {
+        let wt: WithTemplate = parse(spec.get(), &format!("{prefix}/spec"))?;
+        (wt.template, format!("{prefix}/spec/template"))
+    };
+    Ok(template.map(|t| (t, pointer)))
 }
 
 fn containers<'a>(

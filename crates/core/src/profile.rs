@@ -419,6 +419,27 @@ fn validate_container(
         return None;
     };
     let name = obj.get("name").and_then(Value::as_str).unwrap_or("");
+    check_container_name(name, field, regular_init, errs);
+    match obj.get("image") {
+        Some(Value::String(s)) if !s.trim().is_empty() => {}
+        _ => errs.push(FieldError::new(
+            format!("{field}.image"),
+            "is missing",
+            "give the container image",
+        )),
+    }
+    let command = container_command(obj, field, errs);
+    check_mode_fields(obj, field, regular_init, errs);
+    check_container_lists(obj, field, errs);
+    Some(ContainerSpec {
+        name: name.to_string(),
+        command,
+        raw: obj.clone(),
+    })
+}
+
+/// A DNS-1123 label, with room for the legacy copy's suffix (sidecars), not reserved.
+fn check_container_name(name: &str, field: &str, regular_init: bool, errs: &mut Vec<FieldError>) {
     if !is_dns_label(name) {
         errs.push(FieldError::new(
             format!("{field}.name"),
@@ -443,14 +464,14 @@ fn validate_container(
             "choose another name",
         ));
     }
-    match obj.get("image") {
-        Some(Value::String(s)) if !s.trim().is_empty() => {}
-        _ => errs.push(FieldError::new(
-            format!("{field}.image"),
-            "is missing",
-            "give the container image",
-        )),
-    }
+}
+
+/// The container's command, where given; `command` and `args` must be lists of strings.
+fn container_command(
+    obj: &Map<String, Value>,
+    field: &str,
+    errs: &mut Vec<FieldError>,
+) -> Option<Vec<String>> {
     let mut command = None;
     for key in ["command", "args"] {
         if let Some(c) = obj.get(key) {
@@ -474,6 +495,17 @@ fn validate_container(
             }
         }
     }
+    command
+}
+
+/// Fields the injection mode decides: `restartPolicy` never, probes and lifecycle not on a
+/// regular init container.
+fn check_mode_fields(
+    obj: &Map<String, Value>,
+    field: &str,
+    regular_init: bool,
+    errs: &mut Vec<FieldError>,
+) {
     if obj.contains_key("restartPolicy") {
         errs.push(FieldError::new(
             format!("{field}.restartPolicy"),
@@ -497,6 +529,10 @@ fn validate_container(
             }
         }
     }
+}
+
+/// `volumeMounts`, `env` and `ports`: what the engine reads of them must be there.
+fn check_container_lists(obj: &Map<String, Value>, field: &str, errs: &mut Vec<FieldError>) {
     if let Some(mounts) = obj.get("volumeMounts") {
         match mounts.as_array() {
             Some(list) => {
@@ -559,11 +595,6 @@ fn validate_container(
             }
         }
     }
-    Some(ContainerSpec {
-        name: name.to_string(),
-        command,
-        raw: obj.clone(),
-    })
 }
 
 fn named(v: &Value, field: &str, what: &str, errs: &mut Vec<FieldError>) -> Option<Named> {
@@ -584,38 +615,7 @@ fn named(v: &Value, field: &str, what: &str, errs: &mut Vec<FieldError>) -> Opti
 }
 
 fn validate_spec(raw: RawSpec, errs: &mut Vec<FieldError>) -> ProfileSpec {
-    let position = match &raw.position {
-        None => Position::First,
-        Some(Value::String(s)) if s == "first" => Position::First,
-        Some(Value::String(s)) if s == "last" => Position::Last,
-        Some(Value::Object(m)) if m.len() == 1 => {
-            let (k, v) = m
-                .iter()
-                .next()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .unwrap_or(("", None));
-            match (k, v) {
-                ("before", Some(n)) if !n.is_empty() => Position::Before(n.to_string()),
-                ("after", Some(n)) if !n.is_empty() => Position::After(n.to_string()),
-                _ => {
-                    errs.push(FieldError::new(
-                        "spec.position",
-                        format!("{:?} is not a position", raw.position),
-                        "use first, last, {before: NAME} or {after: NAME}",
-                    ));
-                    Position::First
-                }
-            }
-        }
-        Some(other) => {
-            errs.push(FieldError::new(
-                "spec.position",
-                format!("{other} is not a position"),
-                "use first, last, {before: NAME} or {after: NAME}",
-            ));
-            Position::First
-        }
-    };
+    let position = validate_position(raw.position.as_ref(), errs);
     for (field, sel) in [
         ("spec.selector", &raw.selector),
         ("spec.namespaceSelector", &raw.namespace_selector),
@@ -648,119 +648,16 @@ fn validate_spec(raw: RawSpec, errs: &mut Vec<FieldError>) -> ProfileSpec {
     let mode = raw.mode.unwrap_or_default();
     let fallback = raw.fallback.unwrap_or_default();
     if mode == Mode::Universal || (mode == Mode::Auto && fallback == Fallback::Universal) {
-        for (i, c) in containers.iter().enumerate() {
-            if c.command.is_none() {
-                errs.push(FieldError::new(
-                    format!("spec.containers[{i}].command"),
-                    format!("is missing: universal mode wraps the command of {:?} in sidecar-shim", c.name),
-                    "give the container's command (the image's entrypoint, which the webhook cannot read)",
-                ));
-            }
-        }
+        check_universal_commands(&containers, errs);
     }
-    let mut seen = BTreeMap::new();
-    for (field, name) in containers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (format!("spec.containers[{i}].name"), c.name.clone()))
-        .chain(
-            init_containers
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (format!("spec.initContainers[{i}].name"), c.name.clone())),
-        )
-    {
-        if let Some(first) = seen.insert(name.clone(), field.clone()) {
-            errs.push(FieldError::new(
-                field,
-                format!("{name:?} is also the name of {first}"),
-                "give every container a unique name",
-            ));
-        }
-    }
-    for c in &containers {
-        let legacy = format!("{}{LEGACY_SUFFIX}", c.name);
-        if let Some(other) = seen.get(&legacy) {
-            errs.push(FieldError::new(
-                other.clone(),
-                format!("{legacy:?} is the name of the legacy copy of {:?}", c.name),
-                "rename the container",
-            ));
-        }
-    }
-    let mut volumes = Vec::new();
-    let mut vol_names = BTreeSet::new();
-    for (i, v) in raw.volumes.iter().enumerate() {
-        let field = format!("spec.volumes[{i}]");
-        if let Some(n) = named(v, &field, "volume", errs) {
-            if n.name == SHIM_VOLUME {
-                errs.push(FieldError::new(
-                    format!("{field}.name"),
-                    "\"sidecar-kit\" is reserved for the shim's volume",
-                    "choose another name",
-                ));
-            } else if !is_dns_label(&n.name) {
-                errs.push(FieldError::new(
-                    format!("{field}.name"),
-                    format!("{:?} is not a DNS-1123 label", n.name),
-                    "use lowercase letters, digits and '-'",
-                ));
-            } else if !vol_names.insert(n.name.clone()) {
-                errs.push(FieldError::new(
-                    format!("{field}.name"),
-                    format!("volume {:?} is listed twice", n.name),
-                    "remove the duplicate",
-                ));
-            }
-            volumes.push(n);
-        }
-    }
+    check_unique_names(&containers, &init_containers, errs);
+    let volumes = validate_volumes(&raw.volumes, errs);
     let app = raw.app_containers.unwrap_or(RawApp {
         volume_mounts: vec![],
         env: vec![],
     });
-    let mut app_volume_mounts = Vec::new();
-    let mut paths = BTreeSet::new();
-    for (i, m) in app.volume_mounts.iter().enumerate() {
-        let field = format!("spec.appContainers.volumeMounts[{i}]");
-        let name = m.get("name").and_then(Value::as_str).unwrap_or("");
-        let path = m.get("mountPath").and_then(Value::as_str).unwrap_or("");
-        if name.is_empty() || !path.starts_with('/') {
-            errs.push(FieldError::new(
-                field,
-                "needs a name and an absolute mountPath",
-                "give both",
-            ));
-            continue;
-        }
-        if !paths.insert(path.to_string()) {
-            errs.push(FieldError::new(
-                format!("{field}.mountPath"),
-                format!("{path:?} is mounted twice"),
-                "remove the duplicate",
-            ));
-        }
-        app_volume_mounts.push(MountSpec {
-            name: name.to_string(),
-            mount_path: path.to_string(),
-            raw: m.clone(),
-        });
-    }
-    let mut app_env = Vec::new();
-    let mut env_names = BTreeSet::new();
-    for (i, e) in app.env.iter().enumerate() {
-        let field = format!("spec.appContainers.env[{i}]");
-        if let Some(n) = named(e, &field, "variable", errs) {
-            if !env_names.insert(n.name.clone()) {
-                errs.push(FieldError::new(
-                    format!("{field}.name"),
-                    format!("{:?} is set twice", n.name),
-                    "remove the duplicate",
-                ));
-            }
-            app_env.push(n);
-        }
-    }
+    let app_volume_mounts = validate_app_mounts(&app.volume_mounts, errs);
+    let app_env = validate_app_env(&app.env, errs);
     let shim_image = match raw.shim {
         Some(s) if s.image.trim().is_empty() => {
             errs.push(FieldError::new(
@@ -788,6 +685,174 @@ fn validate_spec(raw: RawSpec, errs: &mut Vec<FieldError>) -> ProfileSpec {
         shim_image,
         job_completion: raw.job_completion.unwrap_or_default(),
     }
+}
+
+/// `first`, `last`, `{before: NAME}` or `{after: NAME}`; first when absent (or wrong).
+fn validate_position(raw: Option<&Value>, errs: &mut Vec<FieldError>) -> Position {
+    match raw {
+        None => Position::First,
+        Some(Value::String(s)) if s == "first" => Position::First,
+        Some(Value::String(s)) if s == "last" => Position::Last,
+        Some(Value::Object(m)) if m.len() == 1 => {
+            let (k, v) = m
+                .iter()
+                .next()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .unwrap_or(("", None));
+            match (k, v) {
+                ("before", Some(n)) if !n.is_empty() => Position::Before(n.to_string()),
+                ("after", Some(n)) if !n.is_empty() => Position::After(n.to_string()),
+                _ => {
+                    errs.push(FieldError::new(
+                        "spec.position",
+                        format!("{raw:?} is not a position"),
+                        "use first, last, {before: NAME} or {after: NAME}",
+                    ));
+                    Position::First
+                }
+            }
+        }
+        Some(other) => {
+            errs.push(FieldError::new(
+                "spec.position",
+                format!("{other} is not a position"),
+                "use first, last, {before: NAME} or {after: NAME}",
+            ));
+            Position::First
+        }
+    }
+}
+
+/// Universal mode wraps every sidecar's command: each must give one.
+fn check_universal_commands(containers: &[ContainerSpec], errs: &mut Vec<FieldError>) {
+    for (i, c) in containers.iter().enumerate() {
+        if c.command.is_none() {
+            errs.push(FieldError::new(
+                format!("spec.containers[{i}].command"),
+                format!("is missing: universal mode wraps the command of {:?} in sidecar-shim", c.name),
+                "give the container's command (the image's entrypoint, which the webhook cannot read)",
+            ));
+        }
+    }
+}
+
+/// Every container name once, including the names of the legacy copies.
+fn check_unique_names(
+    containers: &[ContainerSpec],
+    init_containers: &[ContainerSpec],
+    errs: &mut Vec<FieldError>,
+) {
+    let mut seen = BTreeMap::new();
+    for (field, name) in containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.containers[{i}].name"), c.name.clone()))
+        .chain(
+            init_containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("spec.initContainers[{i}].name"), c.name.clone())),
+        )
+    {
+        if let Some(first) = seen.insert(name.clone(), field.clone()) {
+            errs.push(FieldError::new(
+                field,
+                format!("{name:?} is also the name of {first}"),
+                "give every container a unique name",
+            ));
+        }
+    }
+    for c in containers {
+        let legacy = format!("{}{LEGACY_SUFFIX}", c.name);
+        if let Some(other) = seen.get(&legacy) {
+            errs.push(FieldError::new(
+                other.clone(),
+                format!("{legacy:?} is the name of the legacy copy of {:?}", c.name),
+                "rename the container",
+            ));
+        }
+    }
+}
+
+fn validate_volumes(raw: &[Value], errs: &mut Vec<FieldError>) -> Vec<Named> {
+    let mut volumes = Vec::new();
+    let mut vol_names = BTreeSet::new();
+    for (i, v) in raw.iter().enumerate() {
+        let field = format!("spec.volumes[{i}]");
+        if let Some(n) = named(v, &field, "volume", errs) {
+            if n.name == SHIM_VOLUME {
+                errs.push(FieldError::new(
+                    format!("{field}.name"),
+                    "\"sidecar-kit\" is reserved for the shim's volume",
+                    "choose another name",
+                ));
+            } else if !is_dns_label(&n.name) {
+                errs.push(FieldError::new(
+                    format!("{field}.name"),
+                    format!("{:?} is not a DNS-1123 label", n.name),
+                    "use lowercase letters, digits and '-'",
+                ));
+            } else if !vol_names.insert(n.name.clone()) {
+                errs.push(FieldError::new(
+                    format!("{field}.name"),
+                    format!("volume {:?} is listed twice", n.name),
+                    "remove the duplicate",
+                ));
+            }
+            volumes.push(n);
+        }
+    }
+    volumes
+}
+
+fn validate_app_mounts(raw: &[Value], errs: &mut Vec<FieldError>) -> Vec<MountSpec> {
+    let mut app_volume_mounts = Vec::new();
+    let mut paths = BTreeSet::new();
+    for (i, m) in raw.iter().enumerate() {
+        let field = format!("spec.appContainers.volumeMounts[{i}]");
+        let name = m.get("name").and_then(Value::as_str).unwrap_or("");
+        let path = m.get("mountPath").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() || !path.starts_with('/') {
+            errs.push(FieldError::new(
+                field,
+                "needs a name and an absolute mountPath",
+                "give both",
+            ));
+            continue;
+        }
+        if !paths.insert(path.to_string()) {
+            errs.push(FieldError::new(
+                format!("{field}.mountPath"),
+                format!("{path:?} is mounted twice"),
+                "remove the duplicate",
+            ));
+        }
+        app_volume_mounts.push(MountSpec {
+            name: name.to_string(),
+            mount_path: path.to_string(),
+            raw: m.clone(),
+        });
+    }
+    app_volume_mounts
+}
+
+fn validate_app_env(raw: &[Value], errs: &mut Vec<FieldError>) -> Vec<Named> {
+    let mut app_env = Vec::new();
+    let mut env_names = BTreeSet::new();
+    for (i, e) in raw.iter().enumerate() {
+        let field = format!("spec.appContainers.env[{i}]");
+        if let Some(n) = named(e, &field, "variable", errs) {
+            if !env_names.insert(n.name.clone()) {
+                errs.push(FieldError::new(
+                    format!("{field}.name"),
+                    format!("{:?} is set twice", n.name),
+                    "remove the duplicate",
+                ));
+            }
+            app_env.push(n);
+        }
+    }
+    app_env
 }
 
 /// Writes `v` as JSON with object keys sorted, so equal content hashes equally.

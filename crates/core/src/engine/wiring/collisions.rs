@@ -1,0 +1,115 @@
+//! What the plan adds must fit the pod: no name the pod already uses for something
+//! sidecar-kit did not inject, and a volume for every mount of what is added.
+
+use super::Additions;
+use crate::engine::outcome::{Skip, SkipCode};
+use crate::pod::Template;
+use crate::profile::INSTALL_CONTAINER;
+use crate::status::Added;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+pub(super) fn check(t: &Template<'_>, prev: &Added, adds: &Additions) -> Result<(), Skip> {
+    let base_volumes: BTreeSet<&str> = t
+        .spec
+        .volumes
+        .iter()
+        .filter(|v| !prev.volumes.contains(&v.name))
+        .map(|v| v.name.as_str())
+        .collect();
+    names(t, prev, adds)?;
+    for (n, _) in &adds.volumes {
+        if base_volumes.contains(n.as_str()) {
+            return Err(Skip::new(
+                SkipCode::PodConflict,
+                format!(
+                    "the pod already has a volume named {n:?} that sidecar-kit did not inject; rename one of them"
+                ),
+            ));
+        }
+    }
+    mounts(&base_volumes, adds)
+}
+
+/// Containers added under names the pod already uses.
+fn names(t: &Template<'_>, prev: &Added, adds: &Additions) -> Result<(), Skip> {
+    let base_names: BTreeSet<&str> = t
+        .spec
+        .init_containers
+        .iter()
+        .filter(|c| !prev.init_containers.contains(&c.view.name))
+        .chain(
+            t.spec
+                .containers
+                .iter()
+                .filter(|c| !prev.containers.contains(&c.view.name)),
+        )
+        .map(|c| c.view.name.as_str())
+        .collect();
+    let mut new_names: Vec<&str> = adds
+        .init_blocks
+        .iter()
+        .flat_map(|(_, b)| b.iter().map(|(n, _)| n.as_str()))
+        .chain(adds.containers.iter().map(|(n, _)| n.as_str()))
+        .collect();
+    if adds.install.is_some() {
+        new_names.push(INSTALL_CONTAINER);
+    }
+    for n in new_names {
+        if base_names.contains(n) {
+            return Err(Skip::new(
+                SkipCode::PodConflict,
+                format!(
+                    "the pod already has a container named {n:?} that sidecar-kit did not inject; rename it, or remove it from the profile"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every mount of an added container, and every mount added to app containers, must have
+/// its volume.
+fn mounts(base_volumes: &BTreeSet<&str>, adds: &Additions) -> Result<(), Skip> {
+    let all_volumes: BTreeSet<&str> = base_volumes
+        .iter()
+        .copied()
+        .chain(adds.volumes.iter().map(|(n, _)| n.as_str()))
+        .collect();
+    let added_values = adds
+        .init_blocks
+        .iter()
+        .flat_map(|(_, b)| b.iter())
+        .chain(adds.containers.iter());
+    for (name, v) in added_values {
+        for m in v
+            .get("volumeMounts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let vol = m.get("name").and_then(Value::as_str).unwrap_or("");
+            if !all_volumes.contains(vol) {
+                return Err(Skip::new(
+                    SkipCode::MissingVolume,
+                    format!(
+                        "container {name:?} mounts volume {vol:?}, which neither its profile nor the pod defines; add it to the profile's volumes"
+                    ),
+                ));
+            }
+        }
+    }
+    for m in &adds.app_mounts {
+        let vol = m.value.get("name").and_then(Value::as_str).unwrap_or("");
+        if !all_volumes.contains(vol) {
+            return Err(Skip::new(
+                SkipCode::MissingVolume,
+                format!(
+                    "appContainers mount {:?} uses volume {vol:?}, which neither the profile nor the pod defines; add it to the profile's volumes",
+                    m.key
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
