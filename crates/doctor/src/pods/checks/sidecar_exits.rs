@@ -81,11 +81,19 @@ mod tests {
         out.into_iter().map(|f| (f.message, f.severity)).collect()
     }
 
+    /// Phase, deleting, the sidecar's state, and the finding expected.
+    type Case<'a> = (
+        &'a str,
+        bool,
+        serde_json::Value,
+        Option<(&'a str, Severity)>,
+    );
+
     #[test]
     fn crash_loops_and_teardown_exits() {
         let crash = json!({"waiting": {"reason": "CrashLoopBackOff"}});
         let exited = |code: i64| json!({"terminated": {"exitCode": code}});
-        let cases: Vec<(&str, bool, serde_json::Value, Option<(&str, Severity)>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "Running",
                 false,
