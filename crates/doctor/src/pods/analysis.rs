@@ -85,6 +85,14 @@ mod tests {
         json!({"metadata": {"name": "p", "namespace": "shop"}, "spec": spec, "status": status})
     }
 
+    /// A pod on a node of class `class`, without a known owner.
+    fn on(class: NodeClass) -> Context {
+        Context {
+            node_class: Some(class),
+            owner: None,
+        }
+    }
+
     fn checks(a: &Analysis) -> Vec<(&str, Severity)> {
         a.findings
             .iter()
@@ -105,10 +113,7 @@ mod tests {
                 "containerStatuses": [{"name": "app", "state": {"running": {}}}, {"name": "log-legacy", "state": refused}]}),
         );
         p["metadata"]["annotations"] = json!({STATUS_ANNOTATION: st});
-        let ctx = Context {
-            node_class: Some(NodeClass::Capable),
-            owner: None,
-        };
+        let ctx = on(NodeClass::Capable);
         let a = analyse(&p, &ctx);
         assert_eq!(
             checks(&a),
@@ -140,25 +145,13 @@ mod tests {
             spec.clone(),
             json!({"phase": "Failed", "reason": "InitContainerRestartPolicyForbidden", "message": "Init container \"proxy\" may not have a non-default restartPolicy"}),
         );
-        let a = analyse(
-            &p,
-            &Context {
-                node_class: Some(NodeClass::Rejecting),
-                owner: None,
-            },
-        );
+        let a = analyse(&p, &on(NodeClass::Rejecting));
         assert_eq!(checks(&a), vec![("pods.rejected-by-node", Severity::Error)]);
         assert!(a.findings[0].message.contains("node n1 (rejecting)"));
         assert!(!a.findings[0].message.contains("classed capable"));
         // A node classed capable (its gate never read) that refused the pod: said, with the fix
         // that makes the label right.
-        let a = analyse(
-            &p,
-            &Context {
-                node_class: Some(NodeClass::Capable),
-                owner: None,
-            },
-        );
+        let a = analyse(&p, &on(NodeClass::Capable));
         assert_eq!(checks(&a), vec![("pods.rejected-by-node", Severity::Error)]);
         assert!(
             a.findings[0]
@@ -181,23 +174,11 @@ mod tests {
             "initContainerStatuses": [{"name": "proxy", "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}],
             "containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "PodInitializing"}}}]}),
         );
-        let a = analyse(
-            &stuck,
-            &Context {
-                node_class: Some(NodeClass::Unaware),
-                owner: None,
-            },
-        );
+        let a = analyse(&stuck, &on(NodeClass::Unaware));
         assert_eq!(checks(&a), vec![("pods.stuck-in-init", Severity::Error)]);
         let a = analyse(&stuck, &Context::default());
         assert_eq!(checks(&a), vec![("pods.stuck-in-init", Severity::Warning)]);
-        let a = analyse(
-            &stuck,
-            &Context {
-                node_class: Some(NodeClass::Capable),
-                owner: None,
-            },
-        );
+        let a = analyse(&stuck, &on(NodeClass::Capable));
         assert!(a.findings.is_empty());
         assert_eq!(a.sidecars, vec!["proxy (native)"]);
     }
@@ -312,13 +293,7 @@ mod tests {
             "initContainerStatuses": [{"name": "log", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}],
             "containerStatuses": [{"name": "log-legacy", "state": {"running": {}}}]}),
         );
-        let a = analyse(
-            &legacy,
-            &Context {
-                node_class: Some(NodeClass::Capable),
-                owner: None,
-            },
-        );
+        let a = analyse(&legacy, &on(NodeClass::Capable));
         assert_eq!(a.universal[0].copy, "legacy");
         assert_eq!(
             checks(&a),
@@ -331,13 +306,7 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("restartPolicy");
-        let a = analyse(
-            &dropped,
-            &Context {
-                node_class: Some(NodeClass::Capable),
-                owner: None,
-            },
-        );
+        let a = analyse(&dropped, &on(NodeClass::Capable));
         assert_eq!(a.universal[0].copy, "legacy");
         assert_eq!(checks(&a), vec![], "no warning: {:?}", a.findings);
         let both = pod(

@@ -65,14 +65,6 @@ impl<'a> ContainerStatus<'a> {
         })
     }
 
-    fn list(list: &'a Value) -> Vec<ContainerStatus<'a>> {
-        list.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(ContainerStatus::of)
-            .collect()
-    }
-
     /// The copy a universal sidecar's shim wrote as its termination message (`native` or
     /// `legacy`), from the current state first, then the last one.
     pub fn copy_message(&self) -> Option<&'a str> {
@@ -113,14 +105,6 @@ impl<'a> Container<'a> {
             shim_wrapped: first == Some(sidecar_kit_core::engine::SHIM_BIN),
             run_as_non_root: c["securityContext"]["runAsNonRoot"] == true,
         })
-    }
-
-    fn list(list: &'a Value) -> Vec<Container<'a>> {
-        list.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Container::of)
-            .collect()
     }
 }
 
@@ -167,10 +151,10 @@ impl<'a> PodView<'a> {
             node: pod["spec"]["nodeName"].as_str().unwrap_or_default(),
             restart_policy: pod["spec"]["restartPolicy"].as_str().unwrap_or("Always"),
             deleting: !pod["metadata"]["deletionTimestamp"].is_null(),
-            init_containers: Container::list(&pod["spec"]["initContainers"]),
-            containers: Container::list(&pod["spec"]["containers"]),
-            init_statuses: ContainerStatus::list(&pod["status"]["initContainerStatuses"]),
-            statuses: ContainerStatus::list(&pod["status"]["containerStatuses"]),
+            init_containers: each(&pod["spec"]["initContainers"], Container::of),
+            containers: each(&pod["spec"]["containers"], Container::of),
+            init_statuses: each(&pod["status"]["initContainerStatuses"], ContainerStatus::of),
+            statuses: each(&pod["status"]["containerStatuses"], ContainerStatus::of),
             status,
             added,
             universal: Vec::new(),
@@ -217,6 +201,15 @@ impl<'a> PodView<'a> {
     fn was_added(&self, name: &str) -> bool {
         self.added.containers.iter().any(|n| n == name)
     }
+}
+
+/// Each entry of a JSON list read by `of`; entries it cannot read (no name) are left out.
+fn each<'a, T>(list: &'a Value, of: impl Fn(&'a Value) -> Option<T>) -> Vec<T> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(of)
+        .collect()
 }
 
 fn find<'s, 'a>(list: &'s [ContainerStatus<'a>], name: &str) -> &'s ContainerStatus<'a> {
