@@ -66,21 +66,16 @@ pub async fn run(s: &Session, o: &InjectionsOptions) -> Result<Report, DoctorErr
     restarts.dedup();
     summary(&per_ns, &restarts, &mut report);
     if !rows.is_empty() {
-        report.table.push(
-            [
-                "NAMESPACE",
-                "WORKLOAD",
-                "PODS",
-                "CURRENT",
-                "STALE",
-                "PROFILE GONE",
-                "LEGACY ON CAPABLE",
-                "NOT INJECTED",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        );
+        report.table.push(crate::report::header(&[
+            "NAMESPACE",
+            "WORKLOAD",
+            "PODS",
+            "CURRENT",
+            "STALE",
+            "PROFILE GONE",
+            "LEGACY ON CAPABLE",
+            "NOT INJECTED",
+        ]));
         report.table.extend(rows);
     }
     report.data = json!({

@@ -110,6 +110,11 @@ impl Report {
     }
 }
 
+/// A table's header row.
+pub fn header(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
 /// Exit code: 0 when nothing reaches `fail_on`; otherwise 10, 11 or 12 for the highest
 /// finding (info, warning, error).
 pub fn exit_code(report: &Report, fail_on: Severity) -> u8 {

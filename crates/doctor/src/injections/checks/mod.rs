@@ -50,114 +50,116 @@ mod tests {
     use crate::report::Severity;
     use sidecar_kit_core::status::INJECT_KEY;
 
-    #[test]
-    fn each_state_of_a_workloads_pods_has_its_finding() {
-        let restart = "kubectl rollout restart deployment/web -n shop";
-        let label_first =
-            format!("kubectl label namespace shop {INJECT_KEY}=enabled, then {restart}");
-        let stale = PodState::Stale(vec![("log".into(), "sha256:0".into(), "sha256:1".into())]);
-        let not_injected = || PodState::NotInjected(vec!["log".into()]);
-        // (the pods' states, namespace opted in, check, severity, in the message, fix)
-        let cases = [
-            (
-                vec![PodState::Current, PodState::Untouched],
-                Some(true),
-                None,
-            ),
-            (
-                vec![stale, PodState::Current],
-                Some(true),
-                Some((
-                    "injections.stale",
-                    Severity::Warning,
-                    "1 of 2 pod(s) carry an older injection: log sha256:0 (now sha256:1)",
-                    restart.to_string(),
-                )),
-            ),
-            (
-                vec![PodState::ProfileGone(vec!["old".into(), "older".into()])],
-                None,
-                Some((
-                    "injections.profile-gone",
-                    Severity::Warning,
-                    "no longer exist: old, older",
-                    restart.to_string(),
-                )),
-            ),
-            (
-                vec![PodState::LegacyOnCapable],
-                Some(true),
-                Some((
-                    "injections.legacy-on-capable-node",
-                    Severity::Info,
-                    "1 of 1 pod(s) run legacy sidecars",
-                    restart.to_string(),
-                )),
-            ),
-            (
-                vec![not_injected()],
-                Some(false),
-                Some((
-                    "injections.not-injected",
-                    Severity::Warning,
-                    "lacks the label",
-                    label_first,
-                )),
-            ),
-            (
-                vec![not_injected()],
-                Some(true),
-                Some((
-                    "injections.not-injected",
-                    Severity::Warning,
-                    "profile(s) log select them (created before the profile, or the webhook was skipped)",
-                    restart.to_string(),
-                )),
-            ),
-            (
-                vec![not_injected()],
-                None,
-                Some((
-                    "injections.not-injected",
-                    Severity::Warning,
-                    "webhook was skipped)",
-                    restart.to_string(),
-                )),
-            ),
-        ];
+    /// The findings on Deployment shop/web with pods in `states`.
+    fn findings(states: Vec<PodState>, opted_in: Option<bool>) -> Vec<Finding> {
         let workload = Workload {
             namespace: "shop".into(),
             kind: "Deployment".into(),
             name: "web".into(),
         };
-        for (states, opted_in, want) in cases {
-            let mut counts = Counts::default();
-            for s in states {
-                counts.count(s);
-            }
-            let view = WorkloadView {
-                workload: &workload,
-                counts: &counts,
-                opted_in,
-            };
-            let found: Vec<Finding> = run(&view).collect();
-            match want {
-                None => assert!(found.is_empty(), "{found:?}"),
-                Some((check, severity, message, fix)) => {
-                    let [f] = found.as_slice() else {
-                        panic!("one finding: {found:?}")
-                    };
-                    assert_eq!((f.check.as_str(), f.severity), (check, severity));
-                    assert!(f.message.contains(message), "{}", f.message);
-                    assert!(
-                        opted_in == Some(false) || !f.message.contains("lacks the label"),
-                        "{}",
-                        f.message
-                    );
-                    assert_eq!(f.object.as_deref(), Some("Deployment shop/web"));
-                    assert_eq!(f.fix.as_ref(), Some(&fix));
-                }
-            }
+        let mut counts = Counts::default();
+        for s in states {
+            counts.count(s);
+        }
+        let view = WorkloadView {
+            workload: &workload,
+            counts: &counts,
+            opted_in,
+        };
+        run(&view).collect()
+    }
+
+    /// One case: the finding's check, severity, words in its message and fix; None: no
+    /// finding.
+    type Want<'a> = Option<(&'a str, Severity, &'a str, &'a str)>;
+
+    fn assert_finding(found: &[Finding], want: Want<'_>) {
+        let Some((check, severity, words, fix)) = want else {
+            assert!(found.is_empty(), "{found:?}");
+            return;
+        };
+        let [f] = found else {
+            panic!("one finding: {found:?}")
+        };
+        assert_eq!((f.check.as_str(), f.severity), (check, severity));
+        assert!(f.message.contains(words), "{}", f.message);
+        assert_eq!(f.object.as_deref(), Some("Deployment shop/web"));
+        assert_eq!(f.fix.as_deref(), Some(fix));
+    }
+
+    const RESTART: &str = "kubectl rollout restart deployment/web -n shop";
+
+    #[test]
+    fn stale_gone_and_legacy_pods_each_have_their_finding() {
+        use PodState::*;
+        let stale = Stale(vec![("log".into(), "sha256:0".into(), "sha256:1".into())]);
+        let gone = ProfileGone(vec!["old".into(), "older".into()]);
+        let (warning, info) = (Severity::Warning, Severity::Info);
+        let cases: [(Vec<PodState>, Want<'_>); 4] = [
+            (vec![Current, Untouched], None),
+            (
+                vec![stale, Current],
+                Some((
+                    "injections.stale",
+                    warning,
+                    "1 of 2 pod(s) carry an older injection: log sha256:0 (now sha256:1)",
+                    RESTART,
+                )),
+            ),
+            (
+                vec![gone],
+                Some((
+                    "injections.profile-gone",
+                    warning,
+                    "no longer exist: old, older",
+                    RESTART,
+                )),
+            ),
+            (
+                vec![LegacyOnCapable],
+                Some((
+                    "injections.legacy-on-capable-node",
+                    info,
+                    "1 of 1 pod(s) run legacy sidecars",
+                    RESTART,
+                )),
+            ),
+        ];
+        for (states, want) in cases {
+            assert_finding(&findings(states, Some(true)), want);
+        }
+    }
+
+    #[test]
+    fn pods_not_injected_and_the_namespace_label() {
+        let label_first =
+            format!("kubectl label namespace shop {INJECT_KEY}=enabled, then {RESTART}");
+        let check = "injections.not-injected";
+        let (warning, skipped) = (
+            Severity::Warning,
+            "profile(s) log select them (created before the profile, or the webhook was skipped)",
+        );
+        // (namespace opted in, the finding)
+        let cases: [(Option<bool>, Want<'_>); 3] = [
+            (
+                Some(false),
+                Some((
+                    check,
+                    warning,
+                    "skipped); namespace shop lacks the label",
+                    &label_first,
+                )),
+            ),
+            (Some(true), Some((check, warning, skipped, RESTART))),
+            (None, Some((check, warning, skipped, RESTART))),
+        ];
+        for (opted_in, want) in cases {
+            let found = findings(vec![PodState::NotInjected(vec!["log".into()])], opted_in);
+            assert_finding(&found, want);
+            assert_eq!(
+                opted_in == Some(false),
+                found[0].message.contains("lacks the label")
+            );
         }
     }
 }
