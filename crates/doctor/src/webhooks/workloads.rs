@@ -30,36 +30,24 @@ trait TemplateOwner:
     fn template(&self) -> Option<&PodTemplateSpec>;
 }
 
-impl TemplateOwner for Deployment {
-    const KIND: &'static str = "Deployment";
-    const RESOURCE: &'static str = "deployments.apps";
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
+/// The kinds whose pod template is `spec.template`.
+macro_rules! spec_template {
+    ($($t:ty, $kind:literal, $resource:literal;)*) => {$(
+        impl TemplateOwner for $t {
+            const KIND: &'static str = $kind;
+            const RESOURCE: &'static str = $resource;
+            fn template(&self) -> Option<&PodTemplateSpec> {
+                self.spec.as_ref().map(|s| &s.template)
+            }
+        }
+    )*};
 }
 
-impl TemplateOwner for StatefulSet {
-    const KIND: &'static str = "StatefulSet";
-    const RESOURCE: &'static str = "statefulsets.apps";
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-}
-
-impl TemplateOwner for DaemonSet {
-    const KIND: &'static str = "DaemonSet";
-    const RESOURCE: &'static str = "daemonsets.apps";
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
-}
-
-impl TemplateOwner for Job {
-    const KIND: &'static str = "Job";
-    const RESOURCE: &'static str = "jobs.batch";
-    fn template(&self) -> Option<&PodTemplateSpec> {
-        self.spec.as_ref().map(|s| &s.template)
-    }
+spec_template! {
+    Deployment, "Deployment", "deployments.apps";
+    StatefulSet, "StatefulSet", "statefulsets.apps";
+    DaemonSet, "DaemonSet", "daemonsets.apps";
+    Job, "Job", "jobs.batch";
 }
 
 impl TemplateOwner for CronJob {

@@ -9,14 +9,12 @@ pub(super) fn check(v: &WorkloadView<'_>) -> Option<Finding> {
     if c.legacy_on_capable == 0 {
         return None;
     }
-    Some(Finding::new(
+    Some(v.restart_finding(
         "injections.legacy-on-capable-node",
         Severity::Info,
-        v.object(),
         format!(
             "{} of {} pod(s) run legacy sidecars on nodes that run native ones: re-created, auto may choose native",
             c.legacy_on_capable, c.pods
         ),
-        Some(v.workload.restart()),
     ))
 }

@@ -3,7 +3,7 @@
 
 use super::state::Counts;
 use super::workload::Workload;
-use crate::report::Finding;
+use crate::report::{Finding, Severity};
 
 mod legacy_on_capable;
 mod not_injected;
@@ -24,6 +24,17 @@ impl WorkloadView<'_> {
     fn object(&self) -> Option<String> {
         let w = self.workload;
         Some(format!("{} {}/{}", w.kind, w.namespace, w.name))
+    }
+
+    /// A finding about this workload whose fix is to restart it.
+    fn restart_finding(&self, check: &str, severity: Severity, message: String) -> Finding {
+        Finding::new(
+            check,
+            severity,
+            self.object(),
+            message,
+            Some(self.workload.restart()),
+        )
     }
 }
 
@@ -47,7 +58,6 @@ pub(super) fn run(view: &WorkloadView<'_>) -> impl Iterator<Item = Finding> {
 mod tests {
     use super::*;
     use crate::injections::PodState;
-    use crate::report::Severity;
     use sidecar_kit_core::status::INJECT_KEY;
 
     /// The findings on Deployment shop/web with pods in `states`.

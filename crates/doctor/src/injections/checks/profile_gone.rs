@@ -8,16 +8,14 @@ pub(super) fn check(v: &WorkloadView<'_>) -> Option<Finding> {
     if c.profile_gone == 0 {
         return None;
     }
-    Some(Finding::new(
+    Some(v.restart_finding(
         "injections.profile-gone",
         Severity::Warning,
-        v.object(),
         format!(
             "{} of {} pod(s) carry an injection of profile(s) that no longer exist: {}",
             c.profile_gone,
             c.pods,
             c.gone.iter().cloned().collect::<Vec<_>>().join(", ")
         ),
-        Some(v.workload.restart()),
     ))
 }

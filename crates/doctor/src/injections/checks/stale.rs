@@ -13,16 +13,14 @@ pub(super) fn check(v: &WorkloadView<'_>) -> Option<Finding> {
         .iter()
         .map(|(p, old, new)| format!("{p} {old} (now {new})"))
         .collect();
-    Some(Finding::new(
+    Some(v.restart_finding(
         "injections.stale",
         Severity::Warning,
-        v.object(),
         format!(
             "{} of {} pod(s) carry an older injection: {}",
             c.stale,
             c.pods,
             hashes.join(", ")
         ),
-        Some(v.workload.restart()),
     ))
 }
