@@ -109,7 +109,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub health: Health,
     pub in_flight: AtomicUsize,
-    pub cache: cache::Cache<review::Cached>,
+    pub cache: cache::Cache<review::Decision>,
     /// Where Events about decisions go (none: no Events).
     pub events: Option<Arc<dyn events::EventSink>>,
     /// Plans each injection: `engine::inject` (tests may replace it).
@@ -456,7 +456,7 @@ fn answer(
 }
 
 /// Describes the decision as an Event on the pod's controller owner.
-fn emit_event(sink: &dyn events::EventSink, body: &[u8], r: &review::Reviewed) {
+fn emit_event(sink: &dyn events::EventSink, body: &[u8], r: &review::Reviewed<'_>) {
     #[derive(serde::Deserialize)]
     struct Body {
         request: Req,
@@ -506,7 +506,7 @@ fn emit_event(sink: &dyn events::EventSink, body: &[u8], r: &review::Reviewed) {
     };
     sink.emit(events::Note {
         regarding: owner,
-        namespace: r.namespace.clone(),
+        namespace: r.namespace.to_string(),
         reason,
         kind,
         message,
