@@ -13,18 +13,20 @@ pub mod cache;
 pub mod certs;
 pub use sidecar_kit_core::events;
 pub mod metrics;
+mod mutate;
+mod observe;
 pub mod review;
 pub mod sources;
 pub mod tls;
 
-use axum::Router;
-use axum::body::Body;
+use mutate::text;
+pub use mutate::{BODY_LIMIT, INLINE_REVIEW_BYTES, bare_router, webhook_router};
+
 use axum::extract::State;
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::response::Response;
 use metrics::Metrics;
-use review::{FailureMode, ReviewContext};
+use review::FailureMode;
 use sidecar_kit_core::engine::{Options, SYSTEM_NAMESPACES};
 use sidecar_kit_core::facts::{FactsSource, StaticFacts};
 use sidecar_kit_core::profile::ProfileSet;
@@ -32,18 +34,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Default memory for cached answers.
 pub const DEFAULT_REVIEW_CACHE_BYTES: usize = 8 * 1024 * 1024;
-
-/// Request bodies larger than this get 413 (contract: 6 MiB).
-pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
-
-/// Reviews with bodies up to this size are planned on the async worker that read them (tens
-/// of microseconds); larger ones, whose planning grows with the pod to milliseconds, on the
-/// blocking pool, so they never hold up the small reviews the workers are serving.
-pub const INLINE_REVIEW_BYTES: usize = 64 * 1024;
 
 /// Configuration of the server, validated by the CLI.
 #[derive(Debug, Clone)]
@@ -116,7 +110,7 @@ pub struct AppState {
     pub plan: review::Plan,
     /// Large reviews planned at once (on the blocking pool), at most half the cores: a burst
     /// of them waits its turn instead of taking every core from the small ones.
-    large_reviews: Arc<tokio::sync::Semaphore>,
+    pub(crate) large_reviews: Arc<tokio::sync::Semaphore>,
 }
 
 /// What `/readyz` reports.
@@ -236,53 +230,6 @@ impl AppState {
     }
 }
 
-fn text(status: StatusCode, msg: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        msg,
-    )
-        .into_response()
-}
-
-/// The HTTPS router: `POST /mutate` only.
-pub fn webhook_router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/mutate", post(mutate))
-        .with_state(state)
-}
-
-/// The benchmark ceiling: the same stack, answering `allowed` after reading only the uid.
-pub fn bare_router() -> Router {
-    #[derive(serde::Deserialize)]
-    struct Uid<'a> {
-        #[serde(borrow)]
-        uid: std::borrow::Cow<'a, str>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Review<'a> {
-        #[serde(borrow)]
-        request: Uid<'a>,
-    }
-    async fn bare(body: Body) -> Response {
-        let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
-            return text(StatusCode::PAYLOAD_TOO_LARGE, "too large\n".into());
-        };
-        match serde_json::from_slice::<Review<'_>>(&bytes) {
-            Ok(r) => {
-                let out = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": r.request.uid, "allowed": true}});
-                (
-                    [(header::CONTENT_TYPE, "application/json")],
-                    out.to_string(),
-                )
-                    .into_response()
-            }
-            Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
-        }
-    }
-    Router::new().route("/mutate", post(bare))
-}
-
 impl sidecar_kit_probes::Probed for AppState {
     fn live(&self) -> Result<(), String> {
         self.health.live()
@@ -306,211 +253,6 @@ impl sidecar_kit_probes::Probed for AppState {
             *f = Some(detail);
         }
     }
-}
-
-struct InFlight<'a>(&'a AtomicUsize);
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
-    let start = Instant::now();
-    state.in_flight.fetch_add(1, Ordering::SeqCst);
-    let _guard = InFlight(&state.in_flight);
-    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            state.metrics.review("bad-request", "none");
-            if too_large {
-                tracing::warn!(
-                    limit = BODY_LIMIT,
-                    "review rejected: request body over the limit"
-                );
-                return text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body over the {BODY_LIMIT}-byte limit\n"),
-                );
-            }
-            tracing::warn!(error = %e, "review rejected: request body could not be read");
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("request body could not be read: {e}\n"),
-            );
-        }
-    };
-    // One read of the profiles and one view of the cluster for the whole decision.
-    let profiles = state.profiles();
-    let facts = state.facts.snapshot();
-    if bytes.len() <= INLINE_REVIEW_BYTES {
-        return answer(&state, &profiles, facts.as_ref(), &bytes, start);
-    }
-    // The semaphore is never closed: an error cannot happen, and would only skip the bound.
-    let permit = state.large_reviews.clone().acquire_owned().await.ok();
-    let shared = state.clone();
-    let planned = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        answer(&shared, &profiles, facts.as_ref(), &bytes, start)
-    })
-    .await;
-    match planned {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::error!(error = %e, "review failed: planning a large pod did not complete");
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the review could not be completed\n".into(),
-            )
-        }
-    }
-}
-
-/// Plans one review from the given profile set and facts, and records it (metrics, Event,
-/// log line).
-fn answer(
-    state: &AppState,
-    profiles: &Profiles,
-    facts: &dyn sidecar_kit_core::facts::Facts,
-    bytes: &[u8],
-    start: Instant,
-) -> Response {
-    let ctx = ReviewContext {
-        profiles,
-        facts,
-        options: &state.options,
-        failure: state.failure,
-        cache: Some(&state.cache),
-        plan: state.plan,
-    };
-    match review::review(bytes, &ctx) {
-        Ok(r) => {
-            if let Some(p) = &r.panic {
-                state.metrics.engine_panics.inc();
-                tracing::error!(
-                    target: "review",
-                    uid = %r.uid, kind = "Pod", namespace = %r.namespace, name = %p.pod,
-                    operation = %r.operation, panic = %p.message,
-                    "the injection engine panicked; the failure mode answered the review"
-                );
-            }
-            let elapsed = start.elapsed();
-            state.metrics.duration.observe(elapsed.as_secs_f64());
-            let mode = r
-                .injections
-                .first()
-                .map(|(_, m)| m.as_str())
-                .unwrap_or("none");
-            state.metrics.review(r.result.as_str(), mode);
-            state
-                .metrics
-                .review_cache
-                .get_or_create(&metrics::ResultLabel {
-                    result: if r.cached { "hit" } else { "miss" }.into(),
-                })
-                .inc();
-            if let Some(sink) = &state.events
-                && !r.dry_run
-            {
-                emit_event(sink.as_ref(), bytes, &r);
-            }
-            if let Some(code) = r.skip {
-                state
-                    .metrics
-                    .skips
-                    .get_or_create(&metrics::SkipLabel {
-                        reason: code.as_str().to_string(),
-                    })
-                    .inc();
-            }
-            let injections = r
-                .injections
-                .iter()
-                .map(|(p, m)| format!("{p}={m}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            match r.result {
-                review::Result_::Passed | review::Result_::Unchanged => {
-                    tracing::debug!(target: "review", uid = %r.uid, namespace = %r.namespace, operation = %r.operation, result = r.result.as_str(), reason = %r.reason, "review")
-                }
-                review::Result_::ErrorAllowed | review::Result_::ErrorDenied => {
-                    tracing::error!(target: "review", uid = %r.uid, namespace = %r.namespace, name = %r.name, dry_run = r.dry_run, result = r.result.as_str(), reason = %r.reason, "review failed")
-                }
-                _ => tracing::info!(
-                    target: "review",
-                    uid = %r.uid, namespace = %r.namespace, name = %r.name, dry_run = r.dry_run, result = r.result.as_str(),
-                    injections = %injections, skip = r.skip.map(|s| s.as_str()).unwrap_or(""), reason = %r.reason,
-                    warnings = r.warnings.len(), micros = elapsed.as_micros() as u64, "review"
-                ),
-            }
-            ([(header::CONTENT_TYPE, "application/json")], r.body).into_response()
-        }
-        Err(e) => {
-            state.metrics.review("bad-request", "none");
-            tracing::warn!(error = %e, "review rejected: malformed request");
-            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
-        }
-    }
-}
-
-/// Describes the decision as an Event on the pod's controller owner.
-fn emit_event(sink: &dyn events::EventSink, body: &[u8], r: &review::Reviewed<'_>) {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        request: Req,
-    }
-    #[derive(serde::Deserialize)]
-    struct Req {
-        #[serde(default)]
-        object: Option<Box<serde_json::value::RawValue>>,
-    }
-    let (reason, kind, message) = match r.result {
-        review::Result_::Injected => (
-            "Injected",
-            "Normal",
-            format!(
-                "sidecar-kit injected {}",
-                r.injections
-                    .iter()
-                    .map(|(p, m)| format!("{p} ({m})"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ) + &format!(": {}", r.reason),
-        ),
-        review::Result_::Skipped => {
-            let warn = r.skip.is_some_and(|c| c.is_input_error());
-            (
-                "Skipped",
-                if warn { "Warning" } else { "Normal" },
-                format!("sidecar-kit did not inject: {}", r.reason),
-            )
-        }
-        review::Result_::ErrorAllowed => (
-            "Skipped",
-            "Warning",
-            format!(
-                "sidecar-kit could not decide, the pod runs without injection: {}",
-                r.reason
-            ),
-        ),
-        _ => return,
-    };
-    let Some(owner) = serde_json::from_slice::<Body>(body)
-        .ok()
-        .and_then(|b| b.request.object)
-        .and_then(|o| events::controller_owner(o.get()))
-    else {
-        return;
-    };
-    sink.emit(events::Note {
-        regarding: owner,
-        namespace: r.namespace.to_string(),
-        reason,
-        kind,
-        message,
-    });
 }
 
 /// Loads the facts file, or none.
