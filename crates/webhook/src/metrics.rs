@@ -14,19 +14,19 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReviewLabels {
     /// injected, unchanged, removed, skipped, passed, error-allowed, error-denied, bad-request
-    pub result: String,
+    pub result: &'static str,
     /// The injection mode, or "none".
-    pub mode: String,
+    pub mode: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
-    pub result: String,
+    pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SkipLabel {
-    pub reason: String,
+    pub reason: &'static str,
 }
 
 pub struct Metrics {
@@ -74,12 +74,9 @@ impl Metrics {
         }
     }
 
-    pub fn review(&self, result: &str, mode: &str) {
+    pub fn review(&self, result: &'static str, mode: &'static str) {
         self.reviews
-            .get_or_create(&ReviewLabels {
-                result: result.to_string(),
-                mode: mode.to_string(),
-            })
+            .get_or_create(&ReviewLabels { result, mode })
             .inc();
     }
 
@@ -138,9 +135,7 @@ impl Collector for EventCounts {
             ("dropped", counts.dropped),
             ("failed", counts.failed),
         ] {
-            let label = ResultLabel {
-                result: result.into(),
-            };
+            let label = ResultLabel { result };
             ConstCounter::new(n).encode(family.encode_family(&label)?)?;
         }
         Ok(())

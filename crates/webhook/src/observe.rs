@@ -68,14 +68,14 @@ fn count(metrics: &metrics::Metrics, r: &Reviewed<'_>, seconds: f64) {
     metrics
         .review_cache
         .get_or_create(&metrics::ResultLabel {
-            result: if r.cached { "hit" } else { "miss" }.into(),
+            result: if r.cached { "hit" } else { "miss" },
         })
         .inc();
     if let Some(code) = r.skip {
         metrics
             .skips
             .get_or_create(&metrics::SkipLabel {
-                reason: code.as_str().to_string(),
+                reason: code.as_str(),
             })
             .inc();
     }
