@@ -138,6 +138,45 @@ fn seconds_or_zero(v: f64, flag: &str) -> Result<Duration, CliError> {
 
 pub fn serve(a: ServeArgs) -> Result<(), CliError> {
     let _log_guard = crate::daemon::init_logs(a.log_format, &a.log_level)?;
+    check_files(&a)?;
+    let config = config(&a)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::runtime(format!("cannot start the runtime: {e}")))?;
+    let cluster = Cluster {
+        lease: labeler_lease(a.labeler_lease.as_deref(), config.own_namespace.as_deref())?,
+        static_facts: match &a.facts {
+            Some(f) => Some(sidecar_kit_manifests::load_facts(&f.display().to_string())?),
+            None => None,
+        },
+        connect: sidecar_kit_cluster::Connect {
+            kubeconfig: a.kubeconfig,
+            context: a.context,
+        },
+        no_cluster: a.no_cluster,
+        crd_profiles: !a.no_crd_profiles,
+    };
+    runtime.block_on(async move {
+        tracing::info!(
+            version = crate::VERSION,
+            commit = crate::GIT_COMMIT,
+            "sidecar-kit serve starting"
+        );
+        let adapters = cluster.adapters().await;
+        sidecar_kit_webhook::run(
+            config,
+            adapters,
+            crate::daemon::shutdown_signal("shutting down"),
+            None,
+        )
+        .await
+        .map_err(CliError::runtime)
+    })
+}
+
+/// The directory and files `serve` reads must be there when it starts.
+fn check_files(a: &ServeArgs) -> Result<(), CliError> {
     if !a.profiles.is_dir() {
         return Err(CliError::input(format!(
             "--profiles {}: not a directory; give the directory of SidecarProfile files (a mounted ConfigMap)",
@@ -155,64 +194,77 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
             readable(flag, path)?;
         }
     }
-    let config = Config {
-        profiles_dir: a.profiles,
-        tls_cert: a.tls_cert,
-        tls_key: a.tls_key,
-        client_ca: a.client_ca,
+    Ok(())
+}
+
+/// The server's configuration from the flags.
+fn config(a: &ServeArgs) -> Result<Config, CliError> {
+    Ok(Config {
+        profiles_dir: a.profiles.clone(),
+        tls_cert: a.tls_cert.clone(),
+        tls_key: a.tls_key.clone(),
+        client_ca: a.client_ca.clone(),
         listen: a.listen,
         probe_listen: a.probe_listen,
         failure: match a.failure_mode {
             Failure::Allow => FailureMode::Allow,
             Failure::Deny => FailureMode::Deny,
         },
-        own_namespace: a.own_namespace.filter(|s| !s.is_empty()),
+        own_namespace: a.own_namespace.clone().filter(|s| !s.is_empty()),
         allow_namespaces: a
             .allow_namespaces
-            .into_iter()
+            .iter()
             .filter(|s| !s.is_empty())
+            .cloned()
             .collect(),
-        shim_image: a.shim_image,
+        shim_image: a.shim_image.clone(),
         reload_interval: seconds(a.reload_interval, "--reload-interval")?,
         shutdown_timeout: seconds(a.shutdown_timeout, "--shutdown-timeout")?,
         shutdown_delay: seconds_or_zero(a.shutdown_delay, "--shutdown-delay")?,
         request_timeout: seconds(a.request_timeout, "--request-timeout")?,
         bare_allow: a.benchmark_bare_allow,
         review_cache_bytes: a.review_cache_mib.min(1024) * 1024 * 1024,
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::runtime(format!("cannot start the runtime: {e}")))?;
-    let lease = match &a.labeler_lease {
-        Some(l) => Some(
-            l.split_once('/')
-                .map(|(n, m)| (n.to_string(), m.to_string()))
-                .ok_or_else(|| {
-                    CliError::input(format!("--labeler-lease {l:?}: give NAMESPACE/NAME"))
-                })?,
-        ),
-        None => config
-            .own_namespace
-            .clone()
-            .map(|ns| (ns, sidecar_kit_core::labeling::LEASE_NAME.to_string())),
-    };
-    let static_facts = match &a.facts {
-        Some(f) => Some(sidecar_kit_manifests::load_facts(&f.display().to_string())?),
-        None => None,
-    };
-    let connect = sidecar_kit_cluster::Connect {
-        kubeconfig: a.kubeconfig,
-        context: a.context,
-    };
-    let no_cluster = a.no_cluster;
-    let crd_profiles = !a.no_crd_profiles;
-    runtime.block_on(async move {
-        tracing::info!(version = crate::VERSION, commit = crate::GIT_COMMIT, "sidecar-kit serve starting");
-        let client = if no_cluster {
+    })
+}
+
+/// The label-nodes Lease: `--labeler-lease NAMESPACE/NAME`, else the default name in the
+/// webhook's own namespace, else none.
+fn labeler_lease(
+    flag: Option<&str>,
+    own_namespace: Option<&str>,
+) -> Result<Option<(String, String)>, CliError> {
+    match flag {
+        Some(l) => l
+            .split_once('/')
+            .map(|(n, m)| Some((n.to_string(), m.to_string())))
+            .ok_or_else(|| CliError::input(format!("--labeler-lease {l:?}: give NAMESPACE/NAME"))),
+        None => Ok(own_namespace.map(|ns| {
+            (
+                ns.to_string(),
+                sidecar_kit_core::labeling::LEASE_NAME.to_string(),
+            )
+        })),
+    }
+}
+
+/// How `serve` reaches the cluster, from the flags.
+struct Cluster {
+    lease: Option<(String, String)>,
+    static_facts: Option<sidecar_kit_core::facts::ClusterFacts>,
+    connect: sidecar_kit_cluster::Connect,
+    no_cluster: bool,
+    crd_profiles: bool,
+}
+
+impl Cluster {
+    /// Connects (unless told not to; without access the server runs on the profiles'
+    /// fallbacks, posting no Events) and starts the adapters: facts, SidecarProfile objects
+    /// and Events.
+    async fn adapters(self) -> sidecar_kit_webhook::Adapters {
+        let client = if self.no_cluster {
             None
         } else {
-            match connect.client().await {
+            match self.connect.client().await {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "no cluster access: auto mode uses each profile's fallback, and no Events are posted");
@@ -220,22 +272,36 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
                 }
             }
         };
-        let facts: Box<dyn FactsSource> = match (static_facts, &client) {
+        let facts: Box<dyn FactsSource> = match (self.static_facts, &client) {
             (Some(f), _) => Box::new(std::sync::Arc::new(StaticFacts::new(f))),
             (None, Some(c)) => {
-                tracing::info!("reading cluster facts (nodes, namespaces, API server, labeler lease) for auto mode");
-                Box::new(LiveFacts::start(c.clone(), LiveOptions { labeler_lease: lease, ..LiveOptions::default() }))
+                tracing::info!(
+                    "reading cluster facts (nodes, namespaces, API server, labeler lease) for auto mode"
+                );
+                Box::new(LiveFacts::start(
+                    c.clone(),
+                    LiveOptions {
+                        labeler_lease: self.lease,
+                        ..LiveOptions::default()
+                    },
+                ))
             }
             (None, None) => Box::new(std::sync::Arc::new(StaticFacts::none())),
         };
-
-        let profiles: Option<std::sync::Arc<dyn sidecar_kit_core::profile::ProfileFeed>> = match (&client, crd_profiles) {
-            (Some(c), true) => Some(std::sync::Arc::new(sidecar_kit_cluster::profiles::CrdProfiles::start(c.clone(), true))),
-            _ => None,
-        };
+        let profiles: Option<std::sync::Arc<dyn sidecar_kit_core::profile::ProfileFeed>> =
+            match (&client, self.crd_profiles) {
+                (Some(c), true) => Some(std::sync::Arc::new(
+                    sidecar_kit_cluster::profiles::CrdProfiles::start(c.clone(), true),
+                )),
+                _ => None,
+            };
         let events = events_of(client);
-        sidecar_kit_webhook::run(config, sidecar_kit_webhook::Adapters { facts, events, profiles }, crate::daemon::shutdown_signal("shutting down"), None).await.map_err(CliError::runtime)
-    })
+        sidecar_kit_webhook::Adapters {
+            facts,
+            events,
+            profiles,
+        }
+    }
 }
 
 /// A file given by `flag` must exist and be readable when the server starts.

@@ -149,6 +149,11 @@ impl<V> Cache<V> {
 
     /// Stores an answer of `size` bytes; entries over an eighth of the budget are not kept.
     pub fn insert(&self, k: Vec<u8>, v: V, size: usize) {
+        self.insert_shared(k, Arc::new(v), size);
+    }
+
+    /// Stores an answer already shared with its caller, like [`Cache::insert`].
+    pub fn insert_shared(&self, k: Vec<u8>, v: Arc<V>, size: usize) {
         let cost = k.len() + size;
         if self.capacity == 0 || cost > self.capacity / 8 {
             return;
@@ -180,7 +185,7 @@ impl<V> Cache<V> {
             inner.len -= usize::from(freed > 0);
             inner.bytes -= freed;
         }
-        inner.map.entry(h).or_default().push((k, Arc::new(v), cost));
+        inner.map.entry(h).or_default().push((k, v, cost));
         inner.order.push_back(h);
         inner.len += 1;
         inner.bytes += cost;

@@ -129,9 +129,7 @@ impl ProfileWatcher {
                 state
                     .metrics
                     .profile_reloads
-                    .get_or_create(&crate::metrics::ResultLabel {
-                        result: "success".into(),
-                    })
+                    .get_or_create(&crate::metrics::ResultLabel { result: "success" })
                     .inc();
                 let feed = self
                     .feed
@@ -164,9 +162,7 @@ impl ProfileWatcher {
         state
             .metrics
             .profile_reloads
-            .get_or_create(&crate::metrics::ResultLabel {
-                result: "failure".into(),
-            })
+            .get_or_create(&crate::metrics::ResultLabel { result: "failure" })
             .inc();
         let detail = if self.loaded {
             format!(
@@ -247,9 +243,7 @@ impl CertWatcher {
                 state
                     .metrics
                     .certificate_reloads
-                    .get_or_create(&crate::metrics::ResultLabel {
-                        result: "success".into(),
-                    })
+                    .get_or_create(&crate::metrics::ResultLabel { result: "success" })
                     .inc();
                 let what = if self.loaded { "reloaded" } else { "loaded" };
                 Health::set(
@@ -280,9 +274,7 @@ impl CertWatcher {
         state
             .metrics
             .certificate_reloads
-            .get_or_create(&crate::metrics::ResultLabel {
-                result: "failure".into(),
-            })
+            .get_or_create(&crate::metrics::ResultLabel { result: "failure" })
             .inc();
         let detail = if self.loaded {
             format!("new certificate not usable, serving the previous one: {e}")

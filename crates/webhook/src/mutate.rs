@@ -1,0 +1,167 @@
+//! The `/mutate` route: reads the AdmissionReview body, reviews small ones on the async
+//! worker that read them and large ones on the blocking pool, and answers. The benchmark
+//! ceiling (`bare_router`) is the same route answering a bare `allowed`.
+
+use crate::observe::{self, Rejected};
+use crate::review::{self, ReviewContext};
+use crate::{AppState, Profiles};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// Request bodies larger than this get 413 (contract: 6 MiB).
+pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
+
+/// Reviews with bodies up to this size are planned on the async worker that read them (tens
+/// of microseconds); larger ones, whose planning grows with the pod to milliseconds, on the
+/// blocking pool, so they never hold up the small reviews the workers are serving.
+pub const INLINE_REVIEW_BYTES: usize = 64 * 1024;
+
+/// A plain-text answer.
+pub(crate) fn text(status: StatusCode, msg: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg,
+    )
+        .into_response()
+}
+
+/// The HTTPS router: `POST /mutate` only.
+pub fn webhook_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .with_state(state)
+}
+
+/// The benchmark ceiling: the same stack, answering `allowed` after reading only the uid.
+pub fn bare_router() -> Router {
+    #[derive(serde::Deserialize)]
+    struct Uid<'a> {
+        #[serde(borrow)]
+        uid: std::borrow::Cow<'a, str>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Review<'a> {
+        #[serde(borrow)]
+        request: Uid<'a>,
+    }
+    async fn bare(body: Body) -> Response {
+        let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "too large\n".into());
+        };
+        match serde_json::from_slice::<Review<'_>>(&bytes) {
+            Ok(r) => {
+                let out = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": r.request.uid, "allowed": true}});
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    out.to_string(),
+                )
+                    .into_response()
+            }
+            Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        }
+    }
+    Router::new().route("/mutate", post(bare))
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn start(count: &'a AtomicUsize) -> InFlight<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
+    let start = Instant::now();
+    let _guard = InFlight::start(&state.in_flight);
+    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => return unread(&state, &e),
+    };
+    // One read of the profiles and one view of the cluster for the whole decision.
+    let profiles = state.profiles();
+    let facts = state.facts.snapshot();
+    if bytes.len() <= INLINE_REVIEW_BYTES {
+        return answer(&state, &profiles, facts.as_ref(), &bytes, start);
+    }
+    // The semaphore is never closed: an error cannot happen, and would only skip the bound.
+    let permit = state.large_reviews.clone().acquire_owned().await.ok();
+    let shared = state.clone();
+    let planned = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        answer(&shared, &profiles, facts.as_ref(), &bytes, start)
+    })
+    .await;
+    match planned {
+        Ok(response) => response,
+        Err(e) => {
+            observe::unfinished(&e);
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the review could not be completed\n".into(),
+            )
+        }
+    }
+}
+
+/// The answer to a body that could not be read: 413 over the limit, else 400.
+fn unread(state: &AppState, e: &axum::Error) -> Response {
+    let too_large =
+        std::error::Error::source(e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+    if too_large {
+        observe::rejected(state, &Rejected::TooLarge);
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over the {BODY_LIMIT}-byte limit\n"),
+        );
+    }
+    observe::rejected(state, &Rejected::Unreadable(e));
+    text(
+        StatusCode::BAD_REQUEST,
+        format!("request body could not be read: {e}\n"),
+    )
+}
+
+/// Reviews one body from the given profile set and facts, and has it observed.
+fn answer(
+    state: &AppState,
+    profiles: &Profiles,
+    facts: &dyn sidecar_kit_core::facts::Facts,
+    bytes: &[u8],
+    start: Instant,
+) -> Response {
+    let ctx = ReviewContext {
+        profiles,
+        facts,
+        options: &state.options,
+        failure: state.failure,
+        cache: Some(&state.cache),
+        plan: state.plan,
+    };
+    match review::review(bytes, &ctx) {
+        Ok(r) => {
+            observe::reviewed(state, bytes, &r, start);
+            ([(header::CONTENT_TYPE, "application/json")], r.body).into_response()
+        }
+        Err(e) => {
+            observe::rejected(state, &Rejected::Malformed(&e));
+            text(StatusCode::BAD_REQUEST, format!("{e}\n"))
+        }
+    }
+}

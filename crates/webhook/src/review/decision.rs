@@ -1,0 +1,158 @@
+//! The decision about one review: what the response, the log line, the metrics and the Event
+//! say about it, held once. A decision planned for a pod is shared (behind an `Arc`) by the
+//! cache and every repeat of that pod it answers.
+
+use base64::Engine as _;
+use sidecar_kit_core::engine::{self, SkipCode, TemplateOutcome, TemplateResult};
+use sidecar_kit_core::patch;
+use sidecar_kit_core::profile::Mode;
+use std::collections::BTreeMap;
+
+/// How a review ended, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Result_ {
+    Injected,
+    Unchanged,
+    Removed,
+    Skipped,
+    /// Not a pod CREATE: passed without looking.
+    Passed,
+    /// Internal error, pod allowed without injection.
+    ErrorAllowed,
+    /// Internal error, pod denied.
+    ErrorDenied,
+}
+
+impl Result_ {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Result_::Injected => "injected",
+            Result_::Unchanged => "unchanged",
+            Result_::Removed => "removed",
+            Result_::Skipped => "skipped",
+            Result_::Passed => "passed",
+            Result_::ErrorAllowed => "error-allowed",
+            Result_::ErrorDenied => "error-denied",
+        }
+    }
+}
+
+/// What was decided about one review, apart from the request it answers.
+#[derive(Debug)]
+pub struct Decision {
+    pub result: Result_,
+    /// `profile:mode` per injection.
+    pub injections: Vec<(String, Mode)>,
+    pub reason: String,
+    pub skip: Option<SkipCode>,
+    /// Base64 of the JSON Patch, as the admission API documents.
+    pub patch: Option<String>,
+    /// The response's warnings.
+    pub warnings: Vec<String>,
+    /// The response's audit annotations.
+    pub audit: BTreeMap<&'static str, String>,
+    /// Why the pod is denied (the response's status message); `None`: allowed.
+    pub denial: Option<String>,
+}
+
+impl Decision {
+    /// A decision of `result` for `reason`, with nothing else to say.
+    pub(super) fn new(result: Result_, reason: String) -> Decision {
+        Decision {
+            result,
+            injections: Vec::new(),
+            reason,
+            skip: None,
+            patch: None,
+            warnings: Vec::new(),
+            audit: BTreeMap::new(),
+            denial: None,
+        }
+    }
+
+    /// What the engine's plan for the pod decides.
+    pub(super) fn planned(outcome: &engine::Outcome) -> Decision {
+        // The webhook sees a single pod: one template.
+        let mut decision = match outcome.templates.first() {
+            Some(t) => Decision::of_template(t),
+            None => Decision::new(Result_::Passed, "no pod spec: allowed unchanged".into()),
+        };
+        if !outcome.patch.is_empty() {
+            decision.patch = Some(
+                base64::engine::general_purpose::STANDARD.encode(patch::to_json(&outcome.patch)),
+            );
+        }
+        decision
+    }
+
+    fn of_template(t: &TemplateOutcome) -> Decision {
+        let mut d = Decision::new(Result_::Passed, String::new());
+        d.warnings = t.warnings.iter().map(|w| warning(w)).collect();
+        match &t.result {
+            TemplateResult::Injected { status, changed } => {
+                d.result = if *changed {
+                    Result_::Injected
+                } else {
+                    Result_::Unchanged
+                };
+                d.injections = status
+                    .injections
+                    .iter()
+                    .map(|i| (i.profile.clone(), i.mode))
+                    .collect();
+                d.reason = status
+                    .injections
+                    .iter()
+                    .map(|i| format!("{}: {}", i.profile, i.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let summary = status
+                    .injections
+                    .iter()
+                    .map(|i| format!("{}={}", i.profile, i.mode))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                d.audit.insert("injected", summary);
+            }
+            TemplateResult::Removed { .. } => {
+                d.result = Result_::Removed;
+                d.reason = "no profile applies any more: the earlier injection was removed".into();
+            }
+            TemplateResult::Skipped(s) => {
+                d.result = Result_::Skipped;
+                d.skip = Some(s.code);
+                d.reason = s.message.clone();
+                d.audit
+                    .insert("skip-reason", format!("{}: {}", s.code.as_str(), s.message));
+                if s.code.is_input_error() {
+                    d.warnings
+                        .push(warning(&format!("not injected: {}", s.message)));
+                }
+            }
+        }
+        d
+    }
+
+    /// Bytes the cache charges for keeping this decision.
+    pub(super) fn size(&self) -> usize {
+        self.patch.as_ref().map_or(0, String::len)
+            + self.reason.len()
+            + self.warnings.iter().map(String::len).sum::<usize>()
+            + 256
+    }
+}
+
+const MAX_WARNING: usize = 240;
+
+/// A response warning: prefixed with the webhook's name, at most 240 bytes.
+pub(super) fn warning(s: &str) -> String {
+    let s = format!("sidecar-kit: {s}");
+    if s.len() <= MAX_WARNING {
+        return s;
+    }
+    let mut end = MAX_WARNING - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
