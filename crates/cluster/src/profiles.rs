@@ -117,13 +117,7 @@ impl CrdProfiles {
         let mut stream = watcher::watcher(api.clone(), watcher::Config::default())
             .default_backoff()
             .boxed();
-        let mut staging: Option<BTreeMap<String, Value>> = None;
-        // Objects seen while (re)listing: their conditions belong to the generation the list
-        // completes as.
-        let mut listed: Vec<Value> = Vec::new();
-        // Valid objects whose condition ("in force") waits for the consumer to put the
-        // generation they joined in force: name → (generation, object).
-        let mut pending: BTreeMap<String, (u64, Value)> = BTreeMap::new();
+        let mut w = Watching::default();
         let mut in_force = self.in_force.subscribe();
         loop {
             // (joined generation, object) whose condition is due.
@@ -131,100 +125,134 @@ impl CrdProfiles {
             tokio::select! {
                 ev = stream.next() => {
                     let Some(ev) = ev else { break };
-                    let to_value = |o: &DynamicObject| serde_json::to_value(o).unwrap_or(Value::Null);
-                    match ev {
-                        Ok(Event::Init) => {
-                            staging = Some(BTreeMap::new());
-                            listed.clear();
-                        }
-                        Ok(Event::InitApply(o)) => {
-                            let v = to_value(&o);
-                            if let Some(st) = staging.as_mut() {
-                                st.insert(o.metadata.name.clone().unwrap_or_default(), v.clone());
-                            }
-                            listed.push(v);
-                        }
-                        Ok(Event::InitDone) => {
-                            let mut s = self.write();
-                            s.objects = staging.take().unwrap_or_default();
-                            s.synced = true;
-                            s.problem = None;
-                            s.generation += 1;
-                            let names: Vec<String> = s.objects.keys().cloned().collect();
-                            s.logged_invalid.retain(|n, _| names.contains(n));
-                            let g = s.generation;
-                            changed.extend(listed.drain(..).map(|v| (g, v)));
-                            pending.retain(|name, _| s.objects.contains_key(name));
-                        }
-                        Ok(Event::Apply(o)) => {
-                            let v = to_value(&o);
-                            let name = o.metadata.name.clone().unwrap_or_default();
-                            let mut s = self.write();
-                            s.problem = None;
-                            // A status write comes back as an update: only the spec (and labels) matter.
-                            let same = s.objects.get(&name).is_some_and(|old| {
-                                old.get("spec") == v.get("spec")
-                                    && old.pointer("/metadata/generation")
-                                        == v.pointer("/metadata/generation")
-                            });
-                            s.objects.insert(name, v.clone());
-                            if !same {
-                                s.generation += 1;
-                                changed.push((s.generation, v));
-                            }
-                        }
-                        Ok(Event::Delete(o)) => {
-                            let name = o.metadata.name.as_deref().unwrap_or("");
-                            let mut s = self.write();
-                            s.objects.remove(name);
-                            s.logged_invalid.remove(name);
-                            s.generation += 1;
-                            pending.remove(name);
-                        }
-                        Err(e) => {
-                            let msg = format!(
-                                "SidecarProfile watch: {e} (is the CRD installed? `sidecar-kit crd | kubectl apply -f -`; does the webhook have list/watch on sidecarprofiles?)"
-                            );
-                            tracing::warn!(error = %e, "SidecarProfile watch failed; retrying with back-off");
-                            self.write().problem = Some(msg);
-                        }
-                    }
+                    self.on_event(ev, &mut w, &mut changed);
                 }
                 Ok(()) = in_force.changed() => {}
             }
             for (_, obj) in &changed {
                 self.note_validity(obj);
             }
-            if !write_status {
-                continue;
+            if write_status {
+                w.write_conditions(&api, changed, &mut in_force).await;
             }
-            // An invalid object is never in force: say so at once. A valid one is "in force"
-            // only once the consumer uses the generation it joined.
-            for (g, obj) in changed {
-                if validity(&obj).0 == "True" {
-                    let name = obj
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string();
-                    pending.insert(name, (g, obj));
-                } else {
-                    if let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) {
-                        pending.remove(name);
-                    }
-                    write_condition(&api, &obj).await;
+        }
+    }
+
+    /// Takes one watch event into the state; objects whose condition is due go to `changed`
+    /// with the generation they joined.
+    fn on_event(
+        &self,
+        ev: Result<Event<DynamicObject>, watcher::Error>,
+        w: &mut Watching,
+        changed: &mut Vec<(u64, Value)>,
+    ) {
+        let to_value = |o: &DynamicObject| serde_json::to_value(o).unwrap_or(Value::Null);
+        match ev {
+            Ok(Event::Init) => {
+                w.staging = Some(BTreeMap::new());
+                w.listed.clear();
+            }
+            Ok(Event::InitApply(o)) => {
+                let v = to_value(&o);
+                if let Some(st) = w.staging.as_mut() {
+                    st.insert(o.metadata.name.clone().unwrap_or_default(), v.clone());
+                }
+                w.listed.push(v);
+            }
+            Ok(Event::InitDone) => {
+                let mut s = self.write();
+                s.objects = w.staging.take().unwrap_or_default();
+                s.synced = true;
+                s.problem = None;
+                s.generation += 1;
+                let names: Vec<String> = s.objects.keys().cloned().collect();
+                s.logged_invalid.retain(|n, _| names.contains(n));
+                let g = s.generation;
+                changed.extend(w.listed.drain(..).map(|v| (g, v)));
+                w.pending.retain(|name, _| s.objects.contains_key(name));
+            }
+            Ok(Event::Apply(o)) => {
+                let v = to_value(&o);
+                let name = o.metadata.name.clone().unwrap_or_default();
+                let mut s = self.write();
+                s.problem = None;
+                // A status write comes back as an update: only the spec (and labels) matter.
+                let same = s.objects.get(&name).is_some_and(|old| {
+                    old.get("spec") == v.get("spec")
+                        && old.pointer("/metadata/generation") == v.pointer("/metadata/generation")
+                });
+                s.objects.insert(name, v.clone());
+                if !same {
+                    s.generation += 1;
+                    changed.push((s.generation, v));
                 }
             }
-            let done = *in_force.borrow_and_update();
-            let due: Vec<String> = pending
-                .iter()
-                .filter(|(_, (g, _))| *g <= done)
-                .map(|(name, _)| name.clone())
-                .collect();
-            for name in due {
-                if let Some((_, obj)) = pending.remove(&name) {
-                    write_condition(&api, &obj).await;
+            Ok(Event::Delete(o)) => {
+                let name = o.metadata.name.as_deref().unwrap_or("");
+                let mut s = self.write();
+                s.objects.remove(name);
+                s.logged_invalid.remove(name);
+                s.generation += 1;
+                w.pending.remove(name);
+            }
+            Err(e) => {
+                let msg = format!(
+                    "SidecarProfile watch: {e} (is the CRD installed? `sidecar-kit crd | kubectl apply -f -`; does the webhook have list/watch on sidecarprofiles?)"
+                );
+                tracing::warn!(error = %e, "SidecarProfile watch failed; retrying with back-off");
+                self.write().problem = Some(msg);
+            }
+        }
+    }
+}
+
+/// What the watch keeps between events.
+#[derive(Default)]
+struct Watching {
+    /// The list being read (between `Init` and `InitDone`).
+    staging: Option<BTreeMap<String, Value>>,
+    /// Objects seen while (re)listing: their conditions belong to the generation the list
+    /// completes as.
+    listed: Vec<Value>,
+    /// Valid objects whose condition ("in force") waits for the consumer to put the
+    /// generation they joined in force: name → (generation, object).
+    pending: BTreeMap<String, (u64, Value)>,
+}
+
+impl Watching {
+    /// An invalid object is never in force: its condition says so at once. A valid one is
+    /// "in force" only once the consumer uses the generation it joined (`in_force`).
+    async fn write_conditions(
+        &mut self,
+        api: &Api<DynamicObject>,
+        changed: Vec<(u64, Value)>,
+        in_force: &mut tokio::sync::watch::Receiver<u64>,
+    ) {
+        for (g, obj) in changed {
+            if validity(&obj).0 == "True" {
+                let name = obj
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                self.pending.insert(name, (g, obj));
+            } else {
+                if let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) {
+                    self.pending.remove(name);
                 }
+                write_condition(api, &obj).await;
+            }
+        }
+        let done = *in_force.borrow_and_update();
+        let due: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, (g, _))| *g <= done)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in due {
+            if let Some((_, obj)) = self.pending.remove(&name) {
+                write_condition(api, &obj).await;
             }
         }
     }
