@@ -253,85 +253,91 @@ fn finish(report: &Report, fail_on: FailOn) -> Result<(), CliError> {
 /// Runs a doctor command.
 pub fn run(c: DoctorCommand) -> Result<(), CliError> {
     match c {
-        DoctorCommand::Cluster(a) => {
-            let opts = cluster::ClusterOptions {
-                concurrency: usize::from(a.concurrency),
-                node_timeout: a.node_timeout,
-                labeler_lease: Some(a.labeler_lease.clone()),
-                progress: !a.no_progress,
-            };
-            let result = with_session(&a.common, async |s| cluster::run(s, &opts).await)?;
-            let format = match a.output {
-                ClusterFormat::Facts => {
-                    output::print(&cluster::facts_yaml(&result.facts).map_err(doctor_error)?)?;
-                    let worst = result.report.worst();
-                    if let Some(w) = worst {
-                        eprintln!(
-                            "note: {} finding(s), the highest {}: run without -o facts to see them",
-                            result.report.findings.len(),
-                            w.as_str()
-                        );
-                    }
-                    return finish(&result.report, a.common.fail_on);
-                }
-                ClusterFormat::Table => Format::Table,
-                ClusterFormat::Json => Format::Json,
-                ClusterFormat::Yaml => Format::Yaml,
-                ClusterFormat::Junit => Format::Junit,
-                ClusterFormat::Markdown => Format::Markdown,
-            };
-            output::print(&render(&result.report, format, None))?;
-            finish(&result.report, a.common.fail_on)
-        }
-        DoctorCommand::Webhooks(a) => {
-            let profiles = if a.profiles.is_empty() {
-                None
-            } else {
-                Some(crate::inject::load_set(
-                    &a.profiles,
-                    a.shim_image.as_deref(),
-                    "problem(s) in the profiles",
-                )?)
-            };
-            let opts = webhooks::WebhooksOptions {
-                namespaces: a.namespaces.clone(),
-                profiles,
-            };
-            let report = with_session(&a.common, async |s| webhooks::run(s, &opts).await)?;
-            output::print(&render(&report, a.output.into(), None))?;
-            finish(&report, a.common.fail_on)
-        }
-        DoctorCommand::Pods(a) => {
-            let opts = pods::PodsOptions {
-                namespaces: a.scope.namespaces.clone(),
-                all_namespaces: a.scope.all,
-                name: a.name.clone(),
-                report_time: a.report_time,
-            };
-            let result = with_session(&a.common, async |s| pods::run(s, &opts).await)?;
-            let text = match a.output {
-                PodsFormat::Table => pods::text(&result),
-                PodsFormat::Html => pods::html(&result),
-                PodsFormat::Json => render(&result.report, Format::Json, None),
-                PodsFormat::Yaml => render(&result.report, Format::Yaml, None),
-                PodsFormat::Junit => render(&result.report, Format::Junit, None),
-                PodsFormat::Markdown => render(&result.report, Format::Markdown, None),
-            };
-            output::print(&text)?;
-            finish(&result.report, a.common.fail_on)
-        }
-        DoctorCommand::Injections(a) => {
-            let set = a.profiles.load()?;
-            let opts = injections::InjectionsOptions {
-                namespaces: a.scope.namespaces.clone(),
-                all_namespaces: a.scope.all,
-                profiles: set,
-            };
-            let report = with_session(&a.common, async |s| injections::run(s, &opts).await)?;
-            output::print(&render(&report, a.output.into(), None))?;
-            finish(&report, a.common.fail_on)
-        }
+        DoctorCommand::Cluster(a) => run_cluster(&a),
+        DoctorCommand::Webhooks(a) => run_webhooks(&a),
+        DoctorCommand::Pods(a) => run_pods(&a),
+        DoctorCommand::Injections(a) => run_injections(&a),
     }
+}
+
+fn run_cluster(a: &ClusterArgs) -> Result<(), CliError> {
+    let opts = cluster::ClusterOptions {
+        concurrency: usize::from(a.concurrency),
+        node_timeout: a.node_timeout,
+        labeler_lease: Some(a.labeler_lease.clone()),
+        progress: !a.no_progress,
+    };
+    let result = with_session(&a.common, async |s| cluster::run(s, &opts).await)?;
+    let format = match a.output {
+        ClusterFormat::Facts => {
+            output::print(&cluster::facts_yaml(&result.facts).map_err(doctor_error)?)?;
+            if let Some(w) = result.report.worst() {
+                eprintln!(
+                    "note: {} finding(s), the highest {}: run without -o facts to see them",
+                    result.report.findings.len(),
+                    w.as_str()
+                );
+            }
+            return finish(&result.report, a.common.fail_on);
+        }
+        ClusterFormat::Table => Format::Table,
+        ClusterFormat::Json => Format::Json,
+        ClusterFormat::Yaml => Format::Yaml,
+        ClusterFormat::Junit => Format::Junit,
+        ClusterFormat::Markdown => Format::Markdown,
+    };
+    output::print(&render(&result.report, format, None))?;
+    finish(&result.report, a.common.fail_on)
+}
+
+fn run_webhooks(a: &WebhooksArgs) -> Result<(), CliError> {
+    let profiles = if a.profiles.is_empty() {
+        None
+    } else {
+        Some(crate::inject::load_set(
+            &a.profiles,
+            a.shim_image.as_deref(),
+            "problem(s) in the profiles",
+        )?)
+    };
+    let opts = webhooks::WebhooksOptions {
+        namespaces: a.namespaces.clone(),
+        profiles,
+    };
+    let report = with_session(&a.common, async |s| webhooks::run(s, &opts).await)?;
+    output::print(&render(&report, a.output.into(), None))?;
+    finish(&report, a.common.fail_on)
+}
+
+fn run_pods(a: &PodsArgs) -> Result<(), CliError> {
+    let opts = pods::PodsOptions {
+        namespaces: a.scope.namespaces.clone(),
+        all_namespaces: a.scope.all,
+        name: a.name.clone(),
+        report_time: a.report_time,
+    };
+    let result = with_session(&a.common, async |s| pods::run(s, &opts).await)?;
+    let text = match a.output {
+        PodsFormat::Table => pods::text(&result),
+        PodsFormat::Html => pods::html(&result),
+        PodsFormat::Json => render(&result.report, Format::Json, None),
+        PodsFormat::Yaml => render(&result.report, Format::Yaml, None),
+        PodsFormat::Junit => render(&result.report, Format::Junit, None),
+        PodsFormat::Markdown => render(&result.report, Format::Markdown, None),
+    };
+    output::print(&text)?;
+    finish(&result.report, a.common.fail_on)
+}
+
+fn run_injections(a: &InjectionsArgs) -> Result<(), CliError> {
+    let opts = injections::InjectionsOptions {
+        namespaces: a.scope.namespaces.clone(),
+        all_namespaces: a.scope.all,
+        profiles: a.profiles.load()?,
+    };
+    let report = with_session(&a.common, async |s| injections::run(s, &opts).await)?;
+    output::print(&render(&report, a.output.into(), None))?;
+    finish(&report, a.common.fail_on)
 }
 
 #[cfg(test)]
