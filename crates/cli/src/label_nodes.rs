@@ -30,7 +30,8 @@ pub struct Args {
     /// Kubeconfig context.
     #[arg(long, env = "SIDECAR_KIT_CONTEXT")]
     pub context: Option<String>,
-    /// Namespace of the Lease [default: POD_NAMESPACE, else sidecar-kit].
+    /// Namespace of the Lease [default: POD_NAMESPACE, else sidecar-kit; `serve` looks for it
+    /// in the same place by default].
     #[arg(long, env = "SIDECAR_KIT_NAMESPACE")]
     pub namespace: Option<String>,
     /// Name of the Lease (the webhook reads its freshness to trust node labels).
@@ -136,7 +137,7 @@ fn hostname() -> Option<String> {
 fn config(a: &Args) -> Result<LabelerConfig, CliError> {
     let namespace = nonempty(a.namespace.clone())
         .or_else(|| nonempty(std::env::var("POD_NAMESPACE").ok()))
-        .unwrap_or_else(|| "sidecar-kit".to_string());
+        .unwrap_or_else(|| sidecar_kit_core::labeling::LEASE_NAMESPACE.to_string());
     let identity = nonempty(a.identity.clone())
         .or_else(|| nonempty(std::env::var("POD_NAME").ok()))
         .or_else(hostname)

@@ -84,7 +84,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SIDECAR_KIT_NO_CLUSTER")]
     pub no_cluster: bool,
     /// The label-nodes Lease (NAMESPACE/NAME) whose freshness lets auto use the affinity and
-    /// universal fallbacks; by default sidecar-kit-label-nodes in the webhook's namespace.
+    /// universal fallbacks [default: sidecar-kit-label-nodes in the webhook's namespace
+    /// (--namespace, POD_NAMESPACE), else in sidecar-kit: where label-nodes takes it].
     #[arg(long, env = "SIDECAR_KIT_LABELER_LEASE", value_name = "NS/NAME")]
     pub labeler_lease: Option<String>,
     /// How often profile and certificate files are checked, in seconds.
@@ -228,7 +229,8 @@ fn config(a: &ServeArgs) -> Result<Config, CliError> {
 }
 
 /// The label-nodes Lease: `--labeler-lease NAMESPACE/NAME`, else the default name in the
-/// webhook's own namespace, else none.
+/// webhook's own namespace, else in the default namespace: where `label-nodes` run with the
+/// same environment takes it.
 fn labeler_lease(
     flag: Option<&str>,
     own_namespace: Option<&str>,
@@ -238,12 +240,12 @@ fn labeler_lease(
             .split_once('/')
             .map(|(n, m)| Some((n.to_string(), m.to_string())))
             .ok_or_else(|| CliError::input(format!("--labeler-lease {l:?}: give NAMESPACE/NAME"))),
-        None => Ok(own_namespace.map(|ns| {
-            (
-                ns.to_string(),
-                sidecar_kit_core::labeling::LEASE_NAME.to_string(),
-            )
-        })),
+        None => Ok(Some((
+            own_namespace
+                .unwrap_or(sidecar_kit_core::labeling::LEASE_NAMESPACE)
+                .to_string(),
+            sidecar_kit_core::labeling::LEASE_NAME.to_string(),
+        ))),
     }
 }
 
@@ -442,4 +444,28 @@ fn write_private(path: &std::path::Path, content: &[u8]) -> Result<(), CliError>
         .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))?;
     f.write_all(content)
         .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labeler_lease;
+    use sidecar_kit_core::labeling::{LEASE_NAME, LEASE_NAMESPACE};
+
+    fn lease(flag: Option<&str>, own: Option<&str>) -> Option<(String, String)> {
+        labeler_lease(flag, own).unwrap_or_else(|e| panic!("{flag:?}: {}", e.message))
+    }
+
+    #[test]
+    fn the_labeler_lease_defaults_to_where_label_nodes_takes_it() {
+        let at = |ns: &str| Some((ns.to_string(), LEASE_NAME.to_string()));
+        // Outside a pod (no --namespace, no POD_NAMESPACE) label-nodes takes its Lease in the
+        // default namespace; serve must look there too, not treat the Lease as unknown.
+        assert_eq!(lease(None, None), at(LEASE_NAMESPACE));
+        assert_eq!(lease(None, Some("platform")), at("platform"));
+        assert_eq!(
+            lease(Some("ops/my-labeler"), Some("platform")),
+            Some(("ops".into(), "my-labeler".into()))
+        );
+        assert!(labeler_lease(Some("no-slash"), None).is_err());
+    }
 }
