@@ -179,13 +179,17 @@ impl GateBook {
 
     /// The kubelet answered (with or without the gate line): refusals are forgotten, the
     /// permission is granted, the node is no longer failing, and `evidence` is its reading
-    /// until `due`.
+    /// until `due`. An answer to a read that began before the permission was judged gone is
+    /// older than that judgement: it changes nothing, and the version decides.
     pub(super) fn read_answered(
         &mut self,
         read: &Attempt<'_>,
         evidence: Evidence,
         due: Instant,
-    ) -> Turns {
+    ) -> (Evidence, Turns) {
+        if self.generation != read.generation {
+            return (Evidence::Version, Turns::default());
+        }
         self.refused.clear();
         let permission_back = matches!(self.permission, Permission::Forbidden { .. });
         if matches!(
@@ -196,11 +200,12 @@ impl GateBook {
         }
         let all_readable = self.failing.remove(read.name).is_some() && self.failing.is_empty();
         self.remember(read.name, read.version, evidence, due);
-        Turns {
+        let turns = Turns {
             permission_back,
             all_readable,
             ..Turns::default()
-        }
+        };
+        (evidence, turns)
     }
 
     /// The read was refused (403). A second distinct node refused since the last answer:
@@ -388,6 +393,30 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_older_than_the_judgement_changes_nothing() {
+        let mut b = GateBook::new(true);
+        let t0 = Instant::now();
+        // A read of "c" begins, then two other nodes refuse: the permission is gone.
+        let c = attempt(&b, "c", None);
+        b.read_refused(&attempt(&b, "a", None), "a: no", t0, t0 + HOUR);
+        b.read_refused(&attempt(&b, "b", None), "b: no", t0, t0 + HOUR);
+        assert_eq!(b.permission(), &forbidden(t0, "b: no"));
+        // Its answer, processed after the judgement, neither grants the permission back nor
+        // leaves a reading from metrics behind.
+        let (ev, turns) = b.read_answered(&c, ON, t0 + HOUR);
+        assert_eq!((ev, turns), (Evidence::Version, Turns::default()));
+        assert_eq!(b.permission(), &forbidden(t0, "b: no"));
+        assert_eq!(b.plan("c", V, t0, HOUR), Plan::Known(Evidence::Version));
+        // A read that began after the judgement (a probe) does grant it back.
+        let t1 = t0 + HOUR;
+        assert_eq!(b.plan("c", V, t1, HOUR), Plan::Probe);
+        let (ev, turns) = b.read_answered(&attempt(&b, "c", None), ON, t1 + HOUR);
+        assert_eq!(ev, ON);
+        assert!(turns.permission_back);
+        assert_eq!(b.permission(), &Permission::Permitted);
+    }
+
+    #[test]
     fn one_refusal_is_that_nodes_problem() {
         let mut b = GateBook::new(true);
         let t0 = Instant::now();
@@ -419,7 +448,7 @@ mod tests {
         let mut b = GateBook::new(true);
         let t0 = Instant::now();
         b.read_refused(&attempt(&b, "a", None), "a: no", t0, t0 + HOUR);
-        let turns = b.read_answered(&attempt(&b, "b", None), ON, t0 + HOUR);
+        let (_, turns) = b.read_answered(&attempt(&b, "b", None), ON, t0 + HOUR);
         assert_eq!(turns, Turns::default(), "a is still failing");
         assert_eq!(b.permission(), &Permission::Permitted);
         assert_eq!(b.plan("b", V, t0, HOUR), Plan::Known(ON));
@@ -428,9 +457,9 @@ mod tests {
         assert_eq!(turns, Turns::default());
         assert_eq!(b.permission(), &Permission::Permitted);
         // The failing nodes answer: the last one makes every node readable.
-        let turns = b.read_answered(&attempt(&b, "c", None), ON, t0 + HOUR);
+        let (_, turns) = b.read_answered(&attempt(&b, "c", None), ON, t0 + HOUR);
         assert_eq!(turns, Turns::default(), "a is still failing");
-        let turns = b.read_answered(&attempt(&b, "a", None), ON, t0 + HOUR);
+        let (_, turns) = b.read_answered(&attempt(&b, "a", None), ON, t0 + HOUR);
         let all_readable = Turns {
             all_readable: true,
             ..Turns::default()
@@ -447,7 +476,7 @@ mod tests {
         b.read_refused(&attempt(&b, "b", None), "b: no", t0, t0 + HOUR);
         let t1 = t0 + HOUR;
         assert_eq!(b.plan("a", V, t1, HOUR), Plan::Probe);
-        let turns = b.read_answered(&attempt(&b, "a", None), ON, t1 + HOUR);
+        let (_, turns) = b.read_answered(&attempt(&b, "a", None), ON, t1 + HOUR);
         let back = Turns {
             permission_back: true,
             all_readable: true,

@@ -94,7 +94,7 @@ impl Labeler {
                     None => (Evidence::Version, "no-gate-line"),
                 };
                 metrics.count_read(outcome);
-                let turns = self.book().read_answered(&read, evidence, now + interval);
+                let (evidence, turns) = self.book().read_answered(&read, evidence, now + interval);
                 self.tell(name, "", turns);
                 evidence
             }
