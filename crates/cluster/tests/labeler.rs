@@ -378,6 +378,17 @@ async fn forbidden_node_proxy_falls_back_to_versions() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = sidecar_kit_probes::Server::start(listener, Arc::new(r.labeler.clone())).unwrap();
+    // The labeler counts a label once the API server has answered its patch: the fake
+    // holds the label a moment before that.
+    sidecar_kit_testkit::eventually_async(
+        "both rejected nodes counted",
+        Duration::from_secs(10),
+        || async {
+            let (_, body) = http_get(addr, "/readyz").await;
+            serde_json::from_str::<Value>(&body).is_ok_and(|v| v["labelled"]["rejected"] == 2)
+        },
+    )
+    .await;
     let (code, body) = http_get(addr, "/readyz").await;
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
