@@ -9,45 +9,39 @@ use sidecar_kit_core::labeling::{LEASE_NAME, LEASE_NAMESPACE};
 use sidecar_kit_doctor::conn::{self, DoctorError, Session, Target};
 use sidecar_kit_doctor::timeline::Timestamp;
 use sidecar_kit_doctor::{Format, Report, cluster, exit_code, injections, pods, render, webhooks};
-use std::path::PathBuf;
 use std::time::Duration;
 
-const EXIT_CODES: &str = "Exit codes: 0 when no finding reaches --fail-on; 10, 11 or 12 for the highest finding \
-(info, warning, error); 2 usage or bad input; 3 cluster unreachable, or the command's subject forbidden. \
-What a check could not see (and the RBAC permission that would let it) is listed as \"not seen\".";
+const NOT_SEEN: &str = "What a check could not see (and the RBAC permission that would let it) is listed \
+as \"not seen\".";
 
 #[derive(Subcommand, Debug)]
-#[command(after_help = EXIT_CODES)]
+#[command(after_help = NOT_SEEN)]
 pub enum DoctorCommand {
     /// The API server's and every kubelet's SidecarContainers gate, version skew, known
     /// bugs, node classes and what they mean for each mode; `-o facts` writes the
     /// ClusterFacts file that `inject` and `explain` read with --facts.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = NOT_SEEN)]
     Cluster(ClusterArgs),
     /// Mutating webhooks that see pod creations, in call order, and whether
     /// `restartPolicy: Always` survives them (a server-side dry-run create of a probe pod).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = NOT_SEEN)]
     Webhooks(WebhooksArgs),
     /// Pods in trouble: rejected by their node, stuck in Init, restartPolicy stripped, Jobs
     /// kept alive by legacy sidecars, crash loops, teardown exits, universal copies, and a
     /// timeline of every container.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = NOT_SEEN)]
     Pods(PodsArgs),
     /// The migration view: per workload, pods with stale injections, legacy sidecars that
     /// could be native, pods a profile selects but that carry no injection, and the
     /// commands that restart them.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = NOT_SEEN)]
     Injections(InjectionsArgs),
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the pod's service account).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context.
-    #[arg(long)]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub kube: crate::flags::KubeArgs,
     /// The lowest severity that makes the exit code non-zero.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
@@ -106,24 +100,6 @@ impl From<ReportFormat> for Format {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration: write 2s, 1.5s or 500ms"))?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(format!("{s:?}: give a duration above zero"));
-    }
-    Ok(Duration::from_secs_f64(v * scale))
-}
-
 fn parse_time(s: &str) -> Result<Timestamp, String> {
     s.trim()
         .parse()
@@ -152,7 +128,7 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
     /// Time allowed for one kubelet's metrics (e.g. 2s, 500ms).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = crate::flags::duration, value_name = "DURATION")]
     pub node_timeout: Duration,
     /// The label-nodes Lease (NAMESPACE/NAME) whose freshness lets auto use affinity and universal.
     #[arg(long, default_value = DEFAULT_LEASE.as_str(), value_parser = parse_lease, value_name = "NS/NAME")]
@@ -169,9 +145,9 @@ pub struct WebhooksArgs {
     /// Namespaces to probe (repeatable; default: the kubeconfig context's namespace).
     #[arg(short = 'n', long = "namespace", value_name = "NS")]
     pub namespaces: Vec<String>,
-    /// SidecarProfile files or directories: also probe with the labels of the workloads they
-    /// select in each namespace.
-    #[arg(long = "profiles", value_name = "PATH")]
+    /// SidecarProfile files or directories (repeatable): also probe with the labels of the
+    /// workloads they select in each namespace.
+    #[arg(short = 'p', long = "profiles", value_name = "PATH")]
     pub profiles: Vec<String>,
     /// Image carrying sidecar-shim, for profiles that name none.
     #[arg(long, value_name = "IMAGE", env = "SIDECAR_KIT_SHIM_IMAGE")]
@@ -221,8 +197,8 @@ fn doctor_error(e: DoctorError) -> CliError {
 
 fn target(c: &Common) -> Target {
     Target {
-        kubeconfig: c.kubeconfig.clone(),
-        context: c.context.clone(),
+        kubeconfig: c.kube.kubeconfig.clone(),
+        context: c.kube.context.clone(),
     }
 }
 
@@ -345,11 +321,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_leases() {
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("0s").is_err() && parse_duration("soon").is_err());
+    fn leases_and_times() {
         assert_eq!(parse_lease("a/b"), Ok(("a".into(), "b".into())));
         assert!(parse_lease("ab").is_err());
         assert_eq!(

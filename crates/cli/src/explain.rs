@@ -157,7 +157,7 @@ pub fn explain(a: ExplainArgs) -> Result<(), CliError> {
     if reports.is_empty() {
         return Err(CliError::input(format!(
             "{}: no pod templates found (Pods, Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs, CronJobs or Lists of them)",
-            a.engine.files.join(", ")
+            a.engine.input.files.join(", ")
         )));
     }
     let text = match a.output {

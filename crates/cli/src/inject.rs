@@ -36,12 +36,39 @@ impl From<ModeArg> for Mode {
     }
 }
 
-/// Flags shared by `inject` and `explain`.
+/// The manifests a command reads: `-f` and `-R`, as kubectl takes them.
 #[derive(Args, Debug, Clone)]
-pub struct EngineArgs {
+pub struct InputArgs {
     /// Manifests to read: a file, a directory, or - for standard input. Repeatable.
     #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|-")]
     pub files: Vec<String>,
+    /// Read the directories given with -f recursively, subdirectories included.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+}
+
+impl InputArgs {
+    /// Every document of every input; none at all is bad input.
+    pub fn read(&self) -> Result<Vec<Document>, CliError> {
+        let mut docs = Vec::new();
+        for f in &self.files {
+            docs.extend(manifests::read_input(f, self.recursive)?);
+        }
+        if docs.is_empty() {
+            return Err(CliError::input(format!(
+                "{}: no documents to read; give Kubernetes manifests",
+                self.files.join(", ")
+            )));
+        }
+        Ok(docs)
+    }
+}
+
+/// Flags shared by `inject` and `explain`.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
     #[command(flatten)]
     pub profiles: ProfileArgs,
     /// Force a mode for every profile (overrides the pod annotation and the profile).
@@ -56,10 +83,6 @@ pub struct EngineArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Skips and warnings go to stderr. Exit codes: 0 ok; 1 runtime error; 2 bad input \
-(unreadable file, invalid profile, conflicting profiles, a pod annotation naming an unknown profile)."
-)]
 pub struct InjectArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -73,13 +96,11 @@ pub struct InjectArgs {
     after_help = "Removes only what the status annotation lists and what is still exactly what the \
 profiles that injected add (the annotation can be written by anyone who writes the manifest, so a name \
 in it is never enough): give those profiles with -p, and the --shim-image they were injected with. \
-A template whose annotation does not match is left as it is, with a warning. Exit codes: 0 ok; \
-1 runtime error; 2 bad input (unreadable file, invalid profile)."
+A template whose annotation does not match is left as it is, with a warning."
 )]
 pub struct UninjectArgs {
-    /// Manifests to read: a file, a directory, or - for standard input. Repeatable.
-    #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|-")]
-    pub files: Vec<String>,
+    #[command(flatten)]
+    pub input: InputArgs,
     #[command(flatten)]
     pub profiles: ProfileArgs,
     /// Output format; the input's by default.
@@ -149,7 +170,7 @@ pub fn load(a: &EngineArgs) -> Result<Loaded, CliError> {
         Some(f) => StaticFacts::new(manifests::load_facts(f)?),
         None => StaticFacts::none(),
     };
-    let docs = read_all(&a.files)?;
+    let docs = a.input.read()?;
     let options = Options {
         mode_override: a.mode.map(Mode::from),
         namespace: a.namespace.clone(),
@@ -161,20 +182,6 @@ pub fn load(a: &EngineArgs) -> Result<Loaded, CliError> {
         facts,
         options,
     })
-}
-
-pub fn read_all(files: &[String]) -> Result<Vec<Document>, CliError> {
-    let mut docs = Vec::new();
-    for f in files {
-        docs.extend(manifests::read_path(f)?);
-    }
-    if docs.is_empty() {
-        return Err(CliError::input(format!(
-            "{}: no documents to read; give Kubernetes manifests",
-            files.join(", ")
-        )));
-    }
-    Ok(docs)
 }
 
 /// Runs the engine on one document; errors name the document and the field.
@@ -268,7 +275,7 @@ pub fn inject(a: InjectArgs) -> Result<(), CliError> {
 
 pub fn uninject(a: UninjectArgs) -> Result<(), CliError> {
     let profiles = a.profiles.load()?;
-    let docs = read_all(&a.files)?;
+    let docs = a.input.read()?;
     let format = out_format(a.output, &docs);
     let out = transform(&docs, false, |j| engine::uninject(j, &profiles))?;
     write(out, format)

@@ -4,10 +4,9 @@
 use crate::daemon::LogFormat;
 use crate::{CliError, exit};
 use clap::ArgAction;
+use sidecar_kit_cluster::ClusterError;
 use sidecar_kit_cluster::labeler::{self, Labeler, LabelerConfig};
-use sidecar_kit_cluster::{ClusterError, Connect};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,19 +19,14 @@ sidecar-kit.io/native-sidecars-reason says what decided it. Only the holder of t
 the Lease is released on SIGTERM so that another replica takes over at once.\n\
 Needs get, list, watch and patch on nodes, create, get and update on the Lease, and optionally get on \
 nodes/proxy (each kubelet's SidecarContainers gate; without it the version decides).\n\
-Exit codes: 0 stopped on SIGTERM/SIGINT; 1 runtime error (cannot listen); 2 bad flags; \
-3 cluster unreachable or forbidden at start."
+Durations are written 500ms, 5s, 2m, 1m30s, or as a plain number of seconds."
 )]
 pub struct Args {
-    /// Kubeconfig (default: KUBECONFIG, ~/.kube/config, or the pod's service account).
-    #[arg(long, env = "SIDECAR_KIT_KUBECONFIG", value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context.
-    #[arg(long, env = "SIDECAR_KIT_CONTEXT")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub kube: crate::flags::KubeArgs,
     /// Namespace of the Lease [default: POD_NAMESPACE, else sidecar-kit; `serve` looks for it
     /// in the same place by default].
-    #[arg(long, env = "SIDECAR_KIT_NAMESPACE")]
+    #[arg(short = 'n', long, env = "SIDECAR_KIT_NAMESPACE", value_name = "NS")]
     pub namespace: Option<String>,
     /// Name of the Lease (the webhook reads its freshness to trust node labels).
     #[arg(
@@ -45,42 +39,23 @@ pub struct Args {
     /// host name].
     #[arg(long, env = "SIDECAR_KIT_IDENTITY")]
     pub identity: Option<String>,
-    /// leaseDurationSeconds: a leader that stops renewing is replaced after this long.
-    #[arg(
-        long,
-        env = "SIDECAR_KIT_LEASE_DURATION",
-        default_value_t = 15,
-        value_name = "SECONDS"
-    )]
-    pub lease_duration: u32,
-    /// How often the leader renews the Lease, in seconds (less than --lease-duration).
-    #[arg(
-        long,
-        env = "SIDECAR_KIT_LEASE_RENEW_INTERVAL",
-        default_value_t = 5.0,
-        value_name = "SECONDS"
-    )]
-    pub lease_renew_interval: f64,
+    /// leaseDurationSeconds: a leader that stops renewing is replaced after this long
+    /// (whole seconds, at most 1h).
+    #[arg(long, env = "SIDECAR_KIT_LEASE_DURATION", default_value = "15s", value_parser = crate::flags::duration, value_name = "DURATION")]
+    pub lease_duration: Duration,
+    /// How often the leader renews the Lease (within two thirds of --lease-duration).
+    #[arg(long, env = "SIDECAR_KIT_LEASE_RENEW_INTERVAL", default_value = "5s", value_parser = crate::flags::duration, value_name = "DURATION")]
+    pub lease_renew_interval: Duration,
     /// Read each 1.28+ node's SidecarContainers gate from its kubelet metrics
     /// (/api/v1/nodes/NAME/proxy/metrics); false: from the kubelet version only.
     #[arg(long, env = "SIDECAR_KIT_NODE_METRICS", default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
     pub node_metrics: bool,
-    /// How often a node's gate is read again (also whenever its kubelet version changes), in seconds.
-    #[arg(
-        long,
-        env = "SIDECAR_KIT_NODE_METRICS_INTERVAL",
-        default_value_t = 600.0,
-        value_name = "SECONDS"
-    )]
-    pub node_metrics_interval: f64,
-    /// Time limit of one kubelet metrics read, in seconds.
-    #[arg(
-        long,
-        env = "SIDECAR_KIT_NODE_METRICS_TIMEOUT",
-        default_value_t = 5.0,
-        value_name = "SECONDS"
-    )]
-    pub node_metrics_timeout: f64,
+    /// How often a node's gate is read again (also whenever its kubelet version changes).
+    #[arg(long, env = "SIDECAR_KIT_NODE_METRICS_INTERVAL", default_value = "10m", value_parser = crate::flags::duration, value_name = "DURATION")]
+    pub node_metrics_interval: Duration,
+    /// Time limit of one kubelet metrics read.
+    #[arg(long, env = "SIDECAR_KIT_NODE_METRICS_TIMEOUT", default_value = "5s", value_parser = crate::flags::duration, value_name = "DURATION")]
+    pub node_metrics_timeout: Duration,
     /// Kubelet metrics reads in flight at once.
     #[arg(
         long,
@@ -88,14 +63,9 @@ pub struct Args {
         default_value_t = 8
     )]
     pub node_metrics_concurrency: usize,
-    /// Every node is looked at again this often, in seconds.
-    #[arg(
-        long,
-        env = "SIDECAR_KIT_RESYNC_INTERVAL",
-        default_value_t = 300.0,
-        value_name = "SECONDS"
-    )]
-    pub resync_interval: f64,
+    /// Every node is looked at again this often.
+    #[arg(long, env = "SIDECAR_KIT_RESYNC_INTERVAL", default_value = "5m", value_parser = crate::flags::duration, value_name = "DURATION")]
+    pub resync_interval: Duration,
     /// Nodes reconciled at once.
     #[arg(long, env = "SIDECAR_KIT_WORKERS", default_value_t = 8)]
     pub workers: usize,
@@ -108,15 +78,6 @@ pub struct Args {
     /// Log filter (error, warn, info, debug, or tracing directives).
     #[arg(long, env = "SIDECAR_KIT_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
-}
-
-fn seconds(v: f64, flag: &str) -> Result<Duration, CliError> {
-    if !(v.is_finite() && v > 0.0 && v < 86_400.0) {
-        return Err(CliError::input(format!(
-            "{flag} {v}: give a number of seconds greater than 0 and less than a day"
-        )));
-    }
-    Ok(Duration::from_secs_f64(v))
 }
 
 fn nonempty(v: Option<String>) -> Option<String> {
@@ -144,20 +105,20 @@ fn config(a: &Args) -> Result<LabelerConfig, CliError> {
         .ok_or_else(|| {
             CliError::input("no identity for the Lease: give --identity, or set POD_NAME")
         })?;
-    if a.lease_duration == 0 || a.lease_duration > 3600 {
+    let duration = a.lease_duration;
+    if duration.subsec_nanos() != 0 || duration > Duration::from_secs(3600) {
         return Err(CliError::input(format!(
-            "--lease-duration {}: give 1 to 3600 seconds",
-            a.lease_duration
+            "--lease-duration {}: give whole seconds, at most 1h (the Lease holds leaseDurationSeconds)",
+            crate::flags::show(duration)
         )));
     }
-    let duration = Duration::from_secs(u64::from(a.lease_duration));
-    let renew_every = seconds(a.lease_renew_interval, "--lease-renew-interval")?;
+    let renew_every = a.lease_renew_interval;
     if renew_every * 3 > duration * 2 {
         return Err(CliError::input(format!(
-            "--lease-renew-interval {} with --lease-duration {}: renew within two thirds of the duration (the leader steps down then), e.g. every {} s",
-            a.lease_renew_interval,
-            a.lease_duration,
-            f64::from(a.lease_duration) / 3.0
+            "--lease-renew-interval {} with --lease-duration {}: renew within two thirds of the duration (the leader steps down then), e.g. every {}",
+            crate::flags::show(renew_every),
+            crate::flags::show(duration),
+            crate::flags::show(duration / 3)
         )));
     }
     if a.lease_name.trim().is_empty() {
@@ -174,10 +135,10 @@ fn config(a: &Args) -> Result<LabelerConfig, CliError> {
     cfg.lease.renew_every = renew_every;
     cfg.lease.retry_every = renew_every.min(Duration::from_secs(2));
     cfg.node_metrics = a.node_metrics;
-    cfg.node_metrics_interval = seconds(a.node_metrics_interval, "--node-metrics-interval")?;
-    cfg.node_metrics_timeout = seconds(a.node_metrics_timeout, "--node-metrics-timeout")?;
+    cfg.node_metrics_interval = a.node_metrics_interval;
+    cfg.node_metrics_timeout = a.node_metrics_timeout;
     cfg.node_metrics_concurrency = a.node_metrics_concurrency;
-    cfg.resync_interval = seconds(a.resync_interval, "--resync-interval")?;
+    cfg.resync_interval = a.resync_interval;
     cfg.workers = a.workers;
     Ok(cfg)
 }
@@ -199,10 +160,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::runtime(format!("cannot start the runtime: {e}")))?;
-    let connect = Connect {
-        kubeconfig: a.kubeconfig,
-        context: a.context,
-    };
+    let connect = a.kube.connect();
     let probe_listen = a.probe_listen;
     runtime.block_on(async move {
         tracing::info!(

@@ -7,14 +7,18 @@
 mod daemon;
 mod doctor;
 mod explain;
+pub mod flags;
 mod inject;
 mod label_nodes;
 mod lint;
 mod output;
 mod profiles;
+pub mod program;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+pub use program::complete::main as complete_main;
 use std::process::ExitCode;
 
 /// Exit codes (also in `--help` and the README).
@@ -54,15 +58,13 @@ impl From<sidecar_kit_manifests::LocatedError> for CliError {
     }
 }
 
-const EXIT_CODES: &str =
-    "Exit codes: 0 ok; 1 runtime error; 2 usage or bad input; 3 cluster unreachable or forbidden.";
-
 #[derive(Parser, Debug)]
 #[command(
     name = "sidecar-kit",
     about = "Adopt Kubernetes native sidecar containers safely: inject, explain, troubleshoot.",
     version = VERSION_LINE,
-    after_help = EXIT_CODES,
+    after_help = "Run as `kubectl sidecar` too (the kubectl-sidecar executable). Every command's \
+--help ends with its exit codes; `sidecar-kit man` writes them as man pages.",
     propagate_version = true
 )]
 pub struct Cli {
@@ -96,6 +98,10 @@ enum Command {
     Crd(CrdArgs),
     /// Print the version, the git commit and the contract version.
     Version(VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completion(program::CompletionArgs),
+    /// Write the man pages, one per command (or print the top-level one).
+    Man(program::ManArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -137,7 +143,12 @@ pub const VERSION_LINE: &str = concat!(
 
 /// Runs the program and returns its exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let bin_name = program::bin_name(args.first().map(std::ffi::OsString::as_os_str));
+    let parsed = program::command(bin_name)
+        .try_get_matches_from(args)
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -149,7 +160,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match run(cli) {
+    match run(cli, bin_name) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
             // An empty message is an exit code that reports findings already written.
@@ -161,7 +172,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), CliError> {
+fn run(cli: Cli, bin_name: &str) -> Result<(), CliError> {
     match cli.command {
         Command::Inject(a) => inject::inject(a),
         Command::Uninject(a) => inject::uninject(a),
@@ -186,6 +197,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             };
             output::print(&text)
         }
+        Command::Completion(a) => program::completion(&a, bin_name),
+        Command::Man(a) => program::man::run(&a),
         Command::Version(a) => {
             match a.output {
                 VersionFormat::Text => output::print(&format!("sidecar-kit {VERSION_LINE}\n"))?,

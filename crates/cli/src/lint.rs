@@ -37,13 +37,11 @@ impl From<FailOn> for Severity {
     after_help = "Checks: restartPolicy on a regular container; probes or lifecycle on a regular init container; \
 a restartPolicy other than Always on an init container; a sidecar as a regular container in a Job pod; a native sidecar \
 without startupProbe before other containers; duplicate container or volume names; mounts without volumes; invalid names; \
-Job templates with restartPolicy Always; an unreadable sidecar-kit status annotation.\n\
-Exit codes: 0 when nothing reaches --fail-on; 10, 11 or 12 for the highest finding (info, warning, error); 2 unreadable input."
+Job templates with restartPolicy Always; an unreadable sidecar-kit status annotation."
 )]
 pub struct LintArgs {
-    /// Manifests: a file, a directory, or - for standard input. Repeatable.
-    #[arg(short = 'f', long = "filename", required = true, value_name = "FILE|-")]
-    pub files: Vec<String>,
+    #[command(flatten)]
+    pub input: crate::inject::InputArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = LintFormat::Table)]
     pub output: LintFormat,
@@ -53,7 +51,7 @@ pub struct LintArgs {
 }
 
 pub fn lint(a: LintArgs) -> Result<(), CliError> {
-    let docs = crate::inject::read_all(&a.files)?;
+    let docs = a.input.read()?;
     let jsons: Vec<(String, String)> = docs
         .iter()
         .map(|d| {

@@ -6,9 +6,6 @@ use clap::Subcommand;
 #[derive(Subcommand, Debug)]
 pub enum ProfilesCommand {
     /// Check SidecarProfile files: schema, values, names, and conflicts between profiles.
-    #[command(
-        after_help = "Exit codes: 0 all valid; 2 problems found (each named with file, document, field and fix)."
-    )]
     Validate {
         /// Files or directories. Repeatable.
         #[arg(required = true, value_name = "PATH")]

@@ -25,12 +25,19 @@ pub enum Failure {
 Failure behaviour: a request over 6 MiB gets 413 and a malformed one 400 (the webhook's failurePolicy decides); \
 an internal error answers 200 and follows --failure-mode.\n\
 Never injects into kube-system, kube-public, kube-node-lease or its own namespace (POD_NAMESPACE) unless --allow-namespace names it.\n\
-Exit codes: 0 stopped on SIGTERM/SIGINT; 1 runtime error (cannot listen); 2 bad configuration."
+Durations are written 500ms, 5s, 2m, 1m30s, or as a plain number of seconds."
 )]
 pub struct ServeArgs {
-    /// Directory of SidecarProfile files (watched; a broken change keeps the last good set).
-    #[arg(long, env = "SIDECAR_KIT_PROFILES", value_name = "DIR")]
-    pub profiles: PathBuf,
+    /// SidecarProfile files or directories (repeatable; in a pod: the mounted ConfigMap),
+    /// watched: a broken change keeps the last good set.
+    #[arg(
+        short = 'p',
+        long = "profiles",
+        env = "SIDECAR_KIT_PROFILES",
+        value_name = "PATH",
+        required = true
+    )]
+    pub profiles: Vec<PathBuf>,
     /// Serving certificate (PEM), reloaded when it changes.
     #[arg(long, env = "SIDECAR_KIT_TLS_CERT", value_name = "FILE")]
     pub tls_cert: PathBuf,
@@ -50,7 +57,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SIDECAR_KIT_FAILURE_MODE", value_enum, default_value_t = Failure::Allow)]
     pub failure_mode: Failure,
     /// The webhook's own namespace, never injected into.
-    #[arg(long = "namespace", env = "POD_NAMESPACE")]
+    #[arg(
+        short = 'n',
+        long = "namespace",
+        env = "POD_NAMESPACE",
+        value_name = "NS"
+    )]
     pub own_namespace: Option<String>,
     /// Inject into this system or own namespace after all. Repeatable.
     #[arg(
@@ -70,13 +82,9 @@ pub struct ServeArgs {
         conflicts_with = "no_cluster"
     )]
     pub facts: Option<PathBuf>,
-    /// Kubeconfig for live cluster facts (default: KUBECONFIG, ~/.kube/config, or the pod's
-    /// service account).
-    #[arg(long, env = "SIDECAR_KIT_KUBECONFIG", value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context.
-    #[arg(long, env = "SIDECAR_KIT_CONTEXT")]
-    pub context: Option<String>,
+    // The cluster, for live facts, SidecarProfile objects and Events.
+    #[command(flatten)]
+    pub kube: crate::flags::KubeArgs,
     /// Do not take profiles from SidecarProfile objects (the CRD), only from --profiles.
     #[arg(long, env = "SIDECAR_KIT_NO_CRD_PROFILES")]
     pub no_crd_profiles: bool,
@@ -88,22 +96,23 @@ pub struct ServeArgs {
     /// (--namespace, POD_NAMESPACE), else in sidecar-kit: where label-nodes takes it].
     #[arg(long, env = "SIDECAR_KIT_LABELER_LEASE", value_name = "NS/NAME")]
     pub labeler_lease: Option<String>,
-    /// How often profile and certificate files are checked, in seconds.
-    #[arg(long, env = "SIDECAR_KIT_RELOAD_INTERVAL", default_value_t = 2.0)]
-    pub reload_interval: f64,
-    /// Time in-flight reviews get after SIGTERM, in seconds.
-    #[arg(long, env = "SIDECAR_KIT_SHUTDOWN_TIMEOUT", default_value_t = 20.0)]
-    pub shutdown_timeout: f64,
+    /// How often profile and certificate files are checked.
+    #[arg(long, env = "SIDECAR_KIT_RELOAD_INTERVAL", default_value = "2s", value_parser = crate::flags::duration, value_name = "DURATION")]
+    pub reload_interval: Duration,
+    /// Time in-flight reviews get after SIGTERM.
+    #[arg(long, env = "SIDECAR_KIT_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = crate::flags::duration, value_name = "DURATION")]
+    pub shutdown_timeout: Duration,
     /// Time the webhook keeps serving after SIGTERM, with /readyz failing, before it stops
-    /// accepting connections, in seconds: endpoints drop a terminating pod only after a
-    /// moment, and reviews sent to it meanwhile would otherwise be refused (set it below
-    /// terminationGracePeriodSeconds minus --shutdown-timeout). Meanwhile HTTP/1.1 answers
-    /// carry `Connection: close`, so the API server's pooled connections leave cleanly.
-    #[arg(long, env = "SIDECAR_KIT_SHUTDOWN_DELAY", default_value_t = 0.0)]
-    pub shutdown_delay: f64,
-    /// Time allowed for a TLS handshake and for reading and answering one request, in seconds.
-    #[arg(long, env = "SIDECAR_KIT_REQUEST_TIMEOUT", default_value_t = 10.0)]
-    pub request_timeout: f64,
+    /// accepting connections: endpoints drop a terminating pod only after a moment, and
+    /// reviews sent to it meanwhile would otherwise be refused (set it below
+    /// terminationGracePeriodSeconds minus --shutdown-timeout; 0 turns it off). Meanwhile
+    /// HTTP/1.1 answers carry `Connection: close`, so the API server's pooled connections
+    /// leave cleanly.
+    #[arg(long, env = "SIDECAR_KIT_SHUTDOWN_DELAY", default_value = "0s", value_parser = crate::flags::duration_or_zero, value_name = "DURATION")]
+    pub shutdown_delay: Duration,
+    /// Time allowed for a TLS handshake and for reading and answering one request.
+    #[arg(long, env = "SIDECAR_KIT_REQUEST_TIMEOUT", default_value = "10s", value_parser = crate::flags::duration, value_name = "DURATION")]
+    pub request_timeout: Duration,
     /// Memory for cached answers to repeated pods (a Deployment scaling up), in MiB; 0 disables.
     #[arg(long, env = "SIDECAR_KIT_REVIEW_CACHE_MIB", default_value_t = 4)]
     pub review_cache_mib: usize,
@@ -117,24 +126,6 @@ pub struct ServeArgs {
     /// one line per review out).
     #[arg(long, env = "SIDECAR_KIT_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
-}
-
-fn seconds(v: f64, flag: &str) -> Result<Duration, CliError> {
-    if !(v.is_finite() && v > 0.0 && v < 86_400.0) {
-        return Err(CliError::input(format!(
-            "{flag} {v}: give a number of seconds greater than 0"
-        )));
-    }
-    Ok(Duration::from_secs_f64(v))
-}
-
-/// Like [`seconds`], where 0 turns the thing off.
-fn seconds_or_zero(v: f64, flag: &str) -> Result<Duration, CliError> {
-    if v == 0.0 {
-        return Ok(Duration::ZERO);
-    }
-    seconds(v, flag)
-        .map_err(|_| CliError::input(format!("{flag} {v}: give a number of seconds, 0 or more")))
 }
 
 pub fn serve(a: ServeArgs) -> Result<(), CliError> {
@@ -151,10 +142,7 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
             Some(f) => Some(sidecar_kit_manifests::load_facts(&f.display().to_string())?),
             None => None,
         },
-        connect: sidecar_kit_cluster::Connect {
-            kubeconfig: a.kubeconfig,
-            context: a.context,
-        },
+        connect: a.kube.connect(),
         no_cluster: a.no_cluster,
         crd_profiles: !a.no_crd_profiles,
     };
@@ -178,11 +166,13 @@ pub fn serve(a: ServeArgs) -> Result<(), CliError> {
 
 /// The directory and files `serve` reads must be there when it starts.
 fn check_files(a: &ServeArgs) -> Result<(), CliError> {
-    if !a.profiles.is_dir() {
-        return Err(CliError::input(format!(
-            "--profiles {}: not a directory; give the directory of SidecarProfile files (a mounted ConfigMap)",
-            a.profiles.display()
-        )));
+    for p in &a.profiles {
+        if !p.exists() {
+            return Err(CliError::input(format!(
+                "--profiles {}: no such file or directory; give SidecarProfile files or their directory (in a pod: the mounted ConfigMap)",
+                p.display()
+            )));
+        }
     }
     // At start a certificate, key or CA that cannot be read is a mistake in the flags or the
     // mounts: say so and stop. Later changes are the watcher's, which keeps the last good pair.
@@ -201,7 +191,7 @@ fn check_files(a: &ServeArgs) -> Result<(), CliError> {
 /// The server's configuration from the flags.
 fn config(a: &ServeArgs) -> Result<Config, CliError> {
     Ok(Config {
-        profiles_dir: a.profiles.clone(),
+        profiles: a.profiles.clone(),
         tls_cert: a.tls_cert.clone(),
         tls_key: a.tls_key.clone(),
         client_ca: a.client_ca.clone(),
@@ -219,10 +209,10 @@ fn config(a: &ServeArgs) -> Result<Config, CliError> {
             .cloned()
             .collect(),
         shim_image: a.shim_image.clone(),
-        reload_interval: seconds(a.reload_interval, "--reload-interval")?,
-        shutdown_timeout: seconds(a.shutdown_timeout, "--shutdown-timeout")?,
-        shutdown_delay: seconds_or_zero(a.shutdown_delay, "--shutdown-delay")?,
-        request_timeout: seconds(a.request_timeout, "--request-timeout")?,
+        reload_interval: a.reload_interval,
+        shutdown_timeout: a.shutdown_timeout,
+        shutdown_delay: a.shutdown_delay,
+        request_timeout: a.request_timeout,
         bare_allow: a.benchmark_bare_allow,
         review_cache_bytes: a.review_cache_mib.min(1024) * 1024 * 1024,
     })
@@ -338,7 +328,7 @@ fn events_of(
 #[command(
     after_help = "Writes ca.crt, tls.crt and tls.key into --out-dir and prints the caBundle (base64 of ca.crt) \
 for the MutatingWebhookConfiguration. With --force over an earlier set (a rotation), ca.crt holds the new CA and \
-the previous one, so that the webhook stays trusted while its replicas pick up the new certificate. Exit codes: 0 ok; 1 cannot write; 2 bad input (existing files without --force)."
+the previous one, so that the webhook stays trusted while its replicas pick up the new certificate."
 )]
 pub struct CertsArgs {
     /// Name of the webhook's Service.

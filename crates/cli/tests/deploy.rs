@@ -446,10 +446,11 @@ fn check_common(objs: &Objects, failure_policy: &str) {
     // Shutdown: the delay (serving while endpoints drop the pod) and the drain of in-flight
     // reviews (SIDECAR_KIT_SHUTDOWN_TIMEOUT, 20 s by default) fit in the grace period, so the
     // kubelet never kills a draining server.
-    let delay: f64 = env_value(c, "SIDECAR_KIT_SHUTDOWN_DELAY").parse().unwrap();
+    let seconds = |v: &str| sidecar_kit::flags::duration(v).unwrap().as_secs_f64();
+    let delay = seconds(env_value(c, "SIDECAR_KIT_SHUTDOWN_DELAY"));
     assert!(delay > 0.0, "a shutdown delay is set");
-    let drain: f64 = env(c, "SIDECAR_KIT_SHUTDOWN_TIMEOUT")
-        .map_or(20.0, |e| e["value"].as_str().unwrap().parse().unwrap());
+    let drain = env(c, "SIDECAR_KIT_SHUTDOWN_TIMEOUT")
+        .map_or(20.0, |e| seconds(e["value"].as_str().unwrap()));
     assert!(
         delay + drain
             < pod["spec"]["terminationGracePeriodSeconds"]

@@ -19,13 +19,31 @@ fn kubectl() -> Option<PathBuf> {
 fn plugin_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sk-kubectl-plugin-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("kubectl-sidecar");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_kubectl-sidecar"), &link).unwrap();
+    for (name, exe) in [
+        ("kubectl-sidecar", env!("CARGO_BIN_EXE_kubectl-sidecar")),
+        (
+            "kubectl_complete-sidecar",
+            env!("CARGO_BIN_EXE_kubectl_complete-sidecar"),
+        ),
+    ] {
+        let link = dir.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(exe, &link).unwrap();
+    }
     dir
 }
 
 fn run(kubectl: &Path, plugins: &Path, args: &[&str], kubeconfig_env: Option<&Path>) -> Output {
+    run_env(kubectl, plugins, args, kubeconfig_env, "KUBECONFIG")
+}
+
+fn run_env(
+    kubectl: &Path,
+    plugins: &Path,
+    args: &[&str],
+    kubeconfig_env: Option<&Path>,
+    env_name: &str,
+) -> Output {
     let path = std::env::join_paths(std::iter::once(plugins.to_path_buf()).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))
@@ -34,9 +52,10 @@ fn run(kubectl: &Path, plugins: &Path, args: &[&str], kubeconfig_env: Option<&Pa
     c.args(args)
         .env("PATH", path)
         .env("HOME", plugins)
-        .env_remove("KUBECONFIG");
+        .env_remove("KUBECONFIG")
+        .env_remove("SIDECAR_KIT_KUBECONFIG");
     if let Some(kc) = kubeconfig_env {
-        c.env("KUBECONFIG", kc);
+        c.env(env_name, kc);
     }
     c.output().unwrap()
 }
@@ -92,13 +111,13 @@ async fn kubectl_sidecar_doctor_cluster() {
     assert!(stdout.contains("3 node(s): 3 capable"), "{stdout}");
 
     // KUBECONFIG reaches the plugin through kubectl's environment.
-    let (k, p) = (kubectl.clone(), plugins.clone());
+    let (k, p, kc1) = (kubectl.clone(), plugins.clone(), kc.clone());
     let out = tokio::task::spawn_blocking(move || {
         run(
             &k,
             &p,
             &["sidecar", "doctor", "cluster", "-o", "json"],
-            Some(&kc),
+            Some(&kc1),
         )
     })
     .await
@@ -107,6 +126,27 @@ async fn kubectl_sidecar_doctor_cluster() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["command"], "doctor cluster");
     assert_eq!(v["data"]["counts"]["capable"], 3);
+
+    // So does SIDECAR_KIT_KUBECONFIG, the project's own name for it.
+    let (k, p, kc3) = (kubectl.clone(), plugins.clone(), kc.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        run_env(
+            &k,
+            &p,
+            &["sidecar", "doctor", "cluster", "-o", "json"],
+            Some(&kc3),
+            "SIDECAR_KIT_KUBECONFIG",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // The plugin's requests reached the fake: kubectl itself did not talk to it.
     assert!(
         fake.requests()
@@ -114,4 +154,55 @@ async fn kubectl_sidecar_doctor_cluster() {
             .any(|r| r.path == "/api/v1/nodes/node-1/proxy/metrics")
     );
     fake.shutdown().await;
+}
+
+/// As a plugin, the help speaks of `kubectl sidecar`, and kubectl completes the plugin's
+/// commands, flags and values through kubectl_complete-sidecar.
+#[test]
+fn kubectl_sidecar_help_and_completion() {
+    let Some(kubectl) = kubectl() else {
+        eprintln!("kubectl not found on PATH: skipping the kubectl plugin help test");
+        return;
+    };
+    let plugins = plugin_dir();
+    let out = run(
+        &kubectl,
+        &plugins,
+        &["sidecar", "doctor", "pods", "--help"],
+        None,
+    );
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{help}");
+    assert!(
+        help.contains("Usage: kubectl sidecar doctor pods"),
+        "{help}"
+    );
+    assert!(!help.contains("sidecar-kit doctor"), "{help}");
+    let out = run(&kubectl, &plugins, &["sidecar", "--bogus"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Usage: kubectl sidecar"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let complete = |words: &[&str]| {
+        let mut args = vec!["__complete", "sidecar"];
+        args.extend_from_slice(words);
+        let out = run(&kubectl, &plugins, &args, None);
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let c = complete(&["doc"]);
+    assert!(c.starts_with("doctor\t"), "{c}");
+    assert!(c.trim_end().ends_with(":4"), "no file names: {c}");
+    let c = complete(&["doctor", "cluster", "-o", ""]);
+    for v in ["table", "json", "yaml", "facts"] {
+        assert!(
+            c.lines().any(|l| l.split('\t').next() == Some(v)),
+            "{v}: {c}"
+        );
+    }
+    let c = complete(&["inject", "-f", ""]);
+    assert!(c.trim_end().ends_with(":0"), "-f completes file names: {c}");
 }

@@ -264,6 +264,54 @@ async fn until_refused(addr: SocketAddr) {
     }
 }
 
+/// `-p` takes files and directories, as often as needed, and watches all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_from_several_files_and_directories_are_watched() {
+    let (dir, root) = workdir("paths");
+    let mesh =
+        std::fs::read_to_string(root.join("crates/cli/tests/golden/profiles/mesh.yaml")).unwrap();
+    std::fs::write(dir.join("mesh.yaml"), &mesh).unwrap();
+    std::fs::create_dir_all(dir.join("more")).unwrap();
+    let (file, more) = (dir.join("mesh.yaml"), dir.join("more"));
+    let mut server = start_with(
+        &dir,
+        &[
+            "--no-cluster",
+            "-p",
+            file.to_str().unwrap(),
+            "--profiles",
+            more.to_str().unwrap(),
+            "--reload-interval",
+            "50ms",
+        ],
+    );
+    let probe = log_addr(&server.wait_log("probe listener bound (/healthz, /readyz, /metrics)"));
+    server.wait_log("webhook listening (POST /mutate)");
+    let (code, ready) = http_get(probe, "/readyz").await;
+    assert_eq!(code, 200, "{ready}");
+    assert!(
+        ready.contains("2 profile(s)")
+            && ready.contains("log-shipper")
+            && ready.contains("mesh-proxy"),
+        "the directory's profile and the file's: {ready}"
+    );
+    // A profile added to the (empty) second directory is picked up.
+    std::fs::write(
+        more.join("other.yaml"),
+        mesh.replace("name: mesh-proxy", "name: other-proxy")
+            .replace(r#"values: ["on"]"#, r#"values: ["other"]"#),
+    )
+    .unwrap();
+    eventually_async(
+        "the second directory's profile in /readyz",
+        Duration::from_secs(20),
+        || async { http_get(probe, "/readyz").await.1.contains("other-proxy") },
+    )
+    .await;
+    let ready = http_get(probe, "/readyz").await.1;
+    assert!(ready.contains("3 profile(s)"), "{ready}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reviews_reloads_and_drains_on_sigterm() {
     let (dir, root) = workdir("sigterm");
@@ -433,7 +481,19 @@ fn bad_configuration_is_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--profiles /no/such/dir: not a directory")
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--profiles /no/such/dir: no such file or directory")
+    );
+    let out = Command::new(bin())
+        .args(["serve", "-p", "/tmp", "--reload-interval", "soon"])
+        .args(["--tls-cert", "a", "--tls-key", "b"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad duration");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("write 500ms, 5s, 2m"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let out = Command::new(bin())
         .args(["serve", "--profiles", "/tmp"])

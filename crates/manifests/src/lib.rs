@@ -84,6 +84,14 @@ impl LocatedError {
 
 /// Reads `path` (a file, a directory of `.yaml`/`.yml`/`.json` files, or `-` for stdin).
 pub fn read_path(path: &str) -> Result<Vec<Document>, LocatedError> {
+    read_input(path, false)
+}
+
+/// Reads `path` like [`read_path`]; with `recursive`, a directory's subdirectories too (as
+/// `kubectl -R` does), in name order, skipping names that start with `.` (a mounted
+/// ConfigMap's `..data` twins). Without it, a directory that holds no manifests itself but
+/// does below is an error that says so.
+pub fn read_input(path: &str, recursive: bool) -> Result<Vec<Document>, LocatedError> {
     if path == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s).map_err(|e| {
@@ -97,8 +105,25 @@ pub fn read_path(path: &str) -> Result<Vec<Document>, LocatedError> {
     }
     let p = Path::new(path);
     if p.is_dir() {
+        let mut files = Vec::new();
+        manifest_files(p, recursive, &mut files)?;
+        if files.is_empty() && !recursive {
+            let mut below = Vec::new();
+            manifest_files(p, true, &mut below)?;
+            if let Some(first) = below.first() {
+                return Err(LocatedError::new(
+                    path,
+                    format!(
+                        "is a directory with no manifests at its top level, but {} below it (e.g. {})",
+                        below.len(),
+                        first.display()
+                    ),
+                    "add -R (--recursive) to read its subdirectories too",
+                ));
+            }
+        }
         let mut out = Vec::new();
-        for file in manifest_files(p)? {
+        for file in files {
             out.extend(read_file(&file)?);
         }
         return Ok(out);
@@ -106,7 +131,9 @@ pub fn read_path(path: &str) -> Result<Vec<Document>, LocatedError> {
     read_file(p)
 }
 
-fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, LocatedError> {
+/// The `.yaml`/`.yml`/`.json` files of `dir` in name order, with `recursive` those of its
+/// subdirectories after them.
+fn manifest_files(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<(), LocatedError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         LocatedError::new(
             dir.display().to_string(),
@@ -114,18 +141,29 @@ fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>, LocatedError> {
             "check the path and its permissions",
         )
     })?;
-    let mut files: Vec<PathBuf> = entries
+    let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+            !p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
         })
         .collect();
-    files.sort();
-    Ok(files)
+    paths.sort();
+    let (dirs, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| p.is_dir());
+    out.extend(files.into_iter().filter(|p| {
+        p.is_file()
+            && p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+    }));
+    if recursive {
+        for d in dirs {
+            manifest_files(&d, true, out)?;
+        }
+    }
+    Ok(())
 }
 
 fn read_file(p: &Path) -> Result<Vec<Document>, LocatedError> {
@@ -376,5 +414,71 @@ mod tests {
         let text = write_documents(std::slice::from_ref(&v), Format::Yaml).unwrap();
         let back = parse_documents(&text, "-").unwrap();
         assert_eq!(back[0].value, v, "{text}");
+    }
+
+    /// A directory tree: `top.yaml`, `a/one.yaml`, `a/b/two.json`, `.hidden/x.yaml`,
+    /// `a/..data/dup.yaml` and a file that is not a manifest.
+    fn tree(tag: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("sk-manifests-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for d in ["a/b", ".hidden", "a/..data"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let pod = |n: &str| format!("kind: Pod\nmetadata: {{name: {n}}}\n");
+        std::fs::write(root.join("top.yaml"), pod("top")).unwrap();
+        std::fs::write(root.join("a/one.yaml"), pod("one")).unwrap();
+        std::fs::write(
+            root.join("a/b/two.json"),
+            "{\"kind\": \"Pod\", \"metadata\": {\"name\": \"two\"}}",
+        )
+        .unwrap();
+        std::fs::write(root.join(".hidden/x.yaml"), pod("hidden")).unwrap();
+        std::fs::write(root.join("a/..data/dup.yaml"), pod("dup")).unwrap();
+        std::fs::write(root.join("a/notes.txt"), "not a manifest").unwrap();
+        root
+    }
+
+    fn names(docs: &[Document]) -> Vec<String> {
+        docs.iter()
+            .map(|d| d.value["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn recursive_reading_walks_subdirectories_in_name_order_and_skips_hidden_ones() {
+        let root = tree("walk");
+        let dir = root.display().to_string();
+        assert_eq!(names(&read_input(&dir, false).unwrap()), ["top"]);
+        assert_eq!(
+            names(&read_input(&dir, true).unwrap()),
+            ["top", "one", "two"]
+        );
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn a_directory_with_manifests_only_below_asks_for_recursive() {
+        let root = tree("below");
+        std::fs::remove_file(root.join("top.yaml")).unwrap();
+        let dir = root.display().to_string();
+        let e = read_input(&dir, false).unwrap_err();
+        assert_eq!(e.place, dir);
+        assert!(
+            e.message
+                .contains("no manifests at its top level, but 2 below it"),
+            "{e}"
+        );
+        assert!(e.message.contains("one.yaml"), "names one: {e}");
+        assert!(e.fix.contains("-R (--recursive)"), "{e}");
+        assert_eq!(names(&read_input(&dir, true).unwrap()), ["one", "two"]);
+        // A directory with nothing anywhere is simply empty.
+        let empty = root.join("a/b/c");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(
+            read_input(&empty.display().to_string(), false)
+                .unwrap()
+                .is_empty()
+        );
+        let _ = std::fs::remove_dir_all(root);
     }
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 /// Configuration of the server, validated by the CLI.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub profiles_dir: PathBuf,
+    /// SidecarProfile files and directories, watched.
+    pub profiles: Vec<PathBuf>,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     pub client_ca: Option<PathBuf>,

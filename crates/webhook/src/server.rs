@@ -122,11 +122,7 @@ struct Sources {
 impl Sources {
     fn new(config: &Config, feed: Option<Arc<dyn ProfileFeed>>) -> Sources {
         Sources {
-            profiles: ProfileWatcher::new(
-                config.profiles_dir.clone(),
-                config.shim_image.clone(),
-                feed,
-            ),
+            profiles: ProfileWatcher::new(config.profiles.clone(), config.shim_image.clone(), feed),
             certs: CertWatcher::new(
                 config.tls_cert.clone(),
                 config.tls_key.clone(),

@@ -11,7 +11,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-fn profile_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+fn dir_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = entries
@@ -31,9 +31,31 @@ fn profile_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Watches the profile directory, and the SidecarProfile objects of the cluster when fed.
+/// The profile files behind the given paths, and the paths that hold any: a file stands for
+/// itself, a directory for its `.yaml`/`.yml`/`.json` files (an empty directory holds none,
+/// which is not an error: the profiles may come from the cluster).
+fn profile_files(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<String>), String> {
+    let mut files = Vec::new();
+    let mut sources = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let found = dir_files(path)?;
+            if !found.is_empty() {
+                sources.push(path.display().to_string());
+            }
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+            sources.push(path.display().to_string());
+        }
+    }
+    Ok((files, sources))
+}
+
+/// Watches the profile files and directories, and the SidecarProfile objects of the cluster
+/// when fed.
 pub struct ProfileWatcher {
-    dir: PathBuf,
+    paths: Vec<PathBuf>,
     shim_image: Option<String>,
     feed: Option<Arc<dyn ProfileFeed>>,
     last: Option<u64>,
@@ -42,12 +64,12 @@ pub struct ProfileWatcher {
 
 impl ProfileWatcher {
     pub fn new(
-        dir: PathBuf,
+        paths: Vec<PathBuf>,
         shim_image: Option<String>,
         feed: Option<Arc<dyn ProfileFeed>>,
     ) -> Self {
         ProfileWatcher {
-            dir,
+            paths,
             shim_image,
             feed,
             last: None,
@@ -55,9 +77,9 @@ impl ProfileWatcher {
         }
     }
 
-    /// A hash of the directory's files and the feed's generation.
-    fn fingerprint(&self, feed_generation: Option<u64>) -> Result<(u64, usize), String> {
-        let files = profile_files(&self.dir)?;
+    /// A hash of the profile files and the feed's generation, and the paths that hold files.
+    fn fingerprint(&self, feed_generation: Option<u64>) -> Result<(u64, Vec<String>), String> {
+        let (files, sources) = profile_files(&self.paths)?;
         let mut h = DefaultHasher::new();
         for f in &files {
             f.hash(&mut h);
@@ -66,19 +88,19 @@ impl ProfileWatcher {
                 .hash(&mut h);
         }
         feed_generation.hash(&mut h);
-        Ok((h.finish(), files.len()))
+        Ok((h.finish(), sources))
     }
 
     fn load(
         &self,
-        files: usize,
+        sources: &[String],
         feed: Vec<(String, serde_json::Value)>,
     ) -> Result<ProfileSet, String> {
         let join = |errs: Vec<String>| errs.join("; ");
-        let mut profiles = if files == 0 {
+        let mut profiles = if sources.is_empty() {
             Vec::new()
         } else {
-            sidecar_kit_manifests::load_profiles(&[self.dir.display().to_string()])
+            sidecar_kit_manifests::load_profiles(sources)
                 .map_err(|errs| join(errs.iter().map(ToString::to_string).collect()))?
         };
         // Objects the cluster adapter found invalid are left out (their status says why).
@@ -106,7 +128,7 @@ impl ProfileWatcher {
             }
             None => (None, Vec::new()),
         };
-        let (fp, files) = match self.fingerprint(feed_generation) {
+        let (fp, sources) = match self.fingerprint(feed_generation) {
             Ok(x) => x,
             Err(e) => {
                 self.fail(state, &e);
@@ -117,7 +139,7 @@ impl ProfileWatcher {
             return;
         }
         self.last = Some(fp);
-        match self.load(files, objects) {
+        match self.load(&sources, objects) {
             Ok(set) => {
                 let names: Vec<String> = set.iter().map(|p| p.name.clone()).collect();
                 state.set_profiles(set);
@@ -142,7 +164,7 @@ impl ProfileWatcher {
                     format!(
                         "{} profile(s) from {}{}: {}",
                         names.len(),
-                        self.dir.display(),
+                        self.shown(),
                         if self.feed.is_some() {
                             " and the cluster"
                         } else {
@@ -151,11 +173,17 @@ impl ProfileWatcher {
                         names.join(", ")
                     ) + &feed,
                 );
-                tracing::info!(dir = %self.dir.display(), profiles = %names.join(","), "profiles loaded");
+                tracing::info!(paths = %self.shown(), profiles = %names.join(","), "profiles loaded");
                 self.loaded = true;
             }
             Err(e) => self.fail(state, &e),
         }
+    }
+
+    /// The watched paths, as logs and `/readyz` name them.
+    fn shown(&self) -> String {
+        let shown: Vec<String> = self.paths.iter().map(|p| p.display().to_string()).collect();
+        shown.join(", ")
     }
 
     fn fail(&mut self, state: &AppState, e: &str) {
@@ -172,7 +200,7 @@ impl ProfileWatcher {
         } else {
             format!("not loaded yet: {e}")
         };
-        tracing::error!(dir = %self.dir.display(), error = %e, kept_last_good = self.loaded, "profiles not loaded");
+        tracing::error!(paths = %self.shown(), error = %e, kept_last_good = self.loaded, "profiles not loaded");
         Health::set(&state.health.profiles, self.loaded, detail);
     }
 }

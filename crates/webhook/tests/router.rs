@@ -37,7 +37,7 @@ fn profiles() -> ProfileSet {
 
 fn excluded(own: &str) -> Vec<String> {
     Config {
-        profiles_dir: PathBuf::new(),
+        profiles: Vec::new(),
         tls_cert: PathBuf::new(),
         tls_key: PathBuf::new(),
         client_ca: None,

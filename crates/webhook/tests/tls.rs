@@ -65,7 +65,7 @@ async fn start_with(dir: &Path, client_ca: Option<PathBuf>, request_timeout: Dur
     )
     .unwrap();
     let config = Config {
-        profiles_dir: profiles,
+        profiles: vec![profiles],
         tls_cert: dir.join("tls.crt"),
         tls_key: dir.join("tls.key"),
         client_ca,
