@@ -6,11 +6,12 @@ use crate::observe::{self, Rejected};
 use crate::review::{self, ReviewContext};
 use crate::{AppState, Profiles};
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -53,8 +54,10 @@ pub fn bare_router() -> Router {
         request: Uid<'a>,
     }
     async fn bare(body: Body) -> Response {
-        let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
-            return text(StatusCode::PAYLOAD_TOO_LARGE, "too large\n".into());
+        let bytes = match read_body(body).await {
+            Read::Whole(b) => b,
+            Read::TooLarge(rest) => return too_large(rest),
+            Read::Failed(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
         };
         match serde_json::from_slice::<Review<'_>>(&bytes) {
             Ok(r) => {
@@ -90,9 +93,19 @@ impl Drop for InFlight<'_> {
 async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
     let start = Instant::now();
     let _guard = InFlight::start(&state.in_flight);
-    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(e) => return unread(&state, &e),
+    let bytes = match read_body(body).await {
+        Read::Whole(b) => b,
+        Read::TooLarge(rest) => {
+            observe::rejected(&state, &Rejected::TooLarge);
+            return too_large(rest);
+        }
+        Read::Failed(e) => {
+            observe::rejected(&state, &Rejected::Unreadable(&e));
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("request body could not be read: {e}\n"),
+            );
+        }
     };
     // One read of the profiles and one view of the cluster for the whole decision.
     let profiles = state.profiles();
@@ -120,21 +133,74 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
     }
 }
 
-/// The answer to a body that could not be read: 413 over the limit, else 400.
-fn unread(state: &AppState, e: &axum::Error) -> Response {
-    let too_large =
-        std::error::Error::source(e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-    if too_large {
-        observe::rejected(state, &Rejected::TooLarge);
-        return text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over the {BODY_LIMIT}-byte limit\n"),
-        );
+/// A request body read up to [`BODY_LIMIT`].
+enum Read {
+    Whole(Bytes),
+    /// Over the limit: the rest of the body, unread.
+    TooLarge(Body),
+    Failed(axum::Error),
+}
+
+/// Reads the body; one frame (the usual review) is kept as it came, without a copy.
+async fn read_body(mut body: Body) -> Read {
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<u8> = Vec::new();
+    loop {
+        let data = match body.frame().await {
+            None => break,
+            Some(Err(e)) => return Read::Failed(e),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(d) => d,
+                Err(_) => continue,
+            },
+        };
+        let had = first.as_ref().map_or(0, Bytes::len) + more.len();
+        if had + data.len() > BODY_LIMIT {
+            return Read::TooLarge(body);
+        }
+        match &first {
+            None => first = Some(data),
+            Some(f) => {
+                if more.is_empty() {
+                    more.extend_from_slice(f);
+                }
+                more.extend_from_slice(&data);
+            }
+        }
     }
-    observe::rejected(state, &Rejected::Unreadable(e));
+    if more.is_empty() {
+        Read::Whole(first.unwrap_or_default())
+    } else {
+        Read::Whole(Bytes::from(more))
+    }
+}
+
+/// How much of an over-the-limit body is read and dropped after the 413, and for how long.
+const DRAIN_BYTES: usize = 8 * BODY_LIMIT;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// 413, and the rest of the request read and dropped in the background (up to
+/// [`DRAIN_BYTES`] and [`DRAIN_TIME`]). A request stream dropped unread is reset: with
+/// HTTP/2 clients (curl, the API server) then see a failed request, not the 413; read to
+/// its end, the stream closes cleanly and the answer stands, as with HTTP/1.1. A client
+/// that sends more than the bound is reset after the answer (RST_STREAM NO_ERROR).
+fn too_large(rest: Body) -> Response {
+    tokio::spawn(async move {
+        let mut rest = rest;
+        let mut read = 0usize;
+        let drain = async {
+            while let Some(Ok(frame)) = rest.frame().await {
+                read += frame.data_ref().map_or(0, Bytes::len);
+                if read > DRAIN_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    });
     text(
-        StatusCode::BAD_REQUEST,
-        format!("request body could not be read: {e}\n"),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body over the {BODY_LIMIT}-byte limit\n"),
     )
 }
 

@@ -387,3 +387,136 @@ async fn slow_clients_are_timed_out() {
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// Posts `body` to /mutate on a fresh connection; the status and the answer's text.
+async fn post_body(
+    addr: std::net::SocketAddr,
+    tls: &TlsConnector,
+    h2: bool,
+    body: Bytes,
+) -> Result<(u16, String), String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let stream = tls
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let req = hyper::Request::post("/mutate")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+        .unwrap();
+    let resp = if h2 {
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        send.send_request(req).await.map_err(|e| e.to_string())?
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        send.send_request(req).await.map_err(|e| e.to_string())?
+    };
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("the answer's body: {e}"))?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// A body over the 6 MiB limit gets 413 with its reason on HTTP/2 as on HTTP/1.1: the rest
+/// of the request is read after the answer, so the stream is not reset under the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_413_on_h1_and_h2() {
+    let dir = TempDir::new("toolarge");
+    let issued = certs::issue(&names(), 30).unwrap();
+    write(&dir.0.join("tls.crt"), &issued.cert_pem);
+    write(&dir.0.join("tls.key"), &issued.key_pem);
+    let (bound, stop, task) = start(&dir.0, None).await;
+    let big = Bytes::from(vec![b' '; sidecar_kit_webhook::BODY_LIMIT + 1024 * 1024]);
+    // curl, the client that showed it: before the rest was read, most HTTP/2 uploads over
+    // the limit ended in "Stream error in the HTTP/2 framing layer" instead of the 413.
+    curl_gets_413(bound.webhook, &dir.0, &issued.ca_pem);
+    for (h2, alpn) in [(true, &b"h2"[..]), (false, b"http/1.1")] {
+        let tls = connector(&issued.ca_pem, None, alpn);
+        for round in 0..5 {
+            let (status, text) = post_body(bound.webhook, &tls, h2, big.clone())
+                .await
+                .unwrap_or_else(|e| panic!("h2 {h2}, round {round}: {e}"));
+            assert_eq!(status, 413, "h2 {h2}: {text}");
+            assert!(text.contains("over the 6291456-byte limit"), "{text}");
+        }
+    }
+    // A body within the limit is still reviewed on the same server.
+    let (status, _) = post_body(
+        bound.webhook,
+        &connector(&issued.ca_pem, None, b"h2"),
+        true,
+        Bytes::from(
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pod-create.json"))
+                .unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    let _ = stop.send(());
+    let _ = task.await;
+}
+
+/// Five uploads of 7 MiB with curl over HTTP/2 and one over HTTP/1.1 all get the 413 answer;
+/// skipped with one line where curl or its HTTP/2 support is missing.
+fn curl_gets_413(addr: std::net::SocketAddr, dir: &Path, ca_pem: &str) {
+    let version = std::process::Command::new("curl").arg("-V").output();
+    match version {
+        Ok(v) if String::from_utf8_lossy(&v.stdout).contains("HTTP2") => {}
+        _ => {
+            eprintln!("curl with HTTP/2 not found: skipping the curl part of the 413 test");
+            return;
+        }
+    }
+    let ca = dir.join("curl-ca.crt");
+    write(&ca, ca_pem);
+    let big = dir.join("big.json");
+    std::fs::write(
+        &big,
+        vec![b' '; sidecar_kit_webhook::BODY_LIMIT + 1024 * 1024],
+    )
+    .unwrap();
+    let url = format!("https://localhost:{}/mutate", addr.port());
+    for (round, version) in [
+        "--http2",
+        "--http2",
+        "--http2",
+        "--http2",
+        "--http2",
+        "--http1.1",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", version, "--cacert"])
+            .arg(&ca)
+            .args(["-H", "content-type: application/json", "--data-binary"])
+            .arg(format!("@{}", big.display()))
+            .args(["-w", "\n%{http_code}", &url])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success()
+                && stdout.ends_with("\n413")
+                && stdout.contains("over the 6291456-byte limit"),
+            "curl {version}, round {round}: exit {:?}, {stdout}, {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
