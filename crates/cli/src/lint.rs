@@ -37,7 +37,9 @@ impl From<FailOn> for Severity {
     after_help = "Checks: restartPolicy on a regular container; probes or lifecycle on a regular init container; \
 a restartPolicy other than Always on an init container; a sidecar as a regular container in a Job pod; a native sidecar \
 without startupProbe before other containers; duplicate container or volume names; mounts without volumes; invalid names; \
-Job templates with restartPolicy Always; an unreadable sidecar-kit status annotation."
+Job templates with restartPolicy Always; an unreadable sidecar-kit status annotation. SidecarProfiles are linted as \
+the containers they inject. -o json and -o yaml write one `LintReport` document (apiVersion sidecar-kit.io/v1alpha1; \
+fields in docs/output-schema.md)."
 )]
 pub struct LintArgs {
     #[command(flatten)]
@@ -67,17 +69,22 @@ pub fn lint(a: LintArgs) -> Result<(), CliError> {
             json: j,
         })
         .collect();
-    let report = run_lint(&inputs);
-    let format = match a.output {
-        LintFormat::Table => Format::Table,
-        LintFormat::Json => Format::Json,
-        LintFormat::Yaml => Format::Yaml,
-        LintFormat::Junit => Format::Junit,
-        LintFormat::Markdown => Format::Markdown,
-        LintFormat::Html => Format::Html,
+    let linted = run_lint(&inputs);
+    let text = match a.output {
+        LintFormat::Json => {
+            serde_json::to_string_pretty(&linted.document)
+                .map_err(|e| CliError::runtime(e.to_string()))?
+                + "\n"
+        }
+        LintFormat::Yaml => serde_saphyr::to_string(&linted.document)
+            .map_err(|e| CliError::runtime(e.to_string()))?,
+        LintFormat::Table => render(&linted.report, Format::Table, None),
+        LintFormat::Junit => render(&linted.report, Format::Junit, None),
+        LintFormat::Markdown => render(&linted.report, Format::Markdown, None),
+        LintFormat::Html => render(&linted.report, Format::Html, None),
     };
-    output::print(&render(&report, format, None))?;
-    match exit_code(&report, a.fail_on.into()) {
+    output::print(&text)?;
+    match exit_code(&linted.report, a.fail_on.into()) {
         0 => Ok(()),
         code => Err(CliError {
             code,

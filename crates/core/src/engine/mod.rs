@@ -32,8 +32,14 @@ use crate::profile::{Mode, ProfileSet};
 
 pub use drift::covers;
 pub use outcome::{
-    Considered, Outcome, ResourceChange, Skip, SkipCode, TemplateOutcome, TemplateResult,
+    Considered, Grounds, ModeAdjustment, ModeDecision, ModeReason, ModeSource, Outcome,
+    ResourceChange, SelectReason, Skip, SkipCode, TemplateOutcome, TemplateResult,
 };
+/// The node-affinity expression a mode adds to every required term, if any.
+pub fn node_affinity_expression(mode: Mode) -> Option<serde_json::Value> {
+    affinity::expr(mode)
+}
+
 pub use wiring::shim::{INSTALL_USER, SHIM_BIN, SHIM_MOUNT, TOMBSTONES, state_dir};
 
 /// Namespaces the webhook never injects into unless told to.

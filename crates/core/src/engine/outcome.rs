@@ -1,9 +1,12 @@
 //! What a plan reports: per template, injected, removed or skipped (with the reason), and the
 //! warnings and explanations gathered on the way; per object, the templates and the patch.
 
+use crate::facts::{Availability, CandidateSummary};
 use crate::patch::PatchOp;
+use crate::profile::Mode;
 use crate::resources::Requests;
 use crate::status::Status;
+use crate::version::{FieldKept, GateState, KubeVersion};
 use std::fmt;
 
 /// Why a template was not injected.
@@ -96,12 +99,149 @@ pub enum TemplateResult {
     Skipped(Skip),
 }
 
+/// Why a profile was taken for a template or not, for `explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectReason {
+    /// The pod's `sidecar-kit.io/profiles` annotation names it.
+    NamedByAnnotation,
+    SelectorMatches,
+    /// The selector matches; the namespace's labels are unknown, so its namespaceSelector
+    /// was not evaluated (taken, with a warning).
+    NamespaceSelectorNotEvaluated,
+    NamespaceSelectorMismatch,
+    SelectorMismatch,
+}
+
+impl SelectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SelectReason::NamedByAnnotation => "NamedByAnnotation",
+            SelectReason::SelectorMatches => "SelectorMatches",
+            SelectReason::NamespaceSelectorNotEvaluated => "NamespaceSelectorNotEvaluated",
+            SelectReason::NamespaceSelectorMismatch => "NamespaceSelectorMismatch",
+            SelectReason::SelectorMismatch => "SelectorMismatch",
+        }
+    }
+}
+
 /// A profile considered for a template, for `explain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Considered {
     pub profile: String,
     pub matched: bool,
+    pub code: SelectReason,
     pub why: String,
+}
+
+/// Who asked for a profile's mode (precedence: flag, annotation, profile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeSource {
+    /// `--mode` of the CLI.
+    Flag,
+    /// The pod's `sidecar-kit.io/mode` annotation.
+    Annotation,
+    /// The profile's `spec.mode`.
+    Profile,
+}
+
+impl ModeSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModeSource::Flag => "flag",
+            ModeSource::Annotation => "annotation",
+            ModeSource::Profile => "profile",
+        }
+    }
+}
+
+/// The rule that chose a profile's mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeReason {
+    /// The mode asked for is not `auto`: taken as asked.
+    Requested,
+    AutoApiServerDropsRestartPolicy,
+    AutoNoFacts,
+    AutoFactsUnavailable,
+    AutoNoCandidateNodes,
+    AutoAllCandidatesCapable,
+    AutoNoCandidateCapable,
+    /// Mixed (or unavailable) candidates: the profile's fallback.
+    AutoFallback,
+    /// The fallback (affinity, universal) needs the labeler's fresh Lease: legacy.
+    AutoFallbackNeedsLabeler,
+}
+
+impl ModeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModeReason::Requested => "Requested",
+            ModeReason::AutoApiServerDropsRestartPolicy => "AutoApiServerDropsRestartPolicy",
+            ModeReason::AutoNoFacts => "AutoNoFacts",
+            ModeReason::AutoFactsUnavailable => "AutoFactsUnavailable",
+            ModeReason::AutoNoCandidateNodes => "AutoNoCandidateNodes",
+            ModeReason::AutoAllCandidatesCapable => "AutoAllCandidatesCapable",
+            ModeReason::AutoNoCandidateCapable => "AutoNoCandidateCapable",
+            ModeReason::AutoFallback => "AutoFallback",
+            ModeReason::AutoFallbackNeedsLabeler => "AutoFallbackNeedsLabeler",
+        }
+    }
+}
+
+/// A rule that changed a mode after it was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeAdjustment {
+    /// Native or affinity where the API server drops `restartPolicy`: legacy.
+    ApiServerDropsRestartPolicy,
+    /// Universal on a Windows pod, which cannot run sidecar-shim: legacy.
+    WindowsPod,
+    /// Universal where the API server drops `restartPolicy`: no startup probe.
+    NoStartupProbe,
+    /// Universal where it is unknown whether the API server keeps `restartPolicy`: the
+    /// startup probe is added on the assumption that it does.
+    StartupProbeAssumed,
+}
+
+impl ModeAdjustment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModeAdjustment::ApiServerDropsRestartPolicy => "ApiServerDropsRestartPolicy",
+            ModeAdjustment::WindowsPod => "WindowsPod",
+            ModeAdjustment::NoStartupProbe => "NoStartupProbe",
+            ModeAdjustment::StartupProbeAssumed => "StartupProbeAssumed",
+        }
+    }
+}
+
+/// How one profile's mode was decided for one template, for `explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeDecision {
+    pub profile: String,
+    /// The mode asked for, and by whom.
+    pub requested: Mode,
+    pub source: ModeSource,
+    /// The profile's fallback (what `auto` takes on mixed nodes).
+    pub fallback: Mode,
+    /// The mode chosen.
+    pub mode: Mode,
+    pub code: ModeReason,
+    pub adjustments: Vec<ModeAdjustment>,
+    /// Universal mode: whether the native copy gets its startup probe.
+    pub startup_probe: bool,
+    /// The reason in words (as recorded in the status annotation).
+    pub reason: String,
+}
+
+/// What a template's mode decisions were made from, for `explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grounds {
+    pub api_server_version: Option<KubeVersion>,
+    pub api_server_gate: GateState,
+    /// Whether the API server keeps `restartPolicy`, and why.
+    pub kept: FieldKept,
+    pub availability: Availability,
+    /// The nodes the pod can land on, where the facts are known.
+    pub candidates: Option<CandidateSummary>,
+    pub labeler_lease_fresh: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +263,10 @@ pub struct TemplateOutcome {
     pub considered: Vec<Considered>,
     /// What the decision was based on (API server, facts availability), for `explain`.
     pub facts: Vec<String>,
+    /// The same as data, for `explain`.
+    pub grounds: Option<Grounds>,
+    /// How each selected profile's mode was decided, for `explain`.
+    pub decisions: Vec<ModeDecision>,
     pub resources: Option<ResourceChange>,
 }
 

@@ -5,10 +5,13 @@
 use super::affinity::own_scheduling;
 use super::mode::{self, Decision, Ground};
 use super::notes::Notes;
-use super::outcome::{ResourceChange, Skip, SkipCode, TemplateOutcome, TemplateResult};
+use super::outcome::{
+    Grounds, ModeDecision, ModeSource, ResourceChange, Skip, SkipCode, TemplateOutcome,
+    TemplateResult,
+};
 use super::wiring::{self, Additions, Chosen};
 use super::{Options, finish, optout, select, verify};
-use crate::facts::{Facts, Scheduling};
+use crate::facts::{Availability, Facts, Scheduling};
 use crate::patch::PatchOp;
 use crate::pod::Template;
 use crate::profile::{Mode, Profile, ProfileSet, first_conflict};
@@ -91,6 +94,8 @@ impl Context<'_, '_, '_> {
             warnings: self.notes.warnings,
             considered: self.notes.considered,
             facts: self.notes.facts,
+            grounds: self.notes.grounds,
+            decisions: self.notes.decisions,
             resources,
         }
     }
@@ -191,6 +196,16 @@ impl Context<'_, '_, '_> {
         if self.opts.explain {
             let grounds = mode::grounds(&kept, self.facts, sched);
             self.notes.facts.extend(grounds);
+            let availability = self.facts.availability();
+            self.notes.grounds = Some(Grounds {
+                api_server_version: api_version.clone(),
+                api_server_gate: gate,
+                kept: kept.clone(),
+                candidates: (availability == Availability::Known)
+                    .then(|| self.facts.candidates(sched)),
+                availability,
+                labeler_lease_fresh: self.facts.labeler_lease_fresh(),
+            });
         }
         let annotation_mode = mode::annotated(self.t)?;
         let ground = Ground {
@@ -202,13 +217,34 @@ impl Context<'_, '_, '_> {
         selected
             .iter()
             .map(|p| {
-                let (requested, source) = match (self.opts.mode_override, annotation_mode) {
-                    (Some(m), _) => (m, "--mode".to_string()),
-                    (None, Some(m)) => (m, format!("annotation {MODE_ANNOTATION}")),
-                    (None, None) => (p.spec.mode, format!("profile {} spec.mode", p.name)),
+                let (requested, by, source) = match (self.opts.mode_override, annotation_mode) {
+                    (Some(m), _) => (m, ModeSource::Flag, "--mode".to_string()),
+                    (None, Some(m)) => (
+                        m,
+                        ModeSource::Annotation,
+                        format!("annotation {MODE_ANNOTATION}"),
+                    ),
+                    (None, None) => (
+                        p.spec.mode,
+                        ModeSource::Profile,
+                        format!("profile {} spec.mode", p.name),
+                    ),
                 };
                 let fallback = p.spec.fallback.mode();
                 let decision = mode::decide(requested, &source, fallback, &ground, &mut self.notes);
+                if self.opts.explain {
+                    self.notes.decisions.push(ModeDecision {
+                        profile: p.name.clone(),
+                        requested,
+                        source: by,
+                        fallback,
+                        mode: decision.mode,
+                        code: decision.code,
+                        adjustments: decision.adjustments.clone(),
+                        startup_probe: decision.probe,
+                        reason: decision.reason.clone(),
+                    });
+                }
                 fit_for_mode(p, &decision)?;
                 Ok(Chosen {
                     profile: p.clone(),

@@ -2,7 +2,7 @@
 //! whose selectors match its labels and namespace. For `explain`, why each was (not) taken.
 
 use super::notes::Notes;
-use super::outcome::{Considered, Skip, SkipCode};
+use super::outcome::{Considered, SelectReason, Skip, SkipCode};
 use super::plan::Context;
 use crate::profile::{Profile, ProfileSet};
 use crate::selector::{Labels, NoLabels};
@@ -54,6 +54,7 @@ fn named(
         notes.considered.extend(chosen.iter().map(|p| Considered {
             profile: p.name.clone(),
             matched: true,
+            code: SelectReason::NamedByAnnotation,
             why: format!("named by annotation {PROFILES_ANNOTATION}"),
         }));
     }
@@ -88,10 +89,12 @@ fn by_selectors(
             }
         }
         if explain {
+            let (code, why) = why(sel_ok, ns_ok, ns);
             notes.considered.push(Considered {
                 profile: p.name.clone(),
                 matched,
-                why: why(sel_ok, ns_ok, ns),
+                code,
+                why,
             });
         }
     }
@@ -99,14 +102,26 @@ fn by_selectors(
 }
 
 /// Why a profile's selectors took the pod or not, for `explain`.
-fn why(sel_ok: bool, ns_ok: Option<bool>, ns: Option<&str>) -> String {
+fn why(sel_ok: bool, ns_ok: Option<bool>, ns: Option<&str>) -> (SelectReason, String) {
     match (sel_ok, ns_ok) {
-        (true, Some(true)) => "selector matches".to_string(),
-        (true, None) => "selector matches; namespaceSelector not evaluated".to_string(),
-        (true, Some(false)) => format!(
-            "namespaceSelector does not match namespace {}",
-            ns.unwrap_or("")
+        (true, Some(true)) => (
+            SelectReason::SelectorMatches,
+            "selector matches".to_string(),
         ),
-        (false, _) => "selector does not match the pod's labels".to_string(),
+        (true, None) => (
+            SelectReason::NamespaceSelectorNotEvaluated,
+            "selector matches; namespaceSelector not evaluated".to_string(),
+        ),
+        (true, Some(false)) => (
+            SelectReason::NamespaceSelectorMismatch,
+            format!(
+                "namespaceSelector does not match namespace {}",
+                ns.unwrap_or("")
+            ),
+        ),
+        (false, _) => (
+            SelectReason::SelectorMismatch,
+            "selector does not match the pod's labels".to_string(),
+        ),
     }
 }

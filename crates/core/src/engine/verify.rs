@@ -6,6 +6,7 @@ use super::applists::AppList;
 use super::drift::covers;
 use super::mode::Decision;
 use super::notes::Notes;
+use super::outcome::ModeReason;
 use super::wiring::shim::unwrap_app;
 use super::wiring::{self, Additions, Chosen};
 use crate::pod::Template;
@@ -70,6 +71,8 @@ fn replan(
             profile: p.clone(),
             decision: Decision {
                 mode: i.mode,
+                code: ModeReason::Requested,
+                adjustments: Vec::new(),
                 reason: String::new(),
                 probe,
             },

@@ -20,6 +20,9 @@ pub(super) struct TemplateView<'t> {
     pub restart_policy: &'t str,
     /// sidecar-kit's status annotation, as written.
     pub status: Option<&'t str>,
+    /// A SidecarProfile's containers as they would be injected, not a pod: app containers
+    /// follow, and the pod's volumes are not known.
+    pub profile: bool,
 }
 
 impl<'t> TemplateView<'t> {
@@ -32,6 +35,17 @@ impl<'t> TemplateView<'t> {
             volumes: t.spec.volumes.iter().map(|v| v.name.as_str()).collect(),
             restart_policy: t.spec.restart_policy.as_deref().unwrap_or("Always"),
             status: t.meta.annotation(STATUS_ANNOTATION),
+            profile: false,
+        }
+    }
+
+    /// The view of a SidecarProfile, linted as the pod template [`crate::lint`] built
+    /// from it.
+    pub fn of_profile(t: &'t Template<'_>, object: &'t str) -> TemplateView<'t> {
+        TemplateView {
+            kind: "SidecarProfile",
+            profile: true,
+            ..TemplateView::of(t, object)
         }
     }
 
@@ -57,6 +71,11 @@ impl<'t> TemplateView<'t> {
             .iter()
             .filter(|c| restart_policy(c) == Some("Always"))
             .count()
+    }
+
+    /// What the findings name.
+    pub fn object(&self) -> &'t str {
+        self.object
     }
 
     /// A finding about this template.

@@ -5,22 +5,29 @@
 
 use super::{Decision, Ground};
 use crate::engine::notes::Notes;
+use crate::engine::outcome::ModeReason;
 use crate::facts::{Availability, CandidateSummary};
 use crate::profile::Mode;
 
 pub(super) fn decide(fallback: Mode, g: &Ground<'_>, notes: &mut Notes) -> Decision {
     if g.kept.is_no() {
-        return Decision::new(Mode::Legacy, format!("auto: {}: legacy", g.kept.reason()));
+        return Decision::new(
+            Mode::Legacy,
+            ModeReason::AutoApiServerDropsRestartPolicy,
+            format!("auto: {}: legacy", g.kept.reason()),
+        );
     }
     match g.facts.availability() {
         Availability::Absent => Decision::new(
             fallback,
+            ModeReason::AutoNoFacts,
             format!(
                 "auto: no cluster facts (pass --facts FILE from `sidecar-kit doctor cluster -o facts`): profile fallback {fallback}"
             ),
         ),
         Availability::Unsynced(why) => lease_gate(
             fallback,
+            ModeReason::AutoFactsUnavailable,
             format!("auto: cluster facts unavailable ({why})"),
             g.facts.labeler_lease_fresh(),
         ),
@@ -45,6 +52,7 @@ fn by_candidates(
     if total == 0 {
         Decision::new(
             Mode::Legacy,
+            ModeReason::AutoNoCandidateNodes,
             "auto: no known node matches the pod's scheduling constraints: legacy".to_string(),
         )
     } else if c.capable == total {
@@ -53,11 +61,13 @@ fn by_candidates(
         }
         Decision::new(
             Mode::Native,
+            ModeReason::AutoAllCandidatesCapable,
             format!("auto: all {total} candidate nodes are capable: native"),
         )
     } else if c.capable == 0 {
         Decision::new(
             Mode::Legacy,
+            ModeReason::AutoNoCandidateCapable,
             format!(
                 "auto: no candidate node is capable ({}): legacy",
                 c.describe()
@@ -66,6 +76,7 @@ fn by_candidates(
     } else {
         lease_gate(
             fallback,
+            ModeReason::AutoFallback,
             format!("auto: candidate nodes are mixed ({})", c.describe()),
             lease(),
         )
@@ -73,8 +84,9 @@ fn by_candidates(
 }
 
 /// The fallback, where it can work: affinity and universal steer by the node labels of
-/// label-nodes, which are trusted only while its Lease is fresh; else legacy.
-fn lease_gate(mode: Mode, why: String, lease: Option<bool>) -> Decision {
+/// label-nodes, which are trusted only while its Lease is fresh; else legacy. `code` is the
+/// reason the fallback is taken at all.
+fn lease_gate(mode: Mode, code: ModeReason, why: String, lease: Option<bool>) -> Decision {
     if matches!(mode, Mode::Affinity | Mode::Universal) && lease != Some(true) {
         let state = if lease == Some(false) {
             "not fresh"
@@ -83,12 +95,13 @@ fn lease_gate(mode: Mode, why: String, lease: Option<bool>) -> Decision {
         };
         Decision::new(
             Mode::Legacy,
+            ModeReason::AutoFallbackNeedsLabeler,
             format!(
                 "{why}; fallback {mode} needs the node labels of label-nodes, whose Lease is {state}: legacy"
             ),
         )
     } else {
-        Decision::new(mode, format!("{why}: fallback {mode}"))
+        Decision::new(mode, code, format!("{why}: fallback {mode}"))
     }
 }
 
@@ -127,10 +140,15 @@ mod tests {
             ),
         ];
         for (fallback, lease, mode, reason) in table {
-            let d = lease_gate(fallback, "why".into(), lease);
+            let d = lease_gate(fallback, ModeReason::AutoFallback, "why".into(), lease);
+            let code = if mode == fallback {
+                ModeReason::AutoFallback
+            } else {
+                ModeReason::AutoFallbackNeedsLabeler
+            };
             assert_eq!(
                 d,
-                Decision::new(mode, reason.into()),
+                Decision::new(mode, code, reason.into()),
                 "{fallback} lease {lease:?}"
             );
         }
@@ -198,10 +216,18 @@ mod tests {
                 0,
             ),
         ];
-        for (c, lease, mode, reason, warnings) in table {
+        let codes = [
+            ModeReason::AutoNoCandidateNodes,
+            ModeReason::AutoAllCandidatesCapable,
+            ModeReason::AutoAllCandidatesCapable,
+            ModeReason::AutoNoCandidateCapable,
+            ModeReason::AutoFallback,
+            ModeReason::AutoFallbackNeedsLabeler,
+        ];
+        for ((c, lease, mode, reason, warnings), code) in table.into_iter().zip(codes) {
             let mut notes = Notes::default();
             let d = by_candidates(&c, Mode::Universal, || lease, &mut notes);
-            assert_eq!(d, Decision::new(mode, reason.into()), "{c:?}");
+            assert_eq!(d, Decision::new(mode, code, reason.into()), "{c:?}");
             assert_eq!(notes.warnings.len(), warnings, "{c:?}");
         }
     }

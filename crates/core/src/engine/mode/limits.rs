@@ -4,6 +4,7 @@
 
 use super::Decision;
 use crate::engine::notes::Notes;
+use crate::engine::outcome::ModeAdjustment;
 use crate::facts::CandidateSummary;
 use crate::profile::Mode;
 use crate::version::FieldKept;
@@ -34,6 +35,8 @@ pub(super) fn api_server(mut d: Decision, kept: &FieldKept, notes: &mut Notes) -
             kept.reason()
         );
         d.mode = Mode::Legacy;
+        d.adjustments
+            .push(ModeAdjustment::ApiServerDropsRestartPolicy);
     }
     d
 }
@@ -44,6 +47,7 @@ pub(super) fn windows(mut d: Decision, windows: bool, notes: &mut Notes) -> Deci
         notes.warn("Windows pods cannot run sidecar-shim: legacy instead of universal");
         d.reason = format!("{}; Windows pod: legacy", d.reason);
         d.mode = Mode::Legacy;
+        d.adjustments.push(ModeAdjustment::WindowsPod);
     }
     d
 }
@@ -58,6 +62,7 @@ pub(super) fn startup_probe(mut d: Decision, kept: &FieldKept) -> Decision {
                     "{}; without startup probe and restartPolicy ({r})",
                     d.reason
                 );
+                d.adjustments.push(ModeAdjustment::NoStartupProbe);
             }
             FieldKept::Yes(_) => d.probe = true,
             FieldKept::Unknown(r) => {
@@ -66,6 +71,7 @@ pub(super) fn startup_probe(mut d: Decision, kept: &FieldKept) -> Decision {
                     "{}; startup probe added ({r}: assumed to keep restartPolicy)",
                     d.reason
                 );
+                d.adjustments.push(ModeAdjustment::StartupProbeAssumed);
             }
         }
     }
@@ -75,10 +81,19 @@ pub(super) fn startup_probe(mut d: Decision, kept: &FieldKept) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::outcome::ModeReason;
     use crate::version::NodeClass;
 
     fn asked(mode: Mode) -> Decision {
-        Decision::new(mode, "asked".into())
+        Decision::new(mode, ModeReason::Requested, "asked".into())
+    }
+
+    /// The decision `asked(from)` becomes: `mode`, `reason`, and an adjustment when the
+    /// mode or the reason changed.
+    fn became(mode: Mode, reason: &str, adjustment: Option<ModeAdjustment>) -> Decision {
+        let mut d = Decision::new(mode, ModeReason::Requested, reason.into());
+        d.adjustments.extend(adjustment);
+        d
     }
 
     fn yes() -> FieldKept {
@@ -141,11 +156,9 @@ mod tests {
         for (asked_mode, kept, mode, reason, warning) in table {
             let mut notes = Notes::default();
             let d = api_server(asked(asked_mode), &kept, &mut notes);
-            assert_eq!(
-                d,
-                Decision::new(mode, reason.into()),
-                "{asked_mode} {kept:?}"
-            );
+            let adjusted =
+                (mode != asked_mode).then_some(ModeAdjustment::ApiServerDropsRestartPolicy);
+            assert_eq!(d, became(mode, reason, adjusted), "{asked_mode} {kept:?}");
             assert_eq!(notes.warnings.first().map(String::as_str), warning);
         }
     }
@@ -167,7 +180,8 @@ mod tests {
         for (asked_mode, is_windows, mode, reason, warnings) in table {
             let mut notes = Notes::default();
             let d = windows(asked(asked_mode), is_windows, &mut notes);
-            assert_eq!(d, Decision::new(mode, reason.into()), "{asked_mode}");
+            let adjusted = (mode != asked_mode).then_some(ModeAdjustment::WindowsPod);
+            assert_eq!(d, became(mode, reason, adjusted), "{asked_mode}");
             assert_eq!(notes.warnings.len(), warnings);
         }
     }
@@ -193,15 +207,16 @@ mod tests {
         ];
         for (mode, kept, probe, reason) in table {
             let d = startup_probe(asked(mode), &kept);
-            assert_eq!(
-                d,
-                Decision {
-                    mode,
-                    reason: reason.into(),
-                    probe
-                },
-                "{mode} {kept:?}"
-            );
+            let adjusted = match (mode, &kept) {
+                (Mode::Universal, FieldKept::No(_)) => Some(ModeAdjustment::NoStartupProbe),
+                (Mode::Universal, FieldKept::Unknown(_)) => {
+                    Some(ModeAdjustment::StartupProbeAssumed)
+                }
+                _ => None,
+            };
+            let mut want = became(mode, reason, adjusted);
+            want.probe = probe;
+            assert_eq!(d, want, "{mode} {kept:?}");
         }
     }
 }

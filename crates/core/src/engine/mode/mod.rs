@@ -7,7 +7,7 @@ mod auto;
 mod limits;
 
 use super::notes::Notes;
-use super::outcome::{Skip, SkipCode};
+use super::outcome::{ModeAdjustment, ModeReason, Skip, SkipCode};
 use crate::facts::{Availability, Facts, Scheduling};
 use crate::pod::Template;
 use crate::profile::Mode;
@@ -19,14 +19,19 @@ use crate::version::FieldKept;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Decision {
     pub mode: Mode,
+    /// The rule that chose the mode, and the rules that changed it since.
+    pub code: ModeReason,
+    pub adjustments: Vec<ModeAdjustment>,
     pub reason: String,
     pub probe: bool,
 }
 
 impl Decision {
-    fn new(mode: Mode, reason: String) -> Decision {
+    fn new(mode: Mode, code: ModeReason, reason: String) -> Decision {
         Decision {
             mode,
+            code,
+            adjustments: Vec::new(),
             reason,
             probe: false,
         }
@@ -57,7 +62,11 @@ pub(super) fn decide(
         if requested == Mode::Native && g.facts.availability() == Availability::Known {
             limits::native_on_incapable(&g.facts.candidates(g.sched), notes);
         }
-        Decision::new(requested, format!("{requested} requested by {source}"))
+        Decision::new(
+            requested,
+            ModeReason::Requested,
+            format!("{requested} requested by {source}"),
+        )
     };
     let d = limits::api_server(d, g.kept, notes);
     let d = limits::windows(d, g.windows, notes);
