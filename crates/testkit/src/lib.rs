@@ -4,7 +4,7 @@
 //!   lines, waited on by message;
 //! - [`http_get`]: a plain HTTP GET on loopback (probe and metrics listeners);
 //! - [`TempDir`]: a fresh directory removed when dropped; [`copy_deploy_tree`]: a copy of
-//!   `deploy/` without certificates;
+//!   `deploy/` without certificates; [`helm_bin`]: the helm the chart tests use, if any;
 //! - [`LogCapture`]: this thread's log records, as JSON, for tests in one process;
 //! - [`golden`]: comparison with expected files, refreshed with `SIDECAR_KIT_BLESS=1`;
 //! - [`wait_until`], [`eventually`], [`eventually_async`]: waiting on a condition (never for
@@ -265,6 +265,18 @@ pub fn copy_deploy_tree(from: &Path, to: &Path) {
             std::fs::copy(&src, &dst).unwrap();
         }
     }
+}
+
+/// The `helm` binary for the chart's tests: `SIDECAR_KIT_HELM` when set (used as given, so
+/// a wrong path fails loudly), else `helm` on `PATH`; None when neither exists, and the test
+/// then skips.
+pub fn helm_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SIDECAR_KIT_HELM").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("helm"))
+        .find(|p| p.is_file())
 }
 
 /// Golden files: expected outputs kept in the repository.

@@ -17,17 +17,23 @@
 //!    updates, timed per replica (`rotation.rs`).
 //! 5. A rolling restart of the webhook during a burst of pod creations, with failurePolicy
 //!    Ignore and with `components/fail-closed` (`burst.rs`).
+//! 6. Once that install is removed: the Helm chart `charts/sidecar-kit`, installed with
+//!    `helm install` into a namespace of its own (image under test, generated certificate),
+//!    an injection through its Service, `helm upgrade` keeping the certificate, and `helm
+//!    uninstall` leaving nothing of the release (`helm.rs`; skipped without helm).
 //!
 //! Everything it creates is deleted afterwards, also after a failure; every failed check is
 //! listed at the end.
 //!
 //! Variables: `SIDECAR_KIT_E2E_SHELL_IMAGE` (a busybox-like image for apps and sidecars,
 //! default `busybox:1.36`), `SIDECAR_KIT_E2E_BURST` (pods per burst, default 3000),
-//! `SIDECAR_KIT_E2E_BIN` (the host's `sidecar-kit` for `certs` and `doctor`).
+//! `SIDECAR_KIT_E2E_BIN` (the host's `sidecar-kit` for `certs` and `doctor`),
+//! `SIDECAR_KIT_HELM` (helm for step 6; else `helm` on `PATH`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod burst;
+mod helm;
 mod install;
 mod pools;
 mod rotation;
@@ -292,6 +298,9 @@ fn in_cluster() {
         burst::run(&mut ctx, inst, burst, rate);
     }
     drop(installed);
+    // The chart installs the same cluster-wide objects: only after the kustomize install
+    // is gone.
+    helm::run(&mut ctx);
 
     let secs = started.elapsed().as_secs_f64();
     say(&format!("e2e: in-cluster report ({secs:.1} s):"));
