@@ -88,7 +88,8 @@ pub struct ServeArgs {
     /// Do not take profiles from SidecarProfile objects (the CRD), only from --profiles.
     #[arg(long, env = "SIDECAR_KIT_NO_CRD_PROFILES")]
     pub no_crd_profiles: bool,
-    /// Do not read the cluster: auto mode uses each profile's fallback.
+    /// Do not read the cluster: auto mode uses each profile's fallback, but legacy for an
+    /// affinity or universal fallback (no node labels to trust).
     #[arg(long, env = "SIDECAR_KIT_NO_CLUSTER")]
     pub no_cluster: bool,
     /// The label-nodes Lease (NAMESPACE/NAME) whose freshness lets auto use the affinity and
@@ -259,7 +260,7 @@ impl Cluster {
             match self.connect.client().await {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    tracing::warn!(error = %e, "no cluster access: auto mode uses each profile's fallback, and no Events are posted");
+                    tracing::warn!(error = %e, "no cluster access: auto mode uses each profile's fallback (legacy for affinity and universal: no node labels to trust), and no Events are posted");
                     None
                 }
             }

@@ -332,9 +332,10 @@ async fn serve_reviews_reloads_and_drains_on_sigterm() {
     )
     .await;
     assert_eq!(status, 200);
+    // --no-cluster: no facts, so no node labels to trust: the universal fallback is legacy.
     assert_eq!(
         resp["response"]["auditAnnotations"]["injected"],
-        "log-shipper=universal"
+        "log-shipper=legacy"
     );
     let line = server.wait_log("review");
     assert_eq!(line["uid"], "u-1", "logs carry the request uid");

@@ -1,7 +1,8 @@
 //! Live cluster facts for `auto` mode: watches of nodes and namespaces kept to what decisions
 //! need, the node index rebuilt when they change, the API server's version and gate, and the
 //! freshness of the labeler's Lease. While a watch has not synced or the API cannot be
-//! reached, `availability()` says so and `auto` uses each profile's fallback.
+//! reached, `availability()` says so and `auto` uses each profile's fallback (affinity and universal
+//! only while the labeler's Lease is fresh).
 
 use crate::apiserver::{self, GateSource};
 use arc_swap::ArcSwap;

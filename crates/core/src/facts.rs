@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// What `auto` does without cluster facts, as readiness, `explain` and logs say it.
+pub const NO_FACTS: &str = "no cluster facts: auto uses each profile's fallback, but legacy for an affinity or universal fallback (no node labels to trust)";
+
 pub const FACTS_API_VERSION: &str = "sidecar-kit.io/v1alpha1";
 pub const FACTS_KIND: &str = "ClusterFacts";
 
@@ -188,11 +191,11 @@ pub trait Facts {
     fn describe(&self) -> String {
         match self.availability() {
             Availability::Known => "cluster facts known".into(),
-            Availability::Absent => {
-                "no cluster facts: auto mode uses each profile's fallback".into()
-            }
+            Availability::Absent => NO_FACTS.into(),
             Availability::Unsynced(why) => {
-                format!("cluster facts unavailable ({why}): auto mode uses each profile's fallback")
+                format!(
+                    "cluster facts unavailable ({why}): auto mode uses each profile's fallback (affinity and universal only while the labeler's Lease is fresh)"
+                )
             }
         }
     }

@@ -182,12 +182,20 @@ fn decision_table() {
             Mode::Legacy,
             "drops restartPolicy",
         ),
+        // Without facts the Lease is not known fresh: no fallback that steers by its labels.
         (
             &none,
             "universal",
             json!({}),
-            Mode::Universal,
-            "no cluster facts",
+            Mode::Legacy,
+            "no cluster facts (pass --facts FILE from `sidecar-kit doctor cluster -o facts`); fallback universal needs the node labels of label-nodes, whose Lease is unknown",
+        ),
+        (
+            &none,
+            "affinity",
+            json!({}),
+            Mode::Legacy,
+            "fallback affinity needs the node labels of label-nodes",
         ),
         (&none, "legacy", new_pool, Mode::Legacy, "no cluster facts"),
     ];

@@ -57,6 +57,14 @@ fn excluded(own: &str) -> Vec<String> {
     .excluded_namespaces()
 }
 
+/// A cluster in the middle of an upgrade with a fresh labeler Lease: `auto` takes the
+/// profile's fallback (universal) for a pod that can land on any node.
+fn mixed() -> StaticFacts {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/facts/mixed.yaml");
+    sidecar_kit_webhook::load_facts(Some(&path)).unwrap()
+}
+
 fn state(failure: FailureMode) -> Arc<AppState> {
     let options = Options {
         excluded_namespaces: excluded("sidecar-kit"),
@@ -64,7 +72,7 @@ fn state(failure: FailureMode) -> Arc<AppState> {
     };
     Arc::new(AppState::new(
         profiles(),
-        Box::new(Arc::new(StaticFacts::none())),
+        Box::new(Arc::new(mixed())),
         options,
         failure,
     ))
@@ -145,7 +153,7 @@ async fn injects_a_pod_create_and_agrees_with_the_engine() {
     let resp = review(st.clone(), &r).await;
     assert_eq!(resp["allowed"], true);
     let pod = patched(&r, &resp);
-    // No facts: auto falls back to the profile's fallback (universal).
+    // Mixed nodes, a fresh Lease: auto takes the profile's fallback (universal).
     assert_eq!(
         names(&pod, "initContainers"),
         ["sidecar-kit-install", "log-shipper"]
@@ -168,7 +176,7 @@ async fn injects_a_pod_create_and_agrees_with_the_engine() {
     let out = engine::inject(
         &r["request"]["object"].to_string(),
         &profiles(),
-        &StaticFacts::none(),
+        &mixed(),
         &opts,
     )
     .unwrap();
@@ -989,8 +997,9 @@ async fn a_large_review_being_planned_does_not_hold_up_a_small_one() {
         "the small review was answered while the large one was being planned"
     );
     let injected = |resp: &Value| resp["auditAnnotations"]["injected"].clone();
-    assert_eq!(injected(&small), "log-shipper=universal", "{small}");
-    assert_eq!(injected(&large_resp), "log-shipper=universal");
+    // No facts: the universal fallback is legacy (no node labels to trust).
+    assert_eq!(injected(&small), "log-shipper=legacy", "{small}");
+    assert_eq!(injected(&large_resp), "log-shipper=legacy");
     let pod = patched(&large, &large_resp);
     assert_eq!(
         names(&pod, "containers").len(),

@@ -328,7 +328,7 @@ fn facts(g: &Grounds, messages: &[String]) -> Facts {
         },
         Availability::Absent => ClusterFactsState {
             state: "absent",
-            message: "no cluster facts: auto uses each profile's fallback".into(),
+            message: sidecar_kit_core::facts::NO_FACTS.into(),
         },
         Availability::Unsynced(why) => ClusterFactsState {
             state: "unsynced",

@@ -1,7 +1,7 @@
 //! What `auto` picks: native where every candidate node runs native sidecars, legacy where
 //! none does or the API server drops `restartPolicy`, and the profile's fallback where the
-//! nodes are mixed or unknown (affinity and universal only while label-nodes keeps the node
-//! labels fresh).
+//! nodes are mixed or unknown, or no facts are given (affinity and universal only while
+//! label-nodes keeps the node labels fresh, which without facts is not known).
 
 use super::{Decision, Ground};
 use crate::engine::notes::Notes;
@@ -18,12 +18,14 @@ pub(super) fn decide(fallback: Mode, g: &Ground<'_>, notes: &mut Notes) -> Decis
         );
     }
     match g.facts.availability() {
-        Availability::Absent => Decision::new(
+        // Without facts the labeler's Lease is not known to be fresh either: a fallback that
+        // steers by its node labels could land on a node that refuses the pod.
+        Availability::Absent => lease_gate(
             fallback,
             ModeReason::AutoNoFacts,
-            format!(
-                "auto: no cluster facts (pass --facts FILE from `sidecar-kit doctor cluster -o facts`): profile fallback {fallback}"
-            ),
+            "auto: no cluster facts (pass --facts FILE from `sidecar-kit doctor cluster -o facts`)"
+                .to_string(),
+            None,
         ),
         Availability::Unsynced(why) => lease_gate(
             fallback,

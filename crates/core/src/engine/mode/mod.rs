@@ -106,9 +106,7 @@ pub(super) fn grounds(kept: &FieldKept, facts: &dyn Facts, sched: &Scheduling) -
             Availability::Known => {
                 format!("candidate nodes: {}", facts.candidates(sched).describe())
             }
-            Availability::Absent => {
-                "no cluster facts: auto uses each profile's fallback".to_string()
-            }
+            Availability::Absent => crate::facts::NO_FACTS.to_string(),
             Availability::Unsynced(w) => format!("cluster facts unavailable: {w}"),
         },
         format!(
