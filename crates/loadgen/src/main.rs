@@ -55,9 +55,15 @@ struct Args {
     /// Offered rate of the open loop, reviews per second.
     #[arg(long, default_value_t = 2000.0)]
     rate: f64,
-    /// Runs: which stacks to measure.
-    #[arg(long, value_delimiter = ',', default_value = "inject,ceiling")]
+    /// Runs: which stacks to measure: `inject` (sidecar-kit), `ceiling` (the same stack
+    /// answering a bare `allowed`), `go` (the Go peer in crates/loadgen/go-peer, built with
+    /// `go build`; skipped with one line where Go is not installed).
+    #[arg(long, value_delimiter = ',', default_value = "inject,ceiling,go")]
     stacks: Vec<String>,
+    /// The Go toolchain for the Go peer [default: `go` on PATH, else the newest
+    /// /usr/lib/go-*/bin/go (Debian's golang-1.2x-go)].
+    #[arg(long, value_name = "PATH")]
+    go: Option<PathBuf>,
     /// Distinct pods to cycle through: 1 is a pod storm from one template (the server's cache
     /// of repeated pods answers); thousands force every review to be planned.
     #[arg(long, default_value_t = 1)]
@@ -107,8 +113,9 @@ impl Server {
     }
 }
 
-fn start(args: &Args, bare: bool) -> Result<Server> {
-    let dir = std::env::temp_dir().join(format!("sk-loadgen-{}-{bare}", std::process::id()));
+/// A fresh directory with a serving certificate for `localhost` from `sidecar-kit certs`.
+fn workdir(args: &Args, tag: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("sk-loadgen-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new(&args.server)
         .args(["certs", "--san", "localhost", "--out-dir"])
@@ -118,6 +125,11 @@ fn start(args: &Args, bare: bool) -> Result<Server> {
     if !out.status.success() {
         bail!("certs failed: {}", String::from_utf8_lossy(&out.stderr));
     }
+    Ok(dir)
+}
+
+fn start(args: &Args, bare: bool) -> Result<Server> {
+    let dir = workdir(args, if bare { "ceiling" } else { "inject" })?;
     let mut cmd = Command::new(&args.server);
     cmd.args([
         "serve",
@@ -165,6 +177,103 @@ fn start(args: &Args, bare: bool) -> Result<Server> {
         ca,
         dir,
     })
+}
+
+/// The Go toolchain: `--go`, else `go` on PATH, else the newest of Debian's
+/// /usr/lib/go-*/bin/go.
+fn go_toolchain(args: &Args) -> Option<PathBuf> {
+    if let Some(go) = &args.go {
+        return Some(go.clone());
+    }
+    let on_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("go"))
+            .find(|g| g.is_file())
+    });
+    on_path.or_else(|| {
+        let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin/go"))
+            .filter(|g| {
+                g.is_file()
+                    && g.parent()
+                        .and_then(Path::parent)
+                        .and_then(|d| d.file_name())
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("go-"))
+            })
+            .collect();
+        found.sort_by_key(|g| {
+            // go-1.23 after go-1.9.
+            g.display()
+                .to_string()
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse::<u32>().ok())
+                .collect::<Vec<_>>()
+        });
+        found.pop()
+    })
+}
+
+/// Builds the Go peer into target/loadgen and starts it with a fresh certificate; `None`
+/// (after one line saying why) where Go is not installed.
+fn start_go(args: &Args) -> Result<Option<Server>> {
+    let Some(go) = go_toolchain(args) else {
+        println!(
+            "(Go peer skipped: no Go toolchain: install Debian's golang-1.23-go or give --go PATH)"
+        );
+        return Ok(None);
+    };
+    let src = args.root.join("crates/loadgen/go-peer");
+    let bin = std::env::current_dir()?.join(args.root.join("target/loadgen/go-peer"));
+    let out = Command::new(&go)
+        .arg("build")
+        .arg("-o")
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&src)
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .with_context(|| format!("running {} build", go.display()))?;
+    if !out.status.success() {
+        bail!(
+            "go build in {} failed: {}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dir = workdir(args, "go")?;
+    let mut child = Command::new(&bin)
+        .arg("-cert")
+        .arg(dir.join("tls/tls.crt"))
+        .arg("-key")
+        .arg(dir.join("tls/tls.key"))
+        .args(["-listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the Go peer")?;
+    let stderr = child.stderr.take().context("Go peer stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let Some(Ok(line)) = lines.next() else {
+            bail!("the Go peer exited before listening")
+        };
+        if let Some(a) = line.strip_prefix("listening ") {
+            break a.trim().parse()?;
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let ca = std::fs::read_to_string(dir.join("tls/ca.crt"))?;
+    Ok(Some(Server {
+        child,
+        addr,
+        ca,
+        dir,
+    }))
 }
 
 fn connector(ca: &str, alpn: &[u8]) -> Result<tokio_rustls::TlsConnector> {
@@ -529,12 +638,15 @@ fn main() -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for stack in &args.stacks {
-        let bare = match stack.as_str() {
-            "inject" => false,
-            "ceiling" => true,
-            other => bail!("--stacks: unknown stack {other:?}; use inject, ceiling"),
+        let server = match stack.as_str() {
+            "inject" => start(&args, false)?,
+            "ceiling" => start(&args, true)?,
+            "go" => match start_go(&args)? {
+                Some(s) => s,
+                None => continue,
+            },
+            other => bail!("--stacks: unknown stack {other:?}; use inject, ceiling, go"),
         };
-        let server = start(&args, bare)?;
         for h2 in [false, true] {
             // (open loop, beside the huge stream)
             let mut runs = vec![(false, false), (true, false)];
@@ -615,6 +727,24 @@ fn main() -> Result<()> {
             println!(
                 "{proto}: injection reaches {:.0}% of the ceiling ({a:.0} vs {b:.0} reviews/s)",
                 100.0 * a / b
+            );
+        }
+        if let (Some(a), Some(g)) = (by("inject", proto), by("go", proto)) {
+            let tail = |stack: &str, key: &str| {
+                rows.iter()
+                    .find(|r| {
+                        r["stack"] == stack
+                            && r["protocol"] == proto
+                            && r["loop"].as_str().is_some_and(|l| l.starts_with("closed"))
+                    })
+                    .and_then(|r| r[key].as_f64())
+                    .unwrap_or(f64::NAN)
+            };
+            println!(
+                "{proto}: injection against the Go peer: {:.2}x the reviews/s ({a:.0} vs {g:.0}), p99 {:.2}x, p99.9 {:.2}x of Go's",
+                a / g,
+                tail("inject", "p99ms") / tail("go", "p99ms"),
+                tail("inject", "p999ms") / tail("go", "p999ms"),
             );
         }
     }

@@ -1,0 +1,3 @@
+module sidecar-kit.example/go-peer
+
+go 1.21
