@@ -119,17 +119,11 @@ impl DeployCopy {
     /// An overlay of the given overlay with `components/fail-closed`, as deploy/README.md
     /// tells users to write it.
     fn fail_closed(&self, overlay: &str) -> PathBuf {
-        let dir = self.path(&format!("overlays/test-fail-closed-{overlay}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("kustomization.yaml"),
-            format!(
-                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-                 resources:\n- ../{overlay}\ncomponents:\n- ../../components/fail-closed\n"
-            ),
+        sidecar_kit_testkit::fail_closed_overlay(
+            &self.path(""),
+            &format!("test-fail-closed-{overlay}"),
+            overlay,
         )
-        .unwrap();
-        dir
     }
 }
 

@@ -249,6 +249,23 @@ impl Drop for TempDir {
     }
 }
 
+/// Writes `deploy/overlays/NAME/kustomization.yaml`: the overlay `base` (a directory under
+/// `deploy/overlays`) with `components/fail-closed`, as deploy/README.md tells users to write
+/// it; returns the overlay's directory.
+pub fn fail_closed_overlay(deploy: &Path, name: &str, base: &str) -> PathBuf {
+    let dir = deploy.join("overlays").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             resources:\n- ../{base}\ncomponents:\n- ../../components/fail-closed\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
 /// Copies the tree `from` to `to`, leaving out every directory named `tls`: a developer's
 /// real certificates in the self-managed overlay are neither read nor touched (the test
 /// makes its own).

@@ -129,6 +129,25 @@ async fn call(
     tls: &TlsConnector,
     h2: bool,
 ) -> Result<(Vec<u8>, u16, String), String> {
+    let body =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pod-create.json"))
+            .unwrap();
+    let (leaf, status, version, text) = exchange(addr, tls, h2, Bytes::from(body)).await?;
+    assert!(
+        status != 200 || text.starts_with("{\"apiVersion\":\"admission.k8s.io/v1\""),
+        "{text}"
+    );
+    Ok((leaf, status, version))
+}
+
+/// Posts `body` to /mutate on a fresh connection: the served leaf certificate, the status,
+/// the HTTP version and the answer's text.
+async fn exchange(
+    addr: std::net::SocketAddr,
+    tls: &TlsConnector,
+    h2: bool,
+    body: Bytes,
+) -> Result<(Vec<u8>, u16, String, String), String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let stream = tls
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -141,13 +160,10 @@ async fn call(
         .and_then(|c| c.first())
         .map(|c| c.to_vec())
         .unwrap_or_default();
-    let body =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pod-create.json"))
-            .unwrap();
     let req = hyper::Request::post("/mutate")
         .header("host", "localhost")
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body))
         .unwrap();
     let io = hyper_util::rt::TokioIo::new(stream);
     let resp = if h2 {
@@ -170,14 +186,14 @@ async fn call(
         .into_body()
         .collect()
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("the answer's body: {e}"))?
         .to_bytes();
-    assert!(
-        status != 200 || bytes.starts_with(b"{\"apiVersion\":\"admission.k8s.io/v1\""),
-        "{}",
-        String::from_utf8_lossy(&bytes)
-    );
-    Ok((leaf, status, version))
+    Ok((
+        leaf,
+        status,
+        version,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ))
 }
 
 fn der(pem: &str) -> Vec<u8> {
@@ -395,39 +411,8 @@ async fn post_body(
     h2: bool,
     body: Bytes,
 ) -> Result<(u16, String), String> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let stream = tls
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let io = hyper_util::rt::TokioIo::new(stream);
-    let req = hyper::Request::post("/mutate")
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .body(Full::new(body))
-        .unwrap();
-    let resp = if h2 {
-        let (mut send, conn) =
-            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-                .await
-                .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        send.send_request(req).await.map_err(|e| e.to_string())?
-    } else {
-        let (mut send, conn) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        send.send_request(req).await.map_err(|e| e.to_string())?
-    };
-    let status = resp.status().as_u16();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("the answer's body: {e}"))?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    let (_, status, _, text) = exchange(addr, tls, h2, body).await?;
+    Ok((status, text))
 }
 
 /// A body over the 6 MiB limit gets 413 with its reason on HTTP/2 as on HTTP/1.1: the rest

@@ -200,18 +200,9 @@ impl Deploy {
     /// An overlay of `overlay` with components/fail-closed, as deploy/README.md tells users
     /// to write it; returns its path relative to deploy/.
     pub fn fail_closed(&self, overlay: &str) -> String {
-        let rel = format!("overlays/test-fail-closed-{overlay}");
-        let dir = self.path(&rel);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("kustomization.yaml"),
-            format!(
-                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-                 resources:\n- ../{overlay}\ncomponents:\n- ../../components/fail-closed\n"
-            ),
-        )
-        .unwrap();
-        rel
+        let name = format!("test-fail-closed-{overlay}");
+        sidecar_kit_testkit::fail_closed_overlay(&self.path(""), &name, overlay);
+        format!("overlays/{name}")
     }
 }
 

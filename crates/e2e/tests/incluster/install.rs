@@ -92,15 +92,7 @@ impl Install {
     /// An overlay of the self-managed one with `components/fail-closed`, as deploy/README.md
     /// tells users to write it.
     pub fn fail_closed_overlay(&self) -> PathBuf {
-        let dir = self.deploy.join("overlays/e2e-fail-closed");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("kustomization.yaml"),
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-             resources:\n- ../self-managed\ncomponents:\n- ../../components/fail-closed\n",
-        )
-        .unwrap();
-        dir
+        sidecar_kit_testkit::fail_closed_overlay(&self.deploy, "e2e-fail-closed", "self-managed")
     }
 
     /// Runs `sidecar-kit certs` into the overlay's tls/ (`force`: a rotation).
