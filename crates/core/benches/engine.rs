@@ -9,6 +9,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The allocator of the shipped binary (crates/cli/src/main.rs), so that the figures are
+// those of the webhook and the CLI.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use sidecar_kit_core::engine::{self, Options};
