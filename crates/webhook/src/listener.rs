@@ -7,6 +7,7 @@ use crate::{AppState, Config};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
+use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use rustls::ServerConfig;
 use std::net::SocketAddr;
@@ -61,13 +62,17 @@ impl Listener {
 }
 
 /// The server on `config.listen`: TLS handshakes and request heads within the request
-/// timeout; HTTP/2 windows sized for many reviews on one connection.
+/// timeout; HTTP/2 windows sized for many reviews on one connection; `TCP_NODELAY` on every
+/// connection, so that an answer's last TLS record is not held back by Nagle's algorithm until
+/// the client's delayed ACK (40 ms on Linux: the p99.9 of the HTTP/2 ceiling).
 fn server(
     config: &Config,
     tls: &RustlsConfig,
     handle: axum_server::Handle<SocketAddr>,
-) -> axum_server::Server<SocketAddr, RustlsAcceptor> {
-    let acceptor = RustlsAcceptor::new(tls.clone()).handshake_timeout(config.request_timeout);
+) -> axum_server::Server<SocketAddr, RustlsAcceptor<NoDelayAcceptor>> {
+    let acceptor = RustlsAcceptor::new(tls.clone())
+        .handshake_timeout(config.request_timeout)
+        .acceptor(NoDelayAcceptor::new());
     let mut server = axum_server::bind(config.listen)
         .acceptor(acceptor)
         .handle(handle);
