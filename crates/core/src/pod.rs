@@ -84,6 +84,21 @@ struct TemplateParts<'a> {
     spec: Option<&'a RawValue>,
 }
 
+/// A Pod read in one pass: its spec parsed as it is scanned, not captured raw and parsed
+/// again (the webhook's case: every review holds a Pod).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodDoc<'a> {
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    metadata: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    spec: Option<SpecRaw<'a>>,
+}
+
 /// The metadata fields the engine reads.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -281,6 +296,10 @@ fn collect<'a>(
             message: "expected a JSON object".into(),
         });
     }
+    if let Some(t) = compact_pod(raw, prefix)? {
+        out.push(t);
+        return Ok(());
+    }
     let head: Head<'a> = parse(raw, prefix)?;
     let kind = head.kind.as_deref().unwrap_or("");
     let api_version = head.api_version.as_deref().unwrap_or("");
@@ -342,6 +361,43 @@ fn collect<'a>(
     Ok(())
 }
 
+/// A Pod written compactly (`"kind":"Pod"` near the start, as the API server and the engine's
+/// callers send it), read in one pass. `None` for anything else, or where that pass fails:
+/// the general path then reads it and words any error.
+fn compact_pod<'a>(raw: &'a str, prefix: &str) -> Result<Option<Template<'a>>, ViewError> {
+    let start = &raw.as_bytes()[..raw.len().min(96)];
+    if !start.windows(12).any(|w| w == br#""kind":"Pod""#) {
+        return Ok(None);
+    }
+    let Ok(doc) = serde_json::from_str::<PodDoc<'a>>(raw) else {
+        return Ok(None);
+    };
+    let api_version = doc.api_version.as_deref().unwrap_or("");
+    if doc.kind.as_deref() != Some("Pod") || template_route("Pod", api_version) != Some("pod") {
+        return Ok(None);
+    }
+    let meta: MetaView = match doc.metadata {
+        Some(m) => parse(m.get(), &format!("{prefix}/metadata"))?,
+        None => MetaView::default(),
+    };
+    let Some(spec) = doc.spec else {
+        return Ok(None);
+    };
+    let spec_pointer = format!("{prefix}/spec");
+    let spec = pod_spec_of(spec, &spec_pointer)?;
+    Ok(Some(Template {
+        meta_pointer: format!("{prefix}/metadata"),
+        spec_pointer,
+        kind: "Pod".to_string(),
+        object_name: meta.name.clone().or_else(|| meta.generate_name.clone()),
+        object_namespace: meta.namespace.clone(),
+        meta_present: doc.metadata.is_some(),
+        meta_raw: doc.metadata,
+        meta,
+        spec,
+    }))
+}
+
 /// The pod template of a workload's `spec` (a CronJob's through its job template), and its
 /// pointer; `None` where there is none.
 fn workload_template<'a>(
@@ -389,7 +445,10 @@ fn containers<'a>(
 }
 
 fn pod_spec<'a>(raw: &'a str, pointer: &str) -> Result<PodSpecView<'a>, ViewError> {
-    let s: SpecRaw<'a> = parse(raw, pointer)?;
+    pod_spec_of(parse(raw, pointer)?, pointer)
+}
+
+fn pod_spec_of<'a>(s: SpecRaw<'a>, pointer: &str) -> Result<PodSpecView<'a>, ViewError> {
     let containers_present = s.containers.is_some();
     let init_containers_present = s.init_containers.is_some();
     let volumes_present = s.volumes.is_some();
@@ -456,6 +515,72 @@ pub fn escape_pointer(key: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass reading of a compact Pod and the general path see the same template.
+    #[test]
+    fn a_compact_pod_reads_as_the_general_path_reads_it() {
+        let pod = serde_json::json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"generateName": "web-", "namespace": "shop", "labels": {"app": "web"},
+                         "annotations": {"a": "b"}},
+            "spec": {"containers": [{"name": "web", "command": ["/web"], "env": [{"name": "X"}],
+                                     "volumeMounts": [{"name": "data", "mountPath": "/d"}]}],
+                     "initContainers": [{"name": "init", "restartPolicy": "Always"}],
+                     "volumes": [{"name": "data", "emptyDir": {}}],
+                     "nodeSelector": {"pool": "a"},
+                     "tolerations": [{"key": "k", "operator": "Exists"}],
+                     "futurePodField": {"addedIn": "1.40"}}});
+        let compact = serde_json::to_string(&pod).unwrap();
+        let pretty = serde_json::to_string_pretty(&pod).unwrap();
+        assert!(
+            compact_pod(&compact, "").unwrap().is_some(),
+            "the fast path takes it"
+        );
+        assert!(
+            compact_pod(&pretty, "").unwrap().is_none(),
+            "the general path takes this one"
+        );
+        let (a, b) = (
+            &templates(&compact).unwrap()[0],
+            &templates(&pretty).unwrap()[0],
+        );
+        let seen = |t: &Template<'_>| {
+            format!(
+                "{} {} {} {:?} {:?} {:?} {} {:?} {:?} {:?} {:?} {:?}",
+                t.meta_pointer,
+                t.spec_pointer,
+                t.kind,
+                t.object_name,
+                t.object_namespace,
+                t.meta,
+                t.meta_present,
+                t.spec
+                    .containers
+                    .iter()
+                    .map(|c| &c.view)
+                    .collect::<Vec<_>>(),
+                t.spec
+                    .init_containers
+                    .iter()
+                    .map(|c| &c.view)
+                    .collect::<Vec<_>>(),
+                t.spec.volumes.iter().map(|v| &v.name).collect::<Vec<_>>(),
+                t.spec.scheduling,
+                t.spec.restart_policy
+            )
+        };
+        assert_eq!(seen(a), seen(b));
+        // Bad input gets the general path's error, whichever way it is written.
+        for bad in [
+            r#"{"kind":"Pod","apiVersion":"v1","spec":{"containers":[{"name":""}]}}"#,
+            r#"{"kind":"Pod","apiVersion":"v1","spec":{"containers":[{"name":"a"}],"tolerations":5}}"#,
+            r#"{"kind":"Pod","apiVersion":"v1","metadata":{"labels":{"a":1}},"spec":{"containers":[{"name":"a"}]}}"#,
+        ] {
+            let compact_err = templates(bad).unwrap_err();
+            let pretty =
+                serde_json::to_string_pretty(&serde_json::from_str::<Value>(bad).unwrap()).unwrap();
+            assert_eq!(compact_err, templates(&pretty).unwrap_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn finds_templates_in_every_workload_kind() {
