@@ -66,19 +66,7 @@ fn deploy() -> PathBuf {
 }
 
 fn kubectl() -> Command {
-    let bin = std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into());
-    let mut cmd = Command::new(bin);
-    // Loopback only, whatever the environment says.
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "KUBECONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
+    sidecar_kit_testkit::kubectl()
 }
 
 /// A throwaway copy of `deploy/` whose self-managed overlay has its certificates, made
@@ -129,18 +117,7 @@ impl DeployCopy {
 
 /// `kubectl kustomize DIR`: the YAML text and its documents.
 fn build(dir: &Path) -> (String, Objects) {
-    let out = kubectl()
-        .arg("kustomize")
-        .arg(dir)
-        .output()
-        .expect("kubectl runs (install it, or set KUBECTL to its path)");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {} failed:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = sidecar_kit_testkit::kustomize(dir);
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     let docs: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
     assert!(!docs.is_empty(), "{} builds to nothing", dir.display());

@@ -249,6 +249,40 @@ impl Drop for TempDir {
     }
 }
 
+/// `kubectl` (or `$KUBECTL`) with no proxy and no kubeconfig from the environment: tests that
+/// render manifests never reach a cluster.
+pub fn kubectl() -> std::process::Command {
+    let bin = std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let mut cmd = std::process::Command::new(bin);
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "KUBECONFIG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// `kubectl kustomize DIR`: the YAML text it prints (a failure fails the test, with
+/// kubectl's words).
+pub fn kustomize(dir: &Path) -> String {
+    let out = kubectl()
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl runs (install it, or set KUBECTL to its path)");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Writes `deploy/overlays/NAME/kustomization.yaml`: the overlay `base` (a directory under
 /// `deploy/overlays`) with `components/fail-closed`, as deploy/README.md tells users to write
 /// it; returns the overlay's directory.

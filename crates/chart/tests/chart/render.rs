@@ -179,22 +179,7 @@ impl Deploy {
 
     /// `kubectl kustomize deploy/REL`.
     pub fn build(&self, rel: &str) -> Objects {
-        let dir = self.path(rel);
-        let bin = std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into());
-        let mut cmd = Command::new(bin);
-        isolate(&mut cmd);
-        let out = cmd
-            .arg("kustomize")
-            .arg(&dir)
-            .output()
-            .expect("kubectl runs (install it, or set KUBECTL to its path)");
-        assert!(
-            out.status.success(),
-            "kubectl kustomize {} failed:\n{}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Objects::parse(&String::from_utf8(out.stdout).unwrap())
+        Objects::parse(&sidecar_kit_testkit::kustomize(&self.path(rel)))
     }
 
     /// An overlay of `overlay` with components/fail-closed, as deploy/README.md tells users
