@@ -13,6 +13,8 @@
 
 use serde_json::{Value, json};
 use sidecar_kit_testkit::TempDir;
+use sidecar_kit_testkit::unbase64;
+use sidecar_kit_testkit::workspace_root as root;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -53,13 +55,6 @@ const NS: &str = "sidecar-kit";
 const TLS_SECRET: &str = "sidecar-kit-webhook-tls";
 
 // === helpers: paths, kubectl, temp dirs ===
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn deploy() -> PathBuf {
     root().join("deploy")
@@ -220,30 +215,6 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn unbase64(text: &str) -> Vec<u8> {
-    let value = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("not base64: {c}"),
-        }
-    };
-    let clean: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    let mut out = Vec::new();
-    for chunk in clean.chunks(4) {
-        let digits: Vec<u8> = chunk.iter().copied().filter(|c| *c != b'=').collect();
-        let n = digits
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, c)| n | value(*c) << (18 - 6 * i));
-        out.extend(n.to_be_bytes()[1..digits.len()].iter());
-    }
-    out
-}
-
 /// The DER of the first PEM block.
 fn pem_der(pem: &str) -> Vec<u8> {
     let body: String = pem
@@ -252,7 +223,7 @@ fn pem_der(pem: &str) -> Vec<u8> {
         .skip(1)
         .take_while(|l| !l.starts_with("-----END"))
         .collect();
-    unbase64(&body)
+    unbase64(&body).expect("base64")
 }
 
 fn without_whitespace(s: &str) -> String {
@@ -276,7 +247,7 @@ fn base64_helpers_round_trip() {
         "abcd",
         "-----BEGIN CERTIFICATE-----\n",
     ] {
-        assert_eq!(unbase64(&base64(text.as_bytes())), text.as_bytes());
+        assert_eq!(unbase64(&base64(text.as_bytes())).unwrap(), text.as_bytes());
     }
     assert_eq!(base64(b"sidecar-kit"), "c2lkZWNhci1raXQ=");
 }

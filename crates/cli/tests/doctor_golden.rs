@@ -12,16 +12,10 @@
 
 use serde_json::{Value, json};
 use sidecar_kit_fakeapi::{FakeApi, FakeConfig, NodeProxy, NodeSeed};
+use sidecar_kit_testkit::workspace_root as root;
 use sidecar_kit_testkit::{TempDir, golden};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 fn at(s: u32) -> String {
     format!("2026-01-01T10:00:{s:02}Z")

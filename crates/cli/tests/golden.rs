@@ -9,15 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use sidecar_kit_testkit::golden;
-use std::path::{Path, PathBuf};
+use sidecar_kit_testkit::workspace_root as root;
+use std::path::Path;
 use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
 
 struct Case {
     name: String,

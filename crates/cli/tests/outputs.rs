@@ -6,17 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
+use sidecar_kit_testkit::workspace_root as root;
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use std::process::{Command, Output, Stdio};
 
 /// Runs the CLI from the workspace root, with `stdin` as standard input.
 fn run_with(args: &[&str], stdin: &[u8]) -> Output {
@@ -153,19 +147,11 @@ fn explain_json_is_data() {
     }
     // The profile mounts volume app-logs at /var/log/app into every app container; Job-safe
     // wiring mounts the shim's volume sidecar-kit at /sidecar-kit into the Job's app.
-    let mounts = |i: usize| -> Vec<(String, String, String)> {
-        templates[i]["injections"][0]["added"]["appMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                (
-                    str_of(m, "/container").to_string(),
-                    str_of(m, "/name").to_string(),
-                    str_of(m, "/mountPath").to_string(),
-                )
-            })
-            .collect()
+    let mounts = |i: usize| {
+        triples(
+            &templates[i]["injections"][0]["added"]["appMounts"],
+            ["/container", "/name", "/mountPath"],
+        )
     };
     let owned = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
     assert_eq!(
@@ -429,15 +415,20 @@ fn input_without_pod_templates_is_no_error_for_inject_lint_and_explain() {
 
 /// (check, severity, object) of each finding of a LintReport.
 fn finding_list(doc: &Value) -> Vec<(String, String, String)> {
-    doc["findings"]
+    triples(&doc["findings"], ["/check", "/severity", "/object"])
+}
+
+/// Three string fields of every item of the array `items`.
+fn triples(items: &Value, [a, b, c]: [&str; 3]) -> Vec<(String, String, String)> {
+    items
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| {
+        .map(|v| {
             (
-                str_of(f, "/check").into(),
-                str_of(f, "/severity").into(),
-                str_of(f, "/object").into(),
+                str_of(v, a).into(),
+                str_of(v, b).into(),
+                str_of(v, c).into(),
             )
         })
         .collect()

@@ -19,11 +19,7 @@ pub type Result<T> = std::result::Result<T, String>;
 
 pub mod probe;
 
-/// The workspace root (two levels above this crate).
-pub fn workspace_root() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    root.canonicalize().unwrap_or(root)
-}
+pub use sidecar_kit_testkit::{unbase64, workspace_root};
 
 /// The `sidecar-kit` binary: `SIDECAR_KIT_E2E_BIN` as given, else `debug/sidecar-kit` in
 /// `CARGO_TARGET_DIR` (default: the workspace's `target`), brought up to date first with
@@ -129,6 +125,13 @@ impl Kubectl {
     }
 
     /// `kubectl create -f -` of one object; returns the stored object.
+    /// Runs a cleanup command: a failure is said on stderr and the cleanup goes on.
+    pub fn cleanup(&self, args: &[&str]) {
+        if let Err(e) = self.run(args, None) {
+            eprintln!("e2e cleanup: {e}");
+        }
+    }
+
     pub fn create(&self, obj: &Value) -> Result<Value> {
         let out = self.run(&["create", "-o", "json", "-f", "-"], Some(&obj.to_string()))?;
         serde_json::from_str(&out).map_err(|e| format!("kubectl create output: {e}"))
@@ -314,9 +317,7 @@ impl Drop for Guard {
             if let Some(ns) = ns {
                 args.extend(["-n", ns.as_str()]);
             }
-            if let Err(e) = self.kubectl.run(&args, None) {
-                eprintln!("e2e cleanup: {e}");
-            }
+            self.kubectl.cleanup(&args);
         }
     }
 }
@@ -562,39 +563,6 @@ pub fn base64(data: &[u8]) -> String {
         }
     }
     out
-}
-
-/// Decodes standard base64 (padding optional, whitespace ignored); None on other bytes.
-pub fn unbase64(text: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let digits: Vec<u8> = text
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace() && *b != b'=')
-        .collect();
-    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
-    for chunk in digits.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= val(c)? << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        match chunk.len() {
-            4 => out.extend_from_slice(&bytes[1..4]),
-            3 => out.extend_from_slice(&bytes[1..3]),
-            2 => out.push(bytes[1]),
-            _ => return None,
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -249,11 +249,17 @@ impl Drop for TempDir {
     }
 }
 
-/// `kubectl` (or `$KUBECTL`) with no proxy and no kubeconfig from the environment: tests that
-/// render manifests never reach a cluster.
-pub fn kubectl() -> std::process::Command {
-    let bin = std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into());
-    let mut cmd = std::process::Command::new(bin);
+/// The workspace's root directory (absolute), where `examples/`, `deploy/` and `charts/` are.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Removes from `cmd`'s environment what could point a tool away from loopback or at a real
+/// cluster: proxies and `KUBECONFIG`.
+pub fn isolate(cmd: &mut std::process::Command) {
     for var in [
         "HTTP_PROXY",
         "HTTPS_PROXY",
@@ -263,7 +269,48 @@ pub fn kubectl() -> std::process::Command {
     ] {
         cmd.env_remove(var);
     }
+}
+
+/// `kubectl` (or `$KUBECTL`) with no proxy and no kubeconfig from the environment: tests that
+/// render manifests never reach a cluster.
+pub fn kubectl() -> std::process::Command {
+    let bin = std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let mut cmd = std::process::Command::new(bin);
+    isolate(&mut cmd);
     cmd
+}
+
+/// Decodes standard base64 (padding optional, whitespace ignored); None on other bytes.
+pub fn unbase64(text: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace() && *b != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= val(c)? << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        match chunk.len() {
+            4 => out.extend_from_slice(&bytes[1..4]),
+            3 => out.extend_from_slice(&bytes[1..3]),
+            2 => out.push(bytes[1]),
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 /// `kubectl kustomize DIR`: the YAML text it prints (a failure fails the test, with

@@ -10,15 +10,12 @@ use serde_json::{Value, json};
 use sidecar_kit_core::engine::{self, Options};
 use sidecar_kit_core::facts::{Facts, StaticFacts};
 use sidecar_kit_core::profile::ProfileSet;
+use sidecar_kit_testkit::workspace_root as root;
 use sidecar_kit_webhook::review::FailureMode;
 use sidecar_kit_webhook::{AppState, Config, webhook_router};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tower::ServiceExt;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn profiles() -> ProfileSet {
     let mut ps = sidecar_kit_manifests::load_profiles(&[root()

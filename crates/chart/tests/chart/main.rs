@@ -32,7 +32,7 @@ fn secret_values_ca() -> String {
     let bundle = values["certificates"]["secret"]["caBundle"]
         .as_str()
         .unwrap();
-    String::from_utf8(unbase64(bundle)).unwrap()
+    String::from_utf8(unbase64(bundle).expect("base64")).unwrap()
 }
 
 /// kustomize's render of an overlay without the Namespace of deploy/base: the chart leaves

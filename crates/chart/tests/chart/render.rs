@@ -28,17 +28,13 @@ pub fn ci(name: &str) -> PathBuf {
     p
 }
 
-/// Removes the variables that could point a tool away from loopback or at a real cluster.
+pub use sidecar_kit_testkit::unbase64;
+
+/// Removes the variables that could point a tool away from loopback or at a real cluster,
+/// helm's own included.
 fn isolate(cmd: &mut Command) {
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "KUBECONFIG",
-        "HELM_KUBECONTEXT",
-        "HELM_NAMESPACE",
-    ] {
+    sidecar_kit_testkit::isolate(cmd);
+    for var in ["HELM_KUBECONTEXT", "HELM_NAMESPACE"] {
         cmd.env_remove(var);
     }
 }
@@ -464,32 +460,4 @@ pub fn env(container: &Value) -> Map<String, Value> {
             )
         })
         .collect()
-}
-
-/// Standard base64 (with padding), as in Secrets and caBundle.
-pub fn unbase64(text: &str) -> Vec<u8> {
-    let value = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("not base64: {:?}", c as char),
-        }
-    };
-    let clean: Vec<u8> = text
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace() && *b != b'=')
-        .collect();
-    let mut out = Vec::new();
-    for chunk in clean.chunks(4) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, c)| n | (value(*c) << (18 - 6 * i)));
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..chunk.len() - 1]);
-    }
-    out
 }

@@ -195,7 +195,8 @@ fn generated_pair(h: &Objects, ns: &str, full: &str) -> (Vec<u8>, Vec<u8>, Vec<u
     let bundle =
         &h.get("MutatingWebhookConfiguration", "", full)["webhooks"][0]["clientConfig"]["caBundle"];
     assert_eq!(bundle, &data["ca.crt"], "caBundle is the Secret's CA");
-    let file = |f: &str| unbase64(data[f].as_str().unwrap_or_else(|| panic!("no {f}")));
+    let file =
+        |f: &str| unbase64(data[f].as_str().unwrap_or_else(|| panic!("no {f}"))).expect("base64");
     (file("ca.crt"), file("tls.crt"), file("tls.key"))
 }
 

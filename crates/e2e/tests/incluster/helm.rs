@@ -85,11 +85,7 @@ impl Release {
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let run = |args: &[&str]| {
-            if let Err(e) = self.k.run(args, None) {
-                eprintln!("e2e cleanup: {e}");
-            }
-        };
+        let run = |args: &[&str]| self.k.cleanup(args);
         run(&[
             "delete",
             "mutatingwebhookconfiguration",

@@ -205,11 +205,7 @@ impl Install {
 
 impl Drop for Install {
     fn drop(&mut self) {
-        let run = |args: &[&str]| {
-            if let Err(e) = self.k.run(args, None) {
-                eprintln!("e2e cleanup: {e}");
-            }
-        };
+        let run = |args: &[&str]| self.k.cleanup(args);
         // First nothing intercepts pod creation any more, then the run's namespaces go,
         // then the install (waiting, so that the next run can install again), then the
         // labels label-nodes put on the nodes.
