@@ -121,6 +121,15 @@ fn man_pages_one_per_command_with_exit_status() {
         doctor.contains("sidecar\\-kit\\-doctor\\-cluster(1)"),
         "SEE ALSO names the subcommands: {doctor}"
     );
+    // A directory that cannot be made is named, with the fix.
+    let bad = run(&["man", "--out-dir", "/proc/no-such-dir/man"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("--out-dir /proc/no-such-dir/man: cannot be created")
+            && err.contains("give a directory you can write to"),
+        "{err}"
+    );
     // Without --out-dir: the top page on stdout.
     let top = run(&["man"]);
     assert!(String::from_utf8_lossy(&top.stdout).contains(".TH SIDECAR-KIT 1"));

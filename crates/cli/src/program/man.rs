@@ -22,7 +22,7 @@ pub fn run(a: &ManArgs) -> Result<(), CliError> {
     };
     std::fs::create_dir_all(dir).map_err(|e| {
         CliError::runtime(format!(
-            "--out-dir {}: cannot be created: {e}",
+            "--out-dir {}: cannot be created ({e}); give a directory you can write to",
             dir.display()
         ))
     })?;
@@ -30,7 +30,10 @@ pub fn run(a: &ManArgs) -> Result<(), CliError> {
     for (file, page) in pages {
         let path = dir.join(&file);
         std::fs::write(&path, page).map_err(|e| {
-            CliError::runtime(format!("{}: cannot be written: {e}", path.display()))
+            CliError::runtime(format!(
+                "{}: cannot be written ({e}); give --out-dir a directory you can write to",
+                path.display()
+            ))
         })?;
         written.push_str(&format!("{}\n", path.display()));
     }
