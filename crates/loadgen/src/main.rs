@@ -1,8 +1,9 @@
 //! Load generator for `sidecar-kit serve`.
 //!
 //! Starts the server binary twice (the real stack, and the same stack answering a bare
-//! `allowed` as the ceiling), and for each runs, over HTTPS keep-alive with HTTP/1.1 and
-//! HTTP/2:
+//! `allowed` as the ceiling) and the Go peer of `go-peer/` (built with `go build`, skipped
+//! with one line where Go is missing), and for each runs, over HTTPS keep-alive with
+//! HTTP/1.1 and HTTP/2:
 //! - a closed loop with N requests in flight (throughput);
 //! - an open loop at a fixed offered rate, with latency measured from each request's
 //!   *intended* send time, so a stalled server cannot hide its queue (no coordinated

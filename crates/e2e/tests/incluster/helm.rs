@@ -85,8 +85,7 @@ impl Release {
 
 impl Drop for Release {
     fn drop(&mut self) {
-        let run = |args: &[&str]| self.k.cleanup(args);
-        run(&[
+        self.k.cleanup(&[
             "delete",
             "mutatingwebhookconfiguration",
             WEBHOOK,
@@ -104,15 +103,17 @@ impl Drop for Release {
         ]) {
             eprintln!("e2e cleanup: {e}");
         }
-        run(&[
+        self.k.cleanup(&[
             "delete",
             "namespace",
             "-l",
             &format!("{RUN_LABEL}={}", self.id),
             "--wait=false",
         ]);
-        run(&["delete", "crd", CRD, "--ignore-not-found"]);
-        run(&["label", "nodes", "--all", &format!("{CLASS_LABEL}-")]);
+        self.k
+            .cleanup(&["delete", "crd", CRD, "--ignore-not-found"]);
+        self.k
+            .cleanup(&["label", "nodes", "--all", &format!("{CLASS_LABEL}-")]);
     }
 }
 

@@ -205,17 +205,16 @@ impl Install {
 
 impl Drop for Install {
     fn drop(&mut self) {
-        let run = |args: &[&str]| self.k.cleanup(args);
         // First nothing intercepts pod creation any more, then the run's namespaces go,
         // then the install (waiting, so that the next run can install again), then the
         // labels label-nodes put on the nodes.
-        run(&[
+        self.k.cleanup(&[
             "delete",
             "mutatingwebhookconfiguration",
             WEBHOOK,
             "--ignore-not-found",
         ]);
-        run(&[
+        self.k.cleanup(&[
             "delete",
             "namespace",
             "-l",
@@ -223,14 +222,15 @@ impl Drop for Install {
             "--wait=false",
         ]);
         let overlay = self.overlay();
-        run(&[
+        self.k.cleanup(&[
             "delete",
             "-k",
             overlay.to_str().unwrap_or_default(),
             "--ignore-not-found",
             "--timeout=180s",
         ]);
-        run(&["label", "nodes", "--all", &format!("{CLASS_LABEL}-")]);
+        self.k
+            .cleanup(&["label", "nodes", "--all", &format!("{CLASS_LABEL}-")]);
     }
 }
 
