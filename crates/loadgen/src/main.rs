@@ -61,6 +61,13 @@ struct Args {
     /// `go build`; skipped with one line where Go is not installed).
     #[arg(long, value_delimiter = ',', default_value = "inject,ceiling,go")]
     stacks: Vec<String>,
+    /// Protocols to measure each stack over: `h1` (HTTP/1.1), `h2` (HTTP/2).
+    #[arg(long, value_delimiter = ',', default_value = "h1,h2")]
+    protocols: Vec<String>,
+    /// Loops to run for each protocol: `closed` (--connections in flight), `open`
+    /// (--rate reviews per second).
+    #[arg(long, value_delimiter = ',', default_value = "closed,open")]
+    loops: Vec<String>,
     /// The Go toolchain for the Go peer [default: `go` on PATH, else the newest
     /// /usr/lib/go-*/bin/go (Debian's golang-1.2x-go)].
     #[arg(long, value_name = "PATH")]
@@ -99,6 +106,21 @@ impl Drop for Server {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// CPU time process `pid` has used (user and system), in seconds: the fields utime and
+/// stime of /proc/PID/stat, in USER_HZ ticks (100 per second in Linux's ABI).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) may hold spaces: count from the ')' that closes it.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
 }
 
 impl Server {
@@ -376,6 +398,8 @@ struct RunResult {
     p999: f64,
     errors: u64,
     count: usize,
+    /// Server CPU time (user and system) per review answered in the measured interval, µs.
+    server_cpu_us: f64,
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -386,9 +410,10 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[i]) / 1000.0
 }
 
-fn summarize(mut lat: Vec<u32>, errors: u64, elapsed: Duration) -> RunResult {
+fn summarize(mut lat: Vec<u32>, errors: u64, elapsed: Duration, cpu_s: f64) -> RunResult {
     lat.sort_unstable();
     RunResult {
+        server_cpu_us: cpu_s * 1e6 / (lat.len().max(1) as f64),
         reviews_per_s: lat.len() as f64 / elapsed.as_secs_f64(),
         p50: percentile(&lat, 0.50),
         p99: percentile(&lat, 0.99),
@@ -446,15 +471,17 @@ async fn closed_loop(args: &Args, server: &Server, h2: bool, body: &Bodies) -> R
     tokio::time::sleep(Duration::from_secs(1)).await;
     recording.store(true, Ordering::Relaxed);
     let t = Instant::now();
+    let cpu = cpu_seconds(server.child.id());
     tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
     recording.store(false, Ordering::Relaxed);
+    let cpu = cpu_seconds(server.child.id()) - cpu;
     let elapsed = t.elapsed();
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     for task in tasks {
         all.extend(task.await?);
     }
-    Ok(summarize(all, errors.load(Ordering::Relaxed), elapsed))
+    Ok(summarize(all, errors.load(Ordering::Relaxed), elapsed, cpu))
 }
 
 /// A fixed offered rate; latency counts from the intended send time.
@@ -492,8 +519,14 @@ async fn open_loop(args: &Args, server: &Server, h2: bool, body: &Bodies) -> Res
     // own lateness to the server.
     let start = Instant::now() + Duration::from_millis(50);
     let measured_from = start + period * warmup as u32;
+    // Server CPU from the first measured send to the last.
+    let pid = server.child.id();
     let dispatcher = std::thread::spawn(move || {
+        let mut cpu_from = 0.0;
         for i in 0..total {
+            if i == warmup {
+                cpu_from = cpu_seconds(pid);
+            }
             let intended = start + period * i as u32;
             let now = Instant::now();
             if intended > now {
@@ -503,8 +536,11 @@ async fn open_loop(args: &Args, server: &Server, h2: bool, body: &Bodies) -> Res
                 break;
             }
         }
+        cpu_seconds(pid) - cpu_from
     });
-    let _ = tokio::task::spawn_blocking(move || dispatcher.join()).await;
+    let cpu = tokio::task::spawn_blocking(move || dispatcher.join())
+        .await?
+        .unwrap_or(0.0);
     let mut all = Vec::new();
     for w in workers {
         all.extend(w.await?);
@@ -514,7 +550,7 @@ async fn open_loop(args: &Args, server: &Server, h2: bool, body: &Bodies) -> Res
             .elapsed()
             .min(Duration::from_secs_f64(args.duration)),
     );
-    Ok(summarize(all, errors.load(Ordering::Relaxed), elapsed))
+    Ok(summarize(all, errors.load(Ordering::Relaxed), elapsed, cpu))
 }
 
 /// Distinct huge reviews (each planned: their keys differ, and they are too large to cache).
@@ -629,15 +665,33 @@ fn main() -> Result<()> {
     } else {
         Vec::new()
     });
+    let protocols = args
+        .protocols
+        .iter()
+        .map(|p| match p.as_str() {
+            "h1" => Ok(false),
+            "h2" => Ok(true),
+            other => bail!("--protocols: unknown protocol {other:?}; use h1, h2"),
+        })
+        .collect::<Result<Vec<bool>>>()?;
+    let loops = args
+        .loops
+        .iter()
+        .map(|l| match l.as_str() {
+            "closed" => Ok(false),
+            "open" => Ok(true),
+            other => bail!("--loops: unknown loop {other:?}; use closed, open"),
+        })
+        .collect::<Result<Vec<bool>>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let mut rows = Vec::new();
     println!(
-        "| stack | protocol | loop | reviews/s | p50 ms | p99 ms | p99.9 ms | errors | server peak RSS |"
+        "| stack | protocol | loop | reviews/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU µs/review | server peak RSS |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for stack in &args.stacks {
         let server = match stack.as_str() {
             "inject" => start(&args, false)?,
@@ -648,10 +702,10 @@ fn main() -> Result<()> {
             },
             other => bail!("--stacks: unknown stack {other:?}; use inject, ceiling, go"),
         };
-        for h2 in [false, true] {
+        for h2 in protocols.iter().copied() {
             // (open loop, beside the huge stream)
-            let mut runs = vec![(false, false), (true, false)];
-            if !huge.is_empty() {
+            let mut runs: Vec<(bool, bool)> = loops.iter().map(|&open| (open, false)).collect();
+            if !huge.is_empty() && loops.contains(&true) {
                 runs.push((true, true));
             }
             for (open, with_huge) in runs {
@@ -689,19 +743,20 @@ fn main() -> Result<()> {
                 }
                 let rss = server.rss_kib("VmHWM:");
                 println!(
-                    "| {stack} | {proto} | {lp} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} MiB |",
+                    "| {stack} | {proto} | {lp} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.1} | {:.1} MiB |",
                     r.reviews_per_s,
                     r.p50,
                     r.p99,
                     r.p999,
                     r.errors,
+                    r.server_cpu_us,
                     rss as f64 / 1024.0
                 );
-                let mut row = serde_json::json!({"stack": stack, "protocol": proto, "loop": lp, "reviewsPerSecond": r.reviews_per_s, "p50ms": r.p50, "p99ms": r.p99, "p999ms": r.p999, "errors": r.errors, "count": r.count, "serverPeakRssKiB": rss});
+                let mut row = serde_json::json!({"stack": stack, "protocol": proto, "loop": lp, "reviewsPerSecond": r.reviews_per_s, "p50ms": r.p50, "p99ms": r.p99, "p999ms": r.p999, "errors": r.errors, "count": r.count, "serverCpuMicrosPerReview": r.server_cpu_us, "serverPeakRssKiB": rss});
                 if let Some((lat, errors)) = huge_result {
-                    let h = summarize(lat, errors, Duration::from_secs_f64(args.duration));
+                    let h = summarize(lat, errors, Duration::from_secs_f64(args.duration), 0.0);
                     println!(
-                        "|   huge reviews ({} KiB) beside it | {proto} | {} sent | | {:.2} | {:.2} | | {} | |",
+                        "|   huge reviews ({} KiB) beside it | {proto} | {} sent | | {:.2} | {:.2} | | {} | | |",
                         huge[0].len() / 1024,
                         h.count,
                         h.p50,
