@@ -1,14 +1,129 @@
 //! RFC 6902 JSON Patch operations, as the engine emits them.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub enum PatchOp {
-    Add { path: String, value: Value },
+    Add { path: String, value: Json },
     Remove { path: String },
-    Replace { path: String, value: Value },
+    Replace { path: String, value: Json },
+}
+
+/// A value a patch adds: built for this patch, or prepared once (a profile's container or
+/// volume, serialised when the profile is loaded) and shared by every patch that adds it,
+/// which then costs neither a copy nor serialising it again.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Built(Value),
+    Prepared(Arc<Prepared>),
+}
+
+/// A value with its JSON text, written once.
+#[derive(Debug)]
+pub struct Prepared {
+    value: Value,
+    text: Box<RawValue>,
+}
+
+impl Item {
+    /// `value` with its text written now, to be shared.
+    pub fn prepare(value: Value) -> Item {
+        match serde_json::value::to_raw_value(&value) {
+            Ok(text) => Item::Prepared(Arc::new(Prepared { value, text })),
+            // (A Value always serialises; were it not to, it is written with each patch.)
+            Err(_) => Item::Built(value),
+        }
+    }
+
+    pub fn into_value(self) -> Value {
+        match self {
+            Item::Built(v) => v,
+            Item::Prepared(p) => p.value.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for Item {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        match self {
+            Item::Built(v) => v,
+            Item::Prepared(p) => &p.value,
+        }
+    }
+}
+
+impl From<Value> for Item {
+    fn from(v: Value) -> Item {
+        Item::Built(v)
+    }
+}
+
+impl PartialEq for Item {
+    fn eq(&self, other: &Item) -> bool {
+        **self == **other
+    }
+}
+
+impl Serialize for Item {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Item::Built(v) => v.serialize(s),
+            Item::Prepared(p) => p.text.serialize(s),
+        }
+    }
+}
+
+/// The value of an operation: one item, or a new list of them.
+#[derive(Debug, Clone)]
+pub enum Json {
+    One(Item),
+    List(Vec<Item>),
+}
+
+impl Json {
+    /// The value; one item is borrowed, a list is built.
+    pub fn value(&self) -> Cow<'_, Value> {
+        match self {
+            Json::One(i) => Cow::Borrowed(i),
+            Json::List(items) => Cow::Owned(Value::Array(
+                items.iter().map(|i| Value::clone(i)).collect(),
+            )),
+        }
+    }
+}
+
+impl From<Value> for Json {
+    fn from(v: Value) -> Json {
+        Json::One(Item::Built(v))
+    }
+}
+
+impl From<Item> for Json {
+    fn from(i: Item) -> Json {
+        Json::One(i)
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Json) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::One(i) => i.serialize(s),
+            Json::List(items) => items.serialize(s),
+        }
+    }
 }
 
 impl PatchOp {
@@ -32,7 +147,7 @@ pub enum Slot {
     /// The current item at this index, kept.
     Keep(usize),
     /// A new value, inserted.
-    Insert(Value),
+    Insert(Item),
 }
 
 impl Slot {
@@ -71,7 +186,7 @@ pub fn edit_list(
             ops.push(if keep_empty {
                 PatchOp::Replace {
                     path: pointer.to_string(),
-                    value: Value::Array(Vec::new()),
+                    value: Value::Array(Vec::new()).into(),
                 }
             } else {
                 PatchOp::Remove {
@@ -82,22 +197,23 @@ pub fn edit_list(
         return;
     }
     if kept.is_empty() && (!present || current_len == removed.len()) {
-        let values: Vec<Value> = target
+        let values: Vec<Item> = target
             .into_iter()
             .filter_map(|t| match t {
                 Slot::Insert(v) => Some(v),
                 Slot::Keep(_) => None,
             })
             .collect();
+        let value = Json::List(values);
         if present {
             ops.push(PatchOp::Replace {
                 path: pointer.to_string(),
-                value: Value::Array(values),
+                value,
             });
         } else {
             ops.push(PatchOp::Add {
                 path: pointer.to_string(),
-                value: Value::Array(values),
+                value,
             });
         }
         return;
@@ -111,7 +227,7 @@ pub fn edit_list(
         if let Slot::Insert(v) = t {
             ops.push(PatchOp::Add {
                 path: format!("{pointer}/{pos}"),
-                value: v,
+                value: v.into(),
             });
         }
     }
@@ -139,10 +255,10 @@ mod tests {
             true,
             4,
             vec![
-                Slot::Insert(json!("N")),
+                Slot::Insert(json!("N").into()),
                 Slot::Keep(0),
                 Slot::Keep(2),
-                Slot::Insert(json!("M")),
+                Slot::Insert(json!("M").into()),
             ],
             false,
         );
@@ -157,7 +273,7 @@ mod tests {
             "/l",
             false,
             0,
-            vec![Slot::Insert(json!(1))],
+            vec![Slot::Insert(json!(1).into())],
             false,
         );
         assert_eq!(apply(&json!({}), &ops), json!({"l": [1]}));
@@ -165,7 +281,14 @@ mod tests {
         edit_list(&mut ops, "/l", true, 2, vec![], false);
         assert_eq!(apply(&json!({"l": [1, 2]}), &ops), json!({}));
         let mut ops = Vec::new();
-        edit_list(&mut ops, "/l", true, 1, vec![Slot::Insert(json!(3))], false);
+        edit_list(
+            &mut ops,
+            "/l",
+            true,
+            1,
+            vec![Slot::Insert(json!(3).into())],
+            false,
+        );
         assert_eq!(apply(&json!({"l": [1]}), &ops), json!({"l": [3]}));
         let mut ops = Vec::new();
         edit_list(&mut ops, "/l", true, 0, vec![], false);
@@ -181,13 +304,44 @@ mod tests {
         let ops = [
             PatchOp::Add {
                 path: "/a".into(),
-                value: json!(1),
+                value: json!(1).into(),
             },
             PatchOp::Remove { path: "/b".into() },
         ];
         assert_eq!(
             String::from_utf8(to_json(&ops)).unwrap(),
             r#"[{"op":"add","path":"/a","value":1},{"op":"remove","path":"/b"}]"#
+        );
+    }
+
+    #[test]
+    fn prepared_items_are_written_as_built_ones() {
+        let container =
+            json!({"name": "proxy", "image": "r/p:1", "env": [{"name": "A", "value": "q\"uote"}]});
+        let prepared = Item::prepare(container.clone());
+        assert!(matches!(prepared, Item::Prepared(_)));
+        assert_eq!(*prepared, container);
+        let built = |value: Value| PatchOp::Add {
+            path: "/spec/initContainers".into(),
+            value: value.into(),
+        };
+        let mixed = PatchOp::Add {
+            path: "/spec/initContainers".into(),
+            value: Json::List(vec![prepared.clone(), json!({"name": "b"}).into()]),
+        };
+        assert_eq!(
+            to_json(std::slice::from_ref(&mixed)),
+            to_json(&[built(json!([container, {"name": "b"}]))]),
+            "a list mixing prepared and built items"
+        );
+        assert_eq!(mixed, built(json!([container, {"name": "b"}])));
+        let one = PatchOp::Add {
+            path: "/spec/initContainers/0".into(),
+            value: prepared.into(),
+        };
+        assert_eq!(
+            String::from_utf8(to_json(&[one])).unwrap(),
+            r#"[{"op":"add","path":"/spec/initContainers/0","value":{"name":"proxy","image":"r/p:1","env":[{"name":"A","value":"q\"uote"}]}}]"#
         );
     }
 }

@@ -1,6 +1,7 @@
 //! `SidecarProfile`: what to inject. Parsed strictly (unknown fields of the profile are
 //! errors), while the Kubernetes objects inside it are kept exactly as given.
 
+use crate::patch::Item;
 use crate::selector::LabelSelector;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -122,6 +123,24 @@ pub struct ContainerSpec {
     pub name: String,
     pub command: Option<Vec<String>>,
     pub raw: Map<String, Value>,
+    /// `raw`, prepared for patches.
+    pub prepared: Item,
+    /// `raw` with `restartPolicy: Always` (its native copy), prepared for patches.
+    pub native: Item,
+}
+
+impl ContainerSpec {
+    pub fn new(name: String, command: Option<Vec<String>>, raw: Map<String, Value>) -> Self {
+        let mut native = raw.clone();
+        native.insert("restartPolicy".into(), Value::String("Always".into()));
+        ContainerSpec {
+            name,
+            command,
+            prepared: Item::prepare(Value::Object(raw.clone())),
+            native: Item::prepare(Value::Object(native)),
+            raw,
+        }
+    }
 }
 
 /// A named object of the profile (volume, env var) kept as given.
@@ -129,6 +148,8 @@ pub struct ContainerSpec {
 pub struct Named {
     pub name: String,
     pub raw: Value,
+    /// `raw`, prepared for patches.
+    pub prepared: Item,
 }
 
 /// A volume mount for app containers, kept as given.
@@ -137,6 +158,8 @@ pub struct MountSpec {
     pub name: String,
     pub mount_path: String,
     pub raw: Value,
+    /// `raw`, prepared for patches.
+    pub prepared: Item,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -431,11 +454,7 @@ fn validate_container(
     let command = container_command(obj, field, errs);
     check_mode_fields(obj, field, regular_init, errs);
     check_container_lists(obj, field, errs);
-    Some(ContainerSpec {
-        name: name.to_string(),
-        command,
-        raw: obj.clone(),
-    })
+    Some(ContainerSpec::new(name.to_string(), command, obj.clone()))
 }
 
 /// A DNS-1123 label, with room for the legacy copy's suffix (sidecars), not reserved.
@@ -602,6 +621,7 @@ fn named(v: &Value, field: &str, what: &str, errs: &mut Vec<FieldError>) -> Opti
         Some(n) if !n.is_empty() => Some(Named {
             name: n.to_string(),
             raw: v.clone(),
+            prepared: Item::prepare(v.clone()),
         }),
         _ => {
             errs.push(FieldError::new(
@@ -831,6 +851,7 @@ fn validate_app_mounts(raw: &[Value], errs: &mut Vec<FieldError>) -> Vec<MountSp
             name: name.to_string(),
             mount_path: path.to_string(),
             raw: m.clone(),
+            prepared: Item::prepare(m.clone()),
         });
     }
     app_volume_mounts

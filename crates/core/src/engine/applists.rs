@@ -4,11 +4,10 @@
 
 use super::empty;
 use super::wiring::Additions;
-use crate::patch::Slot;
+use crate::patch::{Item, Slot};
 use crate::pod::{ContainerView, Template};
 use crate::profile::ProfileSpec;
 use crate::status::{Added, AppItem};
-use serde_json::Value;
 
 /// An item a plan adds to a list of one app container.
 #[derive(Debug)]
@@ -17,7 +16,7 @@ pub(super) struct AppAdd {
     pub index: usize,
     /// The item's key (`mountPath` or variable name).
     pub key: String,
-    pub value: Value,
+    pub value: Item,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,13 +72,13 @@ impl AppList {
     }
 
     /// What a profile adds to this list of every app container: key and value.
-    pub fn profile_items(self, spec: &ProfileSpec) -> impl Iterator<Item = (&str, &Value)> {
+    pub fn profile_items(self, spec: &ProfileSpec) -> impl Iterator<Item = (&str, &Item)> {
         let (mounts, env) = match self {
             AppList::Mounts => (&spec.app_volume_mounts[..], &[][..]),
             AppList::Env => (&[][..], &spec.app_env[..]),
         };
-        let mounts = mounts.iter().map(|m| (m.mount_path.as_str(), &m.raw));
-        mounts.chain(env.iter().map(|e| (e.name.as_str(), &e.raw)))
+        let mounts = mounts.iter().map(|m| (m.mount_path.as_str(), &m.prepared));
+        mounts.chain(env.iter().map(|e| (e.name.as_str(), &e.prepared)))
     }
 
     /// The items an injection recorded in this list.

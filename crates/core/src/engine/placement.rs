@@ -5,11 +5,10 @@
 
 use super::notes::Notes;
 use super::wiring::Additions;
-use crate::patch::Slot;
+use crate::patch::{Item, Slot};
 use crate::pod::Template;
 use crate::profile::{INSTALL_CONTAINER, Position};
 use crate::status::Added;
-use serde_json::Value;
 
 /// A list as the plan leaves it: each item named, kept or inserted.
 pub(super) type Placed = Vec<(String, Slot)>;
@@ -64,7 +63,7 @@ pub(super) fn lists(
 /// What is kept, in order, then what is added.
 fn kept_then_added(
     kept: impl Iterator<Item = (String, usize)>,
-    added: Vec<(String, Value)>,
+    added: Vec<(String, Item)>,
 ) -> Placed {
     let mut out: Placed = kept.map(|(n, i)| (n, Slot::Keep(i))).collect();
     out.extend(added.into_iter().map(|(n, v)| (n, Slot::Insert(v))));
@@ -156,7 +155,7 @@ fn place_init(base: &[(usize, String)], adds: &mut Additions, notes: &mut Notes)
             at,
             (
                 INSTALL_CONTAINER.to_string(),
-                Slot::Insert(install),
+                Slot::Insert(install.into()),
                 Anchor::First,
             ),
         );
@@ -174,8 +173,10 @@ mod tests {
         let mut adds = Additions::default();
         for (i, pos) in positions.iter().enumerate() {
             let name = format!("p{i}");
-            adds.init_blocks
-                .push((pos.clone(), vec![(name.clone(), json!({"name": name}))]));
+            adds.init_blocks.push((
+                pos.clone(),
+                vec![(name.clone(), json!({"name": name}).into())],
+            ));
         }
         adds.native_first = Some("p0".into());
         adds.install = install.then(|| json!({}));

@@ -92,7 +92,7 @@ fn commands(ops: &mut Vec<PatchOp>, t: &Template<'_>, prev: &Added, adds: &Addit
         {
             ops.push(PatchOp::Replace {
                 path: format!("{sp}/containers/{ci}/command"),
-                value: json!(want),
+                value: json!(want).into(),
             });
         }
     }
@@ -103,12 +103,12 @@ fn affinity(ops: &mut Vec<PatchOp>, t: &Template<'_>, target: Option<Value>) {
     match (&t.spec.affinity, target) {
         (Some(cur), Some(new)) if *cur != new => ops.push(PatchOp::Replace {
             path: path(),
-            value: new,
+            value: new.into(),
         }),
         (Some(_), None) => ops.push(PatchOp::Remove { path: path() }),
         (None, Some(new)) => ops.push(PatchOp::Add {
             path: path(),
-            value: new,
+            value: new.into(),
         }),
         _ => {}
     }
@@ -147,7 +147,7 @@ fn annotation_ops(
                 match v {
                     Some(v) if cur.get(*k) != Some(v) => ops.push(PatchOp::Add {
                         path,
-                        value: json!(v),
+                        value: json!(v).into(),
                     }),
                     None if cur.contains_key(*k) => ops.push(PatchOp::Remove { path }),
                     _ => {}
@@ -165,12 +165,12 @@ fn annotation_ops(
             if t.meta_present {
                 ops.push(PatchOp::Add {
                     path: format!("{mp}/annotations"),
-                    value: Value::Object(map),
+                    value: Value::Object(map).into(),
                 });
             } else {
                 ops.push(PatchOp::Add {
                     path: mp.clone(),
-                    value: json!({"annotations": map}),
+                    value: json!({"annotations": map}).into(),
                 });
             }
         }

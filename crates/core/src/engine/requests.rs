@@ -46,7 +46,7 @@ fn resolve(list: &Placed, cur: &[ContainerRef<'_>]) -> Vec<Value> {
     list.iter()
         .map(|(_, v)| match v {
             Slot::Keep(i) => cur[*i].value(),
-            Slot::Insert(v) => v.clone(),
+            Slot::Insert(v) => Value::clone(v),
         })
         .collect()
 }

@@ -168,7 +168,7 @@ impl Verifier<'_, '_> {
         let mut init_want: BTreeMap<&str, &Value> = adds
             .init_blocks
             .iter()
-            .flat_map(|(_, b)| b.iter().map(|(n, v)| (n.as_str(), v)))
+            .flat_map(|(_, b)| b.iter().map(|(n, v)| (n.as_str(), &**v)))
             .collect();
         if let Some(install) = &adds.install {
             init_want.insert(INSTALL_CONTAINER, install);
@@ -176,7 +176,7 @@ impl Verifier<'_, '_> {
         let containers_want: BTreeMap<&str, &Value> = adds
             .containers
             .iter()
-            .map(|(n, v)| (n.as_str(), v))
+            .map(|(n, v)| (n.as_str(), &**v))
             .collect();
         for (list, listed, want, kind) in [
             (
@@ -208,7 +208,7 @@ impl Verifier<'_, '_> {
             .adds
             .volumes
             .iter()
-            .map(|(n, v)| (n.as_str(), v))
+            .map(|(n, v)| (n.as_str(), &**v))
             .collect();
         for name in &self.listed.volumes {
             let Some(have) = self.t.spec.volumes.iter().find(|v| &v.name == name) else {

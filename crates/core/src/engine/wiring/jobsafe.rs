@@ -69,7 +69,7 @@ pub(super) fn wrap_apps(
             adds.app_mounts.push(AppAdd {
                 index: a.index,
                 key: SHIM_MOUNT.to_string(),
-                value: shim_mount(),
+                value: shim_mount().into(),
             });
             added.app_mounts.push(AppItem {
                 container: name.clone(),

@@ -10,12 +10,14 @@ use serde_json::{Map, Value};
 
 impl ProfileWiring<'_> {
     pub(super) fn legacy(&mut self, c: &ContainerSpec, adds: &mut Additions) {
-        let mut v = c.raw.clone();
-        if !matches!(self.job, JobSafe::None) {
-            let cmd = c.command.as_deref().unwrap_or_default();
-            set_command(&mut v, self.shim_command(&c.name, cmd));
-            self.shim_volume_and_env(&mut v);
+        if matches!(self.job, JobSafe::None) {
+            self.container(adds, c.name.clone(), c.prepared.clone());
+            return;
         }
+        let mut v = c.raw.clone();
+        let cmd = c.command.as_deref().unwrap_or_default();
+        set_command(&mut v, self.shim_command(&c.name, cmd));
+        self.shim_volume_and_env(&mut v);
         self.container(adds, c.name.clone(), Value::Object(v));
     }
 

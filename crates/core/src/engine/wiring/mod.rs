@@ -17,6 +17,7 @@ use super::applists::AppAdd;
 use super::mode::Decision;
 use super::notes::Notes;
 use super::outcome::Skip;
+use crate::patch::Item;
 use crate::pod::Template;
 use crate::profile::{INSTALL_CONTAINER, Mode, Position, Profile, SHIM_VOLUME};
 use crate::status::{Added, Injection};
@@ -36,12 +37,12 @@ pub(super) struct Chosen {
 #[derive(Default)]
 pub(super) struct Additions {
     /// Per profile, the init containers in order (setup steps, then native copies).
-    pub init_blocks: Vec<(Position, Vec<(String, Value)>)>,
+    pub init_blocks: Vec<(Position, Vec<(String, Item)>)>,
     /// Name of the first native copy (the install container goes before it).
     pub native_first: Option<String>,
     pub install: Option<Value>,
-    pub containers: Vec<(String, Value)>,
-    pub volumes: Vec<(String, Value)>,
+    pub containers: Vec<(String, Item)>,
+    pub volumes: Vec<(String, Item)>,
     pub app_mounts: Vec<AppAdd>,
     pub app_env: Vec<AppAdd>,
     /// Wrapped commands, by app container index.
@@ -97,20 +98,20 @@ struct ProfileWiring<'w> {
     job: JobSafe,
     /// Universal: the native copy gets its startup probe and `restartPolicy`.
     probe: bool,
-    block: Vec<(String, Value)>,
+    block: Vec<(String, Item)>,
     added: Added,
 }
 
 impl ProfileWiring<'_> {
     /// An init container of this profile's block.
-    fn init(&mut self, name: &str, v: Value) {
-        self.block.push((name.to_string(), v));
+    fn init(&mut self, name: &str, v: impl Into<Item>) {
+        self.block.push((name.to_string(), v.into()));
         self.added.init_containers.push(name.to_string());
     }
 
     /// A regular container.
-    fn container(&mut self, adds: &mut Additions, name: String, v: Value) {
-        adds.containers.push((name.clone(), v));
+    fn container(&mut self, adds: &mut Additions, name: String, v: impl Into<Item>) {
+        adds.containers.push((name.clone(), v.into()));
         self.added.containers.push(name);
     }
 }
@@ -130,7 +131,7 @@ impl Wiring<'_, '_, '_> {
             added: Added::default(),
         };
         for c in &p.spec.init_containers {
-            pw.init(&c.name, Value::Object(c.raw.clone()));
+            pw.init(&c.name, c.prepared.clone());
         }
         // Job-safe wiring for legacy sidecars (and universal's legacy copy).
         if self.restart_policy != "Always" && matches!(mode, Mode::Legacy | Mode::Universal) {
@@ -144,7 +145,7 @@ impl Wiring<'_, '_, '_> {
             }
         }
         for v in &p.spec.volumes {
-            self.adds.volumes.push((v.name.clone(), v.raw.clone()));
+            self.adds.volumes.push((v.name.clone(), v.prepared.clone()));
             pw.added.volumes.push(v.name.clone());
         }
         self.app_items(&p.spec, &mut pw.added, notes);
@@ -179,7 +180,7 @@ impl Wiring<'_, '_, '_> {
             self.adds.install = Some(shim::install_container(image));
             self.adds
                 .volumes
-                .push((SHIM_VOLUME.to_string(), shim::shim_volume()));
+                .push((SHIM_VOLUME.to_string(), shim::shim_volume().into()));
             let r = &mut self.records[*ri].added;
             r.init_containers.push(INSTALL_CONTAINER.to_string());
             r.volumes.push(SHIM_VOLUME.to_string());
