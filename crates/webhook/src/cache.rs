@@ -34,8 +34,35 @@ struct MetaHead<'a> {
     namespace: Option<&'a RawValue>,
 }
 
-/// The bytes an answer depends on, or `None` when the object cannot be read (no caching).
-pub fn key(object: &str, request_namespace: &str, generations: (u64, u64)) -> Option<Vec<u8>> {
+/// The bytes an answer depends on, hashed once for every look-up of one review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    bytes: Vec<u8>,
+    hash: u64,
+}
+
+impl Key {
+    pub fn new(bytes: Vec<u8>) -> Key {
+        let mut h = DefaultHasher::new();
+        bytes.hash(&mut h);
+        Key {
+            hash: h.finish(),
+            bytes,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// The key of the answer about `object`, or `None` when the object cannot be read (no
+/// caching).
+pub fn key(object: &str, request_namespace: &str, generations: (u64, u64)) -> Option<Key> {
     // serde would also read the struct from an array: only objects are pods.
     if !object.trim_start().starts_with('{') {
         return None;
@@ -62,7 +89,7 @@ pub fn key(object: &str, request_namespace: &str, generations: (u64, u64)) -> Op
     part(meta.and_then(|m| m.annotations).map(RawValue::get));
     part(meta.and_then(|m| m.namespace).map(RawValue::get));
     part(head.spec.map(RawValue::get));
-    Some(k)
+    Some(Key::new(k))
 }
 
 /// A map from key bytes to answers, bounded in bytes; the oldest entry goes first.
@@ -89,12 +116,6 @@ struct Inner<V> {
 /// Keys remembered by the doorkeeper.
 const SEEN: usize = 4096;
 
-fn hash(k: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    k.hash(&mut h);
-    h.finish()
-}
-
 impl<V> Cache<V> {
     pub fn new(capacity: usize) -> Self {
         Cache {
@@ -114,23 +135,22 @@ impl<V> Cache<V> {
         self.capacity > 0
     }
 
-    pub fn get(&self, k: &[u8]) -> Option<Arc<V>> {
-        let h = hash(k);
+    pub fn get(&self, k: &Key) -> Option<Arc<V>> {
         let inner = self.inner.lock().ok()?;
         inner
             .map
-            .get(&h)?
+            .get(&k.hash)?
             .iter()
-            .find(|(key, _, _)| key == k)
+            .find(|(key, _, _)| *key == k.bytes)
             .map(|(_, v, _)| v.clone())
     }
 
     /// Whether an answer for this key is worth storing: true from its second sighting on.
-    pub fn admit(&self, k: &[u8]) -> bool {
+    pub fn admit(&self, k: &Key) -> bool {
         if self.capacity == 0 {
             return false;
         }
-        let h = hash(k);
+        let h = k.hash;
         let Ok(mut inner) = self.inner.lock() else {
             return false;
         };
@@ -148,17 +168,17 @@ impl<V> Cache<V> {
     }
 
     /// Stores an answer of `size` bytes; entries over an eighth of the budget are not kept.
-    pub fn insert(&self, k: Vec<u8>, v: V, size: usize) {
+    pub fn insert(&self, k: Key, v: V, size: usize) {
         self.insert_shared(k, Arc::new(v), size);
     }
 
     /// Stores an answer already shared with its caller, like [`Cache::insert`].
-    pub fn insert_shared(&self, k: Vec<u8>, v: Arc<V>, size: usize) {
+    pub fn insert_shared(&self, k: Key, v: Arc<V>, size: usize) {
         let cost = k.len() + size;
         if self.capacity == 0 || cost > self.capacity / 8 {
             return;
         }
-        let h = hash(&k);
+        let Key { bytes: k, hash: h } = k;
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
@@ -238,9 +258,9 @@ mod tests {
     #[test]
     fn bounded_and_exact() {
         let c = Cache::new(80);
-        c.insert(b"a".to_vec(), 1, 9);
-        c.insert(b"b".to_vec(), 2, 9);
-        c.insert(b"big".to_vec(), 9, 20);
+        c.insert(Key::new(b"a".to_vec()), 1, 9);
+        c.insert(Key::new(b"b".to_vec()), 2, 9);
+        c.insert(Key::new(b"big".to_vec()), 9, 20);
         assert_eq!(
             c.len(),
             2,
@@ -250,20 +270,26 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            c.insert(k.to_vec(), 3 + i, 9);
+            c.insert(Key::new(k.to_vec()), 3 + i, 9);
         }
         assert_eq!(c.len(), 8, "80 bytes hold eight entries of 10");
-        assert!(c.get(b"a").is_none(), "the oldest went first");
-        assert_eq!(*c.get(b"i").unwrap(), 9);
-        assert!(c.get(b"never").is_none());
-        assert!(c.get(b"i").is_some());
         assert!(
-            !c.admit(b"first"),
+            c.get(&Key::new(b"a".to_vec())).is_none(),
+            "the oldest went first"
+        );
+        assert_eq!(*c.get(&Key::new(b"i".to_vec())).unwrap(), 9);
+        assert!(c.get(&Key::new(b"never".to_vec())).is_none());
+        assert!(c.get(&Key::new(b"i".to_vec())).is_some());
+        assert!(
+            !c.admit(&Key::new(b"first".to_vec())),
             "a key seen once is not worth storing yet"
         );
-        assert!(c.admit(b"first"), "it is when it comes back");
+        assert!(
+            c.admit(&Key::new(b"first".to_vec())),
+            "it is when it comes back"
+        );
         let off = Cache::<u8>::new(0);
-        off.insert(b"a".to_vec(), 1, 1);
-        assert!(off.get(b"a").is_none());
+        off.insert(Key::new(b"a".to_vec()), 1, 1);
+        assert!(off.get(&Key::new(b"a".to_vec())).is_none());
     }
 }
