@@ -76,6 +76,11 @@ struct Args {
     /// of repeated pods answers); thousands force every review to be planned.
     #[arg(long, default_value_t = 1)]
     distinct_pods: usize,
+    /// Live facts: `serve` reads the cluster through this kubeconfig instead of the bundled
+    /// facts file (for the memory of a large cluster's node cache:
+    /// `cargo run --release -p sidecar-kit-fakeapi -- --nodes 5000` prints one).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
     /// Extra arguments for `sidecar-kit serve` (e.g. `--server-arg=--log-level=warn`). Repeatable.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
@@ -164,10 +169,14 @@ fn start(args: &Args, bare: bool) -> Result<Server> {
         "json",
     ])
     .arg("--profiles")
-    .arg(args.root.join("examples/profiles"))
-    .arg("--facts")
-    .arg(args.root.join("examples/facts/capable.yaml"))
-    .arg("--tls-cert")
+    .arg(args.root.join("examples/profiles"));
+    match &args.kubeconfig {
+        Some(k) => cmd.arg("--kubeconfig").arg(k),
+        None => cmd
+            .arg("--facts")
+            .arg(args.root.join("examples/facts/capable.yaml")),
+    };
+    cmd.arg("--tls-cert")
     .arg(dir.join("tls/tls.crt"))
     .arg("--tls-key")
     .arg(dir.join("tls/tls.key"))
