@@ -23,13 +23,22 @@ fn parse<'a, T: Deserialize<'a>>(raw: &'a str, pointer: &str) -> Result<T, ViewE
         return Ok(v);
     }
     let mut de = serde_json::Deserializer::from_str(raw);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let read: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    if read.is_ok()
+        && let Err(e) = de.end()
+    {
+        return Err(ViewError {
+            pointer: if pointer.is_empty() {
+                "/".into()
+            } else {
+                pointer.into()
+            },
+            message: without_position(&e.to_string()),
+        });
+    }
+    read.map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let msg = inner
-            .find(" at line ")
-            .map_or(inner.as_str(), |i| &inner[..i])
-            .to_string();
+        let msg = without_position(&e.into_inner().to_string());
         let sub = if path == "." {
             String::new()
         } else {
@@ -40,6 +49,11 @@ fn parse<'a, T: Deserialize<'a>>(raw: &'a str, pointer: &str) -> Result<T, ViewE
             message: msg,
         }
     })
+}
+
+/// serde_json's message without its " at line L column C".
+fn without_position(msg: &str) -> String {
+    msg.find(" at line ").map_or(msg, |i| &msg[..i]).to_string()
 }
 
 #[derive(Deserialize)]
@@ -82,21 +96,6 @@ struct TemplateParts<'a> {
     metadata: Option<&'a RawValue>,
     #[serde(borrow, default)]
     spec: Option<&'a RawValue>,
-}
-
-/// A Pod read in one pass: its spec parsed as it is scanned, not captured raw and parsed
-/// again (the webhook's case: every review holds a Pod).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PodDoc<'a> {
-    #[serde(borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    api_version: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    metadata: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    spec: Option<SpecRaw<'a>>,
 }
 
 /// The metadata fields the engine reads.
@@ -194,24 +193,25 @@ pub struct ContainerView {
     pub resources: Option<ResourcesView>,
 }
 
-/// A container: what the engine reads of it, and its bytes.
+/// A container: what the engine reads of it, and its JSON text.
 #[derive(Debug, Clone)]
 pub struct ContainerRef<'a> {
     pub view: ContainerView,
-    pub raw: &'a RawValue,
+    pub raw: &'a str,
 }
 
 impl ContainerRef<'_> {
     /// The container as a JSON value (parsed on demand).
     pub fn value(&self) -> Value {
-        serde_json::from_str(self.raw.get()).unwrap_or(Value::Null)
+        serde_json::from_str(self.raw).unwrap_or(Value::Null)
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct VolumeRef<'a> {
     pub name: String,
-    pub raw: &'a RawValue,
+    /// Its JSON text.
+    pub raw: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -250,8 +250,8 @@ pub struct Template<'a> {
     /// Namespace of that object.
     pub object_namespace: Option<String>,
     pub meta_present: bool,
-    /// The template's metadata as written (for Pods, the object's own).
-    pub meta_raw: Option<&'a RawValue>,
+    /// The template's metadata has no field but `annotations` (for Pods, the object's own).
+    pub meta_only_annotations: bool,
     pub meta: MetaView,
     pub spec: PodSpecView<'a>,
 }
@@ -344,6 +344,11 @@ fn collect<'a>(
         return Ok(());
     };
     let spec = pod_spec(spec_raw.get(), &spec_pointer)?;
+    let meta_only_annotations = meta_raw
+        .and_then(|raw| {
+            serde_json::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(raw.get()).ok()
+        })
+        .is_some_and(|m| m.keys().all(|k| k == "annotations"));
     out.push(Template {
         meta_pointer,
         spec_pointer,
@@ -354,48 +359,255 @@ fn collect<'a>(
             .or_else(|| object_meta.generate_name.clone()),
         object_namespace: object_meta.namespace.clone(),
         meta_present: meta_raw.is_some(),
-        meta_raw,
+        meta_only_annotations,
         meta,
         spec,
     });
     Ok(())
 }
 
-/// A Pod written compactly (`"kind":"Pod"` near the start, as the API server and the engine's
-/// callers send it), read in one pass. `None` for anything else, or where that pass fails:
+/// A Pod (`"kind":"Pod"` near the start, as the API server and the engine's callers send
+/// it), read in one pass by [`Walk`]. `None` for anything else, or where that pass fails:
 /// the general path then reads it and words any error.
 fn compact_pod<'a>(raw: &'a str, prefix: &str) -> Result<Option<Template<'a>>, ViewError> {
     let start = &raw.as_bytes()[..raw.len().min(96)];
     if !start.windows(12).any(|w| w == br#""kind":"Pod""#) {
         return Ok(None);
     }
-    let Ok(doc) = serde_json::from_str::<PodDoc<'a>>(raw) else {
+    let Some(doc) = PodDoc::walk(raw) else {
         return Ok(None);
     };
     let api_version = doc.api_version.as_deref().unwrap_or("");
     if doc.kind.as_deref() != Some("Pod") || template_route("Pod", api_version) != Some("pod") {
         return Ok(None);
     }
-    let meta: MetaView = match doc.metadata {
-        Some(m) => parse(m.get(), &format!("{prefix}/metadata"))?,
-        None => MetaView::default(),
-    };
     let Some(spec) = doc.spec else {
         return Ok(None);
     };
     let spec_pointer = format!("{prefix}/spec");
-    let spec = pod_spec_of(spec, &spec_pointer)?;
+    let spec = finish_spec(spec, &spec_pointer)?;
+    let (meta, meta_present, meta_only_annotations) = match doc.metadata {
+        Some((m, only_annotations)) => (m, true, only_annotations),
+        None => (MetaView::default(), false, false),
+    };
     Ok(Some(Template {
         meta_pointer: format!("{prefix}/metadata"),
         spec_pointer,
         kind: "Pod".to_string(),
         object_name: meta.name.clone().or_else(|| meta.generate_name.clone()),
         object_namespace: meta.namespace.clone(),
-        meta_present: doc.metadata.is_some(),
-        meta_raw: doc.metadata,
+        meta_present,
+        meta_only_annotations,
         meta,
         spec,
     }))
+}
+
+/// A reader of one JSON text at the levels the engine walks (the Pod, its metadata, its
+/// spec, the lists of containers and volumes): it steps over the punctuation itself and hands
+/// each value to serde where it starts, taking the value's text from where serde stopped.
+/// Every byte is scanned once: nothing is captured raw to be parsed again. Any surprise
+/// (a duplicate field, a wrong type, trailing text) ends the walk with `None`.
+struct Walk<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn peek(&mut self) -> Option<u8> {
+        let b = self.s.as_bytes();
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(self.pos) {
+            self.pos += 1;
+        }
+        b.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.pos += 1)
+    }
+
+    /// The value here, read by serde, and its text.
+    fn value<T: Deserialize<'a>>(&mut self) -> Option<(T, &'a str)> {
+        self.peek()?;
+        let rest = &self.s[self.pos..];
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<T>();
+        let v = stream.next()?.ok()?;
+        let len = stream.byte_offset();
+        self.pos += len;
+        Some((v, &rest[..len]))
+    }
+
+    fn read<T: Deserialize<'a>>(&mut self) -> Option<T> {
+        self.value().map(|(v, _)| v)
+    }
+
+    fn skip(&mut self) -> Option<()> {
+        self.read::<serde::de::IgnoredAny>().map(|_| ())
+    }
+
+    /// An object's members in order: `member` reads or skips each value. `false` for null.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<bool> {
+        if self.peek()? == b'n' {
+            return self.read::<()>().map(|()| false);
+        }
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(true);
+        }
+        loop {
+            let key: Cow<'a, str> = self.read()?;
+            self.eat(b':')?;
+            member(self, &key)?;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Some(true);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// An array's items, each read by `item`; `None` for null.
+    fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Option<Vec<T>>> {
+        if self.peek()? == b'n' {
+            return self.read::<()>().map(|()| None);
+        }
+        self.eat(b'[')?;
+        let mut out = Vec::new();
+        if self.eat(b']').is_some() {
+            return Some(Some(out));
+        }
+        loop {
+            out.push(item(self)?);
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    return Some(Some(out));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Sets a field once: a second member of the same name ends the walk, as serde would.
+    fn once<T>(
+        &mut self,
+        slot: &mut Option<T>,
+        read: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<()> {
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(read(self)?);
+        Some(())
+    }
+}
+
+/// A Pod as [`Walk`] reads it.
+#[derive(Default)]
+struct PodDoc<'a> {
+    kind: Option<Cow<'a, str>>,
+    api_version: Option<Cow<'a, str>>,
+    /// The metadata, and whether `annotations` is its only field.
+    metadata: Option<(MetaView, bool)>,
+    spec: Option<SpecParts<'a>>,
+}
+
+impl<'a> PodDoc<'a> {
+    fn walk(raw: &'a str) -> Option<PodDoc<'a>> {
+        let mut w = Walk { s: raw, pos: 0 };
+        let mut doc = PodDoc::default();
+        // (null members count as absent, as `#[serde(default)]` options read them)
+        let (mut kind, mut api, mut meta, mut spec) = (None, None, None, None);
+        let found = w.object(|w, key| match key {
+            "kind" => w.once(&mut kind, |w| w.read::<Option<Cow<'a, str>>>()),
+            "apiVersion" => w.once(&mut api, |w| w.read::<Option<Cow<'a, str>>>()),
+            "metadata" => w.once(&mut meta, walk_meta),
+            "spec" => w.once(&mut spec, walk_spec),
+            _ => w.skip(),
+        })?;
+        if !found || w.peek().is_some() {
+            return None;
+        }
+        doc.kind = kind.flatten();
+        doc.api_version = api.flatten();
+        doc.metadata = meta.flatten();
+        doc.spec = spec.flatten();
+        Some(doc)
+    }
+}
+
+fn walk_meta(w: &mut Walk<'_>) -> Option<Option<(MetaView, bool)>> {
+    let mut m = MetaView::default();
+    let (mut name, mut generate, mut namespace, mut labels, mut annotations) =
+        (None, None, None, None, None);
+    let mut only_annotations = true;
+    let present = w.object(|w, key| {
+        if key != "annotations" {
+            only_annotations = false;
+        }
+        match key {
+            "name" => w.once(&mut name, |w| w.read()),
+            "generateName" => w.once(&mut generate, |w| w.read()),
+            "namespace" => w.once(&mut namespace, |w| w.read()),
+            "labels" => w.once(&mut labels, |w| w.read()),
+            "annotations" => w.once(&mut annotations, |w| w.read()),
+            _ => w.skip(),
+        }
+    })?;
+    m.name = name.flatten();
+    m.generate_name = generate.flatten();
+    m.namespace = namespace.flatten();
+    m.labels = labels.flatten();
+    m.annotations = annotations.flatten();
+    Some(present.then_some((m, only_annotations)))
+}
+
+fn walk_containers<'a>(w: &mut Walk<'a>) -> Option<Option<Vec<ContainerRef<'a>>>> {
+    w.array(|w| {
+        let (view, raw) = w.value::<ContainerView>()?;
+        // (an unnamed container is the general path's error to word)
+        (!view.name.is_empty()).then_some(ContainerRef { view, raw })
+    })
+}
+
+fn walk_spec<'a>(w: &mut Walk<'a>) -> Option<Option<SpecParts<'a>>> {
+    let mut s = SpecParts::default();
+    let (mut containers, mut init, mut volumes) = (None, None, None);
+    let (mut restart, mut node, mut selector, mut affinity, mut tolerations, mut os, mut overhead) =
+        (None, None, None, None, None, None, None);
+    let present = w.object(|w, key| match key {
+        "containers" => w.once(&mut containers, walk_containers),
+        "initContainers" => w.once(&mut init, walk_containers),
+        "volumes" => w.once(&mut volumes, |w| {
+            w.array(|w| {
+                let (v, raw) = w.value::<VolumeName>()?;
+                Some(VolumeRef { name: v.name, raw })
+            })
+        }),
+        "restartPolicy" => w.once(&mut restart, |w| w.read()),
+        "nodeName" => w.once(&mut node, |w| w.read()),
+        "nodeSelector" => w.once(&mut selector, |w| w.read()),
+        "affinity" => w.once(&mut affinity, |w| w.read()),
+        "tolerations" => w.once(&mut tolerations, |w| w.read()),
+        "os" => w.once(&mut os, |w| w.read()),
+        "overhead" => w.once(&mut overhead, |w| w.read()),
+        _ => w.skip(),
+    })?;
+    s.containers = containers.flatten();
+    s.init_containers = init.flatten();
+    s.volumes = volumes.flatten();
+    s.restart_policy = restart.flatten();
+    s.node_name = node.flatten();
+    s.node_selector = selector.flatten();
+    s.affinity = affinity.flatten();
+    s.tolerations = tolerations.flatten();
+    s.os = os.flatten();
+    s.overhead = overhead.flatten();
+    Some(present.then_some(s))
 }
 
 /// The pod template of a workload's `spec` (a CronJob's through its job template), and its
@@ -427,9 +639,9 @@ fn workload_template<'a>(
 fn containers<'a>(
     list: Option<Vec<&'a RawValue>>,
     pointer: &str,
-) -> Result<Vec<ContainerRef<'a>>, ViewError> {
+) -> Result<Option<Vec<ContainerRef<'a>>>, ViewError> {
+    let Some(list) = list else { return Ok(None) };
     list.into_iter()
-        .flatten()
         .enumerate()
         .map(|(i, raw)| {
             let view: ContainerView = parse(raw.get(), &format!("{pointer}/{i}"))?;
@@ -439,35 +651,70 @@ fn containers<'a>(
                     message: "container has no name".into(),
                 });
             }
-            Ok(ContainerRef { view, raw })
+            Ok(ContainerRef {
+                view,
+                raw: raw.get(),
+            })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn pod_spec<'a>(raw: &'a str, pointer: &str) -> Result<PodSpecView<'a>, ViewError> {
-    pod_spec_of(parse(raw, pointer)?, pointer)
+    let s: SpecRaw<'a> = parse(raw, pointer)?;
+    let volumes = match s.volumes {
+        None => None,
+        Some(list) => Some(
+            list.into_iter()
+                .enumerate()
+                .map(|(i, raw)| {
+                    let v: VolumeName = parse(raw.get(), &format!("{pointer}/volumes/{i}"))?;
+                    Ok(VolumeRef {
+                        name: v.name,
+                        raw: raw.get(),
+                    })
+                })
+                .collect::<Result<Vec<_>, ViewError>>()?,
+        ),
+    };
+    let parts = SpecParts {
+        containers: containers(s.containers, &format!("{pointer}/containers"))?,
+        init_containers: containers(s.init_containers, &format!("{pointer}/initContainers"))?,
+        volumes,
+        restart_policy: s.restart_policy,
+        node_name: s.node_name,
+        node_selector: s.node_selector,
+        affinity: match s.affinity {
+            Some(a) => Some(parse(a.get(), &format!("{pointer}/affinity"))?),
+            None => None,
+        },
+        tolerations: s.tolerations,
+        os: s.os,
+        overhead: s.overhead,
+    };
+    finish_spec(parts, pointer)
 }
 
-fn pod_spec_of<'a>(s: SpecRaw<'a>, pointer: &str) -> Result<PodSpecView<'a>, ViewError> {
+/// The fields of a pod spec the engine reads, each read once.
+#[derive(Default)]
+struct SpecParts<'a> {
+    containers: Option<Vec<ContainerRef<'a>>>,
+    init_containers: Option<Vec<ContainerRef<'a>>>,
+    volumes: Option<Vec<VolumeRef<'a>>>,
+    restart_policy: Option<String>,
+    node_name: Option<String>,
+    node_selector: Option<BTreeMap<String, String>>,
+    affinity: Option<Value>,
+    tolerations: Option<Vec<Toleration>>,
+    os: Option<PodOs>,
+    overhead: Option<BTreeMap<String, Value>>,
+}
+
+fn finish_spec<'a>(s: SpecParts<'a>, pointer: &str) -> Result<PodSpecView<'a>, ViewError> {
     let containers_present = s.containers.is_some();
     let init_containers_present = s.init_containers.is_some();
     let volumes_present = s.volumes.is_some();
-    let containers_list = containers(s.containers, &format!("{pointer}/containers"))?;
-    let init_list = containers(s.init_containers, &format!("{pointer}/initContainers"))?;
-    let volumes = s
-        .volumes
-        .into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, raw)| {
-            let v: VolumeName = parse(raw.get(), &format!("{pointer}/volumes/{i}"))?;
-            Ok(VolumeRef { name: v.name, raw })
-        })
-        .collect::<Result<Vec<_>, ViewError>>()?;
-    let affinity: Option<Value> = match s.affinity {
-        Some(a) => Some(parse(a.get(), &format!("{pointer}/affinity"))?),
-        None => None,
-    };
+    let affinity = s.affinity;
     let required_terms = match affinity
         .as_ref()
         .and_then(|a| a.pointer("/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms"))
@@ -484,11 +731,11 @@ fn pod_spec_of<'a>(s: SpecRaw<'a>, pointer: &str) -> Result<PodSpecView<'a>, Vie
             .get("kubernetes.io/os")
             .is_some_and(|v| v == "windows");
     Ok(PodSpecView {
-        containers: containers_list,
+        containers: s.containers.unwrap_or_default(),
         containers_present,
-        init_containers: init_list,
+        init_containers: s.init_containers.unwrap_or_default(),
         init_containers_present,
-        volumes,
+        volumes: s.volumes.unwrap_or_default(),
         volumes_present,
         restart_policy: s.restart_policy,
         affinity,
@@ -517,11 +764,91 @@ mod tests {
     use super::*;
 
     /// The one-pass reading of a compact Pod and the general path see the same template.
+    /// What the engine reads of a template, as text.
+    fn seen(t: &Template<'_>) -> String {
+        format!(
+            "{} {} {} {:?} {:?} {:?} {} {:?} {:?} {:?} {:?} {:?}",
+            t.meta_pointer,
+            t.spec_pointer,
+            t.kind,
+            t.object_name,
+            t.object_namespace,
+            t.meta,
+            t.meta_present,
+            t.spec
+                .containers
+                .iter()
+                .map(|c| &c.view)
+                .collect::<Vec<_>>(),
+            t.spec
+                .init_containers
+                .iter()
+                .map(|c| &c.view)
+                .collect::<Vec<_>>(),
+            t.spec.volumes.iter().map(|v| &v.name).collect::<Vec<_>>(),
+            t.spec.scheduling,
+            t.spec.restart_policy
+        ) + &format!(
+            " {} {:?} {:?} {:?}",
+            t.meta_only_annotations,
+            t.spec.affinity,
+            t.spec
+                .containers
+                .iter()
+                .map(ContainerRef::value)
+                .collect::<Vec<_>>(),
+            t.spec
+                .volumes
+                .iter()
+                .map(|v| serde_json::from_str::<Value>(v.raw).unwrap())
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn the_one_pass_takes_any_whitespace_and_leaves_odd_input_to_the_general_path() {
+        // Whitespace anywhere, an escaped key, annotations alone: still one pass, same view.
+        for (spaced, only_annotations) in [
+            (
+                r#"{"kind":"Pod","apiVersion":"v1" , "metadata" : { "annotations" : {"a":"b"} } ,
+                  "spec": { "containers" : [ {"name":"a", "im\u0061ge": "x"} ,{"name":"b"}] , "initContainers": null } }"#,
+                true,
+            ),
+            (
+                r#"{"kind":"Pod","apiVersion":"v1","metadata":{},"spec":{"containers":[]}} "#,
+                true,
+            ),
+            (
+                r#"{"kind":"Pod","apiVersion":"v1","metadata":{"uid":"u"},"spec":{"volumes":[{"name":"v"}]}}"#,
+                false,
+            ),
+        ] {
+            let fast = compact_pod(spaced, "").unwrap().expect("one pass");
+            let pretty =
+                serde_json::to_string_pretty(&serde_json::from_str::<Value>(spaced).unwrap())
+                    .unwrap();
+            let general = &templates(&pretty).unwrap()[0];
+            assert_eq!(seen(&fast), seen(general), "{spaced}");
+            assert_eq!(fast.meta_only_annotations, only_annotations, "{spaced}");
+        }
+        // What serde refuses, the one pass leaves to the general path, which words it.
+        for odd in [
+            r#"{"kind":"Pod","apiVersion":"v1","spec":{"containers":[{"name":"a"}],"containers":[]}}"#,
+            r#"{"kind":"Pod","apiVersion":"v1","spec":{"containers":[{"name":"a"}]}} x"#,
+            r#"{"kind":"Pod","apiVersion":"v1","spec":{"containers":[{"name":"a"},]}}"#,
+            r#"{"kind":"Pod","apiVersion":"v1","metadata":{"labels":{},"labels":{}},"spec":{}}"#,
+        ] {
+            assert!(compact_pod(odd, "").unwrap().is_none(), "{odd}");
+            assert!(templates(odd).is_err(), "{odd}");
+        }
+    }
+
     #[test]
     fn a_compact_pod_reads_as_the_general_path_reads_it() {
         let pod = serde_json::json!({"kind": "Pod", "apiVersion": "v1",
             "metadata": {"generateName": "web-", "namespace": "shop", "labels": {"app": "web"},
-                         "annotations": {"a": "b"}},
+                         "annotations": {"a": "b"}, "name": null,
+                         "managedFields": [{"fieldsV1": {"f:spec": {"f:containers": {"k:{\"name\":\"web\"}": {}}}}}]},
             "spec": {"containers": [{"name": "web", "command": ["/web"], "env": [{"name": "X"}],
                                      "volumeMounts": [{"name": "data", "mountPath": "/d"}]}],
                      "initContainers": [{"name": "init", "restartPolicy": "Always"}],
@@ -543,32 +870,12 @@ mod tests {
             &templates(&compact).unwrap()[0],
             &templates(&pretty).unwrap()[0],
         );
-        let seen = |t: &Template<'_>| {
-            format!(
-                "{} {} {} {:?} {:?} {:?} {} {:?} {:?} {:?} {:?} {:?}",
-                t.meta_pointer,
-                t.spec_pointer,
-                t.kind,
-                t.object_name,
-                t.object_namespace,
-                t.meta,
-                t.meta_present,
-                t.spec
-                    .containers
-                    .iter()
-                    .map(|c| &c.view)
-                    .collect::<Vec<_>>(),
-                t.spec
-                    .init_containers
-                    .iter()
-                    .map(|c| &c.view)
-                    .collect::<Vec<_>>(),
-                t.spec.volumes.iter().map(|v| &v.name).collect::<Vec<_>>(),
-                t.spec.scheduling,
-                t.spec.restart_policy
-            )
-        };
         assert_eq!(seen(a), seen(b));
+        assert_eq!(
+            a.spec.containers[0].raw,
+            serde_json::to_string(&pod["spec"]["containers"][0]).unwrap(),
+            "a container's text is exactly its bytes in the object"
+        );
         // Bad input gets the general path's error, whichever way it is written.
         for bad in [
             r#"{"kind":"Pod","apiVersion":"v1","spec":{"containers":[{"name":""}]}}"#,

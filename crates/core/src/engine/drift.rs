@@ -115,7 +115,7 @@ fn volumes(t: &Template<'_>, volumes: &Placed) -> bool {
             .volumes
             .iter()
             .find(|x| &x.name == name)
-            .and_then(|x| serde_json::from_str::<Value>(x.raw.get()).ok());
+            .and_then(|x| serde_json::from_str::<Value>(x.raw).ok());
         if !have.is_some_and(|h| covers(&h, v)) {
             ok = false;
         }

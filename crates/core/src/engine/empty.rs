@@ -100,11 +100,7 @@ pub(super) fn meta_holds_only_annotations(t: &Template<'_>) -> bool {
     {
         return false;
     }
-    t.meta_raw
-        .and_then(|raw| {
-            serde_json::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(raw.get()).ok()
-        })
-        .is_some_and(|m| m.keys().all(|k| k == "annotations"))
+    t.meta_only_annotations
 }
 
 #[cfg(test)]

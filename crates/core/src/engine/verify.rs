@@ -214,7 +214,7 @@ impl Verifier<'_, '_> {
             let Some(have) = self.t.spec.volumes.iter().find(|v| &v.name == name) else {
                 continue;
             };
-            let have: Value = serde_json::from_str(have.raw.get()).unwrap_or(Value::Null);
+            let have: Value = serde_json::from_str(have.raw).unwrap_or(Value::Null);
             let want = volumes_want.get(name.as_str()).copied();
             self.judge.listed("volume", name, &have, want)?;
         }
