@@ -143,12 +143,22 @@ impl ListEdit {
 pub(super) fn edits(t: &Template<'_>, prev: &Added, adds: &Additions) -> Vec<ListEdit> {
     let sp = &t.spec_pointer;
     let mut out = Vec::new();
+    // What this plan adds, by app container (one pass, not one per container).
+    let mut planned: [Vec<Vec<&AppAdd>>; 2] = Default::default();
+    for (li, list) in AppList::ALL.into_iter().enumerate() {
+        planned[li].resize(t.spec.containers.len(), Vec::new());
+        for a in list.planned(adds) {
+            if let Some(slot) = planned[li].get_mut(a.index) {
+                slot.push(a);
+            }
+        }
+    }
     for (ci, c) in t.spec.containers.iter().enumerate() {
         let name = &c.view.name;
         if prev.containers.contains(name) {
             continue;
         }
-        for list in AppList::ALL {
+        for (li, list) in AppList::ALL.into_iter().enumerate() {
             // Keep what is not ours, append what this plan adds to this container.
             let mut target: Vec<Slot> = list
                 .keys(&c.view)
@@ -158,9 +168,8 @@ pub(super) fn edits(t: &Template<'_>, prev: &Added, adds: &Additions) -> Vec<Lis
                 .collect();
             let base_len = target.len();
             target.extend(
-                list.planned(adds)
+                planned[li][ci]
                     .iter()
-                    .filter(|a| a.index == ci)
                     .map(|a| Slot::Insert(a.value.clone())),
             );
             let field = list.field();

@@ -8,7 +8,6 @@ use crate::engine::notes::Notes;
 use crate::pod::{ContainerRef, Template};
 use crate::profile::ProfileSpec;
 use crate::status::{Added, AppItem};
-use std::collections::BTreeSet;
 
 pub(super) struct AppContainer<'t, 'a> {
     /// Index in the current `containers` list.
@@ -50,13 +49,14 @@ impl Wiring<'_, '_, '_> {
     pub(super) fn app_items(&mut self, spec: &ProfileSpec, added: &mut Added, notes: &mut Notes) {
         for a in &self.apps {
             for list in AppList::ALL {
-                // What the container has of its own (not added by an earlier injection).
-                let own: BTreeSet<&str> = list
-                    .keys(&a.c.view)
-                    .filter(|k| !list.is_ours(self.prev, &a.c.view.name, k))
-                    .collect();
+                // What the container has of its own (not added by an earlier injection):
+                // looked up per profile item (a few), not gathered per container.
+                let own = |key: &str| {
+                    list.keys(&a.c.view)
+                        .any(|k| k == key && !list.is_ours(self.prev, &a.c.view.name, k))
+                };
                 for (key, value) in list.profile_items(spec) {
-                    if own.contains(key) {
+                    if own(key) {
                         notes.warn(already(list, &a.c.view.name, key));
                         continue;
                     }
