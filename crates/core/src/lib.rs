@@ -33,6 +33,7 @@ pub mod pod;
 pub mod profile;
 pub mod resources;
 pub mod selector;
+mod skip;
 pub mod status;
 pub mod version;
 

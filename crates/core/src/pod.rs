@@ -441,8 +441,10 @@ impl<'a> Walk<'a> {
         self.value().map(|(v, _)| v)
     }
 
+    /// Steps over the value here, unread (checked as serde would check it).
     fn skip(&mut self) -> Option<()> {
-        self.read::<serde::de::IgnoredAny>().map(|_| ())
+        self.pos = crate::skip::value(self.s.as_bytes(), self.pos)?;
+        Some(())
     }
 
     /// An object's members in order: `member` reads or skips each value. `false` for null.

@@ -177,13 +177,13 @@ fn start(args: &Args, bare: bool) -> Result<Server> {
             .arg(args.root.join("examples/facts/capable.yaml")),
     };
     cmd.arg("--tls-cert")
-    .arg(dir.join("tls/tls.crt"))
-    .arg("--tls-key")
-    .arg(dir.join("tls/tls.key"))
-    // As the Deployment sets it (deploy/base/deployment.yaml).
-    .env("MIMALLOC_PURGE_DELAY", "0")
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+        .arg(dir.join("tls/tls.crt"))
+        .arg("--tls-key")
+        .arg(dir.join("tls/tls.key"))
+        // As the Deployment sets it (deploy/base/deployment.yaml).
+        .env("MIMALLOC_PURGE_DELAY", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     if bare {
         cmd.arg("--benchmark-bare-allow");
     }
