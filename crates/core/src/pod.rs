@@ -296,10 +296,28 @@ fn collect<'a>(
             message: "expected a JSON object".into(),
         });
     }
-    if let Some(t) = compact_pod(raw, prefix)? {
+    if let Some(t) = one_pass_pod(raw, prefix)? {
         out.push(t);
         return Ok(());
     }
+    collect_general(raw, prefix, out, depth)
+}
+
+/// [`templates`] without the one-pass walk (to hold the walk to it).
+#[cfg(test)]
+fn templates_general(raw: &str) -> Result<Vec<Template<'_>>, ViewError> {
+    let mut out = Vec::new();
+    collect_general(raw, "", &mut out, 0)?;
+    Ok(out)
+}
+
+/// Reads an object the general way: its head first, then what its kind holds.
+fn collect_general<'a>(
+    raw: &'a str,
+    prefix: &str,
+    out: &mut Vec<Template<'a>>,
+    depth: usize,
+) -> Result<(), ViewError> {
     let head: Head<'a> = parse(raw, prefix)?;
     let kind = head.kind.as_deref().unwrap_or("");
     let api_version = head.api_version.as_deref().unwrap_or("");
@@ -366,12 +384,11 @@ fn collect<'a>(
     Ok(())
 }
 
-/// A Pod (`"kind":"Pod"` near the start, as the API server and the engine's callers send
-/// it), read in one pass by [`Walk`]. `None` for anything else, or where that pass fails:
-/// the general path then reads it and words any error.
-fn compact_pod<'a>(raw: &'a str, prefix: &str) -> Result<Option<Template<'a>>, ViewError> {
-    let start = &raw.as_bytes()[..raw.len().min(96)];
-    if !start.windows(12).any(|w| w == br#""kind":"Pod""#) {
+/// A Pod (its kind near the start, as the API server and the engine's callers write it,
+/// compact or not), read in one pass by [`Walk`]. `None` for anything else, or where that
+/// pass fails: the general path then reads it and words any error.
+fn one_pass_pod<'a>(raw: &'a str, prefix: &str) -> Result<Option<Template<'a>>, ViewError> {
+    if !says_pod(raw) {
         return Ok(None);
     }
     let Some(doc) = PodDoc::walk(raw) else {
@@ -401,6 +418,20 @@ fn compact_pod<'a>(raw: &'a str, prefix: &str) -> Result<Option<Template<'a>>, V
         meta,
         spec,
     }))
+}
+
+/// Whether `"kind": "Pod"` (with any whitespace) comes near the start: a cheap look before
+/// the walk, which reads the kind itself.
+fn says_pod(raw: &str) -> bool {
+    let head = &raw.as_bytes()[..raw.len().min(160)];
+    head.windows(6)
+        .enumerate()
+        .filter(|(_, w)| *w == br#""kind""#)
+        .any(|(i, _)| {
+            let rest = head[i + 6..].trim_ascii_start();
+            rest.strip_prefix(b":")
+                .is_some_and(|r| r.trim_ascii_start().starts_with(br#""Pod""#))
+        })
 }
 
 /// A reader of one JSON text at the levels the engine walks (the Pod, its metadata, its
@@ -825,11 +856,11 @@ mod tests {
                 false,
             ),
         ] {
-            let fast = compact_pod(spaced, "").unwrap().expect("one pass");
+            let fast = one_pass_pod(spaced, "").unwrap().expect("one pass");
             let pretty =
                 serde_json::to_string_pretty(&serde_json::from_str::<Value>(spaced).unwrap())
                     .unwrap();
-            let general = &templates(&pretty).unwrap()[0];
+            let general = &templates_general(&pretty).unwrap()[0];
             assert_eq!(seen(&fast), seen(general), "{spaced}");
             assert_eq!(fast.meta_only_annotations, only_annotations, "{spaced}");
         }
@@ -840,13 +871,13 @@ mod tests {
             r#"{"kind":"Pod","apiVersion":"v1","spec":{"containers":[{"name":"a"},]}}"#,
             r#"{"kind":"Pod","apiVersion":"v1","metadata":{"labels":{},"labels":{}},"spec":{}}"#,
         ] {
-            assert!(compact_pod(odd, "").unwrap().is_none(), "{odd}");
+            assert!(one_pass_pod(odd, "").unwrap().is_none(), "{odd}");
             assert!(templates(odd).is_err(), "{odd}");
         }
     }
 
     #[test]
-    fn a_compact_pod_reads_as_the_general_path_reads_it() {
+    fn a_one_pass_pod_reads_as_the_general_path_reads_it() {
         let pod = serde_json::json!({"kind": "Pod", "apiVersion": "v1",
             "metadata": {"generateName": "web-", "namespace": "shop", "labels": {"app": "web"},
                          "annotations": {"a": "b"}, "name": null,
@@ -861,16 +892,20 @@ mod tests {
         let compact = serde_json::to_string(&pod).unwrap();
         let pretty = serde_json::to_string_pretty(&pod).unwrap();
         assert!(
-            compact_pod(&compact, "").unwrap().is_some(),
+            one_pass_pod(&compact, "").unwrap().is_some(),
             "the fast path takes it"
         );
         assert!(
-            compact_pod(&pretty, "").unwrap().is_none(),
-            "the general path takes this one"
+            one_pass_pod(&pretty, "").unwrap().is_some(),
+            "so does a pretty one"
         );
+        let deployment = r#"{"kind":"Deployment","apiVersion":"apps/v1","spec":{}}"#;
+        assert!(one_pass_pod(deployment, "").unwrap().is_none());
+        assert!(says_pod(r#"{"apiVersion":"v1", "kind" :"Pod"}"#));
+        assert!(!says_pod(r#"{"kind":"PodTemplate"}"#));
         let (a, b) = (
             &templates(&compact).unwrap()[0],
-            &templates(&pretty).unwrap()[0],
+            &templates_general(&pretty).unwrap()[0],
         );
         assert_eq!(seen(a), seen(b));
         assert_eq!(
