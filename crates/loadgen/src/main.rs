@@ -641,8 +641,10 @@ fn main() -> Result<()> {
     let fixture =
         std::fs::read_to_string(args.root.join("crates/webhook/tests/data/pod-create.json"))
             .context("review fixture")?;
+    // Compact, as the API server sends reviews (Go's encoding/json writes no spaces).
+    let fixture = serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&fixture)?)?;
     anyhow::ensure!(
-        fixture.contains("\"pod-template-hash\": \"7d9c6b5f4\""),
+        fixture.contains("\"pod-template-hash\":\"7d9c6b5f4\""),
         "the fixture's pod-template-hash label is where distinct pods vary"
     );
     let bodies: Arc<Vec<Bytes>> = Arc::new(
@@ -652,8 +654,8 @@ fn main() -> Result<()> {
                     fixture.clone()
                 } else {
                     fixture.replace(
-                        "\"pod-template-hash\": \"7d9c6b5f4\"",
-                        &format!("\"pod-template-hash\": \"{i:09}\""),
+                        "\"pod-template-hash\":\"7d9c6b5f4\"",
+                        &format!("\"pod-template-hash\":\"{i:09}\""),
                     )
                 })
             })
