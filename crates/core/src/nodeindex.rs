@@ -81,13 +81,60 @@ impl Bits {
     }
 }
 
+/// The nodes that carry one label value: few of them (a per-node hostname) as their
+/// numbers, more as a bitset, whichever is smaller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Members {
+    Few(Vec<u32>),
+    Many(Bits),
+}
+
+impl Members {
+    /// `numbers` (ascending) among `n` nodes.
+    fn of(numbers: Vec<u32>, n: usize) -> Members {
+        // Four bytes a number against one bit a node.
+        if numbers.len() * 32 < n {
+            let mut numbers = numbers;
+            numbers.shrink_to_fit();
+            return Members::Few(numbers);
+        }
+        let mut b = Bits::empty(n);
+        for i in numbers {
+            b.set(i as usize);
+        }
+        Members::Many(b)
+    }
+
+    fn or_into(&self, b: &mut Bits) {
+        match self {
+            Members::Few(numbers) => numbers.iter().for_each(|&i| b.set(i as usize)),
+            Members::Many(bits) => b.or(bits),
+        }
+    }
+
+    fn and_into(&self, b: &mut Bits, n: usize) {
+        match self {
+            Members::Few(numbers) => {
+                let mut kept = Bits::empty(n);
+                for &i in numbers {
+                    if b.get(i as usize) {
+                        kept.set(i as usize);
+                    }
+                }
+                *b = kept;
+            }
+            Members::Many(bits) => b.and(bits),
+        }
+    }
+}
+
 /// The precomputed index. Build it once per change of the node set.
 #[derive(Debug, Clone)]
 pub struct NodeIndex {
     names: Vec<String>,
     by_name: HashMap<String, usize>,
     /// key → value → nodes.
-    labels: HashMap<String, HashMap<String, Bits>>,
+    labels: HashMap<String, HashMap<String, Members>>,
     /// key → nodes that have the key at all (`Exists`, `DoesNotExist`, `NotIn`).
     keys: HashMap<String, Bits>,
     /// Distinct sets of NoSchedule/NoExecute taints (cordons included) and their nodes.
@@ -134,16 +181,17 @@ impl NodeIndex {
             n,
         };
         let mut groups: HashMap<Vec<Taint>, Bits> = HashMap::new();
+        let mut labels: HashMap<&str, HashMap<&str, Vec<u32>>> = HashMap::new();
         for (i, node) in nodes.iter().enumerate() {
             idx.names.push(node.name.clone());
             idx.by_name.insert(node.name.clone(), i);
             for (k, v) in &node.labels {
-                idx.labels
-                    .entry(k.clone())
+                labels
+                    .entry(k.as_str())
                     .or_default()
-                    .entry(v.clone())
-                    .or_insert_with(|| Bits::empty(n))
-                    .set(i);
+                    .entry(v.as_str())
+                    .or_default()
+                    .push(i as u32);
                 idx.keys
                     .entry(k.clone())
                     .or_insert_with(|| Bits::empty(n))
@@ -177,6 +225,16 @@ impl NodeIndex {
             }
         }
         idx.taint_groups = groups.into_iter().collect();
+        idx.labels = labels
+            .into_iter()
+            .map(|(k, values)| {
+                let values = values
+                    .into_iter()
+                    .map(|(v, numbers)| (v.to_string(), Members::of(numbers, n)))
+                    .collect();
+                (k.to_string(), values)
+            })
+            .collect();
         idx
     }
 
@@ -195,7 +253,7 @@ impl NodeIndex {
             .unwrap_or_else(|| Bits::empty(self.n))
     }
 
-    fn value(&self, key: &str, value: &str) -> Option<&Bits> {
+    fn value(&self, key: &str, value: &str) -> Option<&Members> {
         self.labels.get(key)?.get(value)
     }
 
@@ -205,8 +263,8 @@ impl NodeIndex {
         match r.operator.as_str() {
             "In" | "NotIn" => {
                 for v in &r.values {
-                    if let Some(bits) = self.value(&r.key, v) {
-                        b.or(bits);
+                    if let Some(members) = self.value(&r.key, v) {
+                        members.or_into(&mut b);
                     }
                 }
                 if r.operator == "NotIn" {
@@ -222,7 +280,7 @@ impl NodeIndex {
                 let Some(bound) = r.values.first().and_then(|v| v.parse::<i64>().ok()) else {
                     return b;
                 };
-                for (v, bits) in self.labels.get(&r.key).into_iter().flatten() {
+                for (v, members) in self.labels.get(&r.key).into_iter().flatten() {
                     if let Ok(x) = v.parse::<i64>()
                         && (if r.operator == "Gt" {
                             x > bound
@@ -230,7 +288,7 @@ impl NodeIndex {
                             x < bound
                         })
                     {
-                        b.or(bits);
+                        members.or_into(&mut b);
                     }
                 }
             }
@@ -288,7 +346,7 @@ impl NodeIndex {
         let mut b = Bits::full(n);
         for (k, v) in &s.node_selector {
             match self.value(k, v) {
-                Some(bits) => b.and(bits),
+                Some(members) => members.and_into(&mut b, n),
                 None => return Bits::empty(n),
             }
         }

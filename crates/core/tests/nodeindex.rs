@@ -65,7 +65,7 @@ fn requirement(fields: bool) -> impl Strategy<Value = NodeSelectorRequirement> {
     let keys = if fields {
         vec!["metadata.name"]
     } else {
-        vec!["pool", "zone", "cores", "absent"]
+        vec!["pool", "zone", "cores", "absent", "host"]
     };
     (
         prop::sample::select(keys),
@@ -86,8 +86,8 @@ fn scheduling() -> impl Strategy<Value = Scheduling> {
     (
         prop::option::of(prop::sample::select(vec!["n0", "n5", "missing"])),
         prop::collection::btree_map(
-            prop::sample::select(vec!["pool", "zone"]),
-            prop::sample::select(vec!["a", "b"]),
+            prop::sample::select(vec!["pool", "zone", "host"]),
+            prop::sample::select(vec!["a", "b", "n3", "n40"]),
             0..2,
         ),
         prop::collection::vec(
@@ -145,6 +145,11 @@ proptest! {
     fn index_agrees_with_the_rules(mut nodes in prop::collection::vec(node(), 0..80), pods in prop::collection::vec(scheduling(), 1..6)) {
         for (i, n) in nodes.iter_mut().enumerate() {
             n.name = format!("n{i}");
+            // A value per node (as kubernetes.io/hostname is), for most of them: the index
+            // keeps such rare values as numbers, not bitsets.
+            if i % 7 != 0 {
+                n.labels.insert("host".into(), n.name.clone());
+            }
         }
         let index = NodeIndex::new(&nodes);
         for s in &pods {
@@ -163,4 +168,61 @@ proptest! {
             prop_assert_eq!(got.describe(), expected.describe());
         }
     }
+}
+
+/// A label whose every value names one node (as `kubernetes.io/hostname` does) among many
+/// nodes: selected by nodeSelector, `In` and `NotIn`, alone and with other labels.
+#[test]
+fn per_node_values_among_many_nodes() {
+    let nodes: Vec<NodeFacts> = (0..100)
+        .map(|i| NodeFacts {
+            name: format!("n{i}"),
+            kubelet_version: "v1.31.4".into(),
+            sidecar_containers: GateState::Unknown,
+            unschedulable: false,
+            labels: [
+                ("host".to_string(), format!("n{i}")),
+                ("pool".to_string(), ["a", "b"][i % 2].to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            taints: Vec::new(),
+        })
+        .collect();
+    let index = NodeIndex::new(&nodes);
+    let req = |op: &str, values: &[&str]| NodeSelectorRequirement {
+        key: "host".into(),
+        operator: op.into(),
+        values: values.iter().map(|v| v.to_string()).collect(),
+    };
+    let pod = |selector: &[(&str, &str)], reqs: Vec<NodeSelectorRequirement>| Scheduling {
+        node_selector: selector
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        required_terms: if reqs.is_empty() {
+            Vec::new()
+        } else {
+            vec![NodeSelectorTerm {
+                match_expressions: reqs,
+                match_fields: Vec::new(),
+            }]
+        },
+        ..Scheduling::default()
+    };
+    for (s, admitted) in [
+        (pod(&[("host", "n42")], vec![]), vec![42]),
+        (pod(&[], vec![req("In", &["n3", "n57", "n999"])]), vec![3, 57]),
+        (pod(&[("pool", "a")], vec![req("In", &["n2", "n3"])]), vec![2]),
+        (pod(&[("host", "n5"), ("pool", "b")], vec![]), vec![5]),
+        (pod(&[("host", "n5"), ("pool", "a")], vec![]), vec![]),
+    ] {
+        let got: Vec<usize> = (0..100).filter(|&i| index.admits(&s, i)).collect();
+        assert_eq!(got, admitted, "{s:?}");
+        for (i, n) in nodes.iter().enumerate() {
+            assert_eq!(index.admits(&s, i), s.admits(n), "node {i} {s:?}");
+        }
+    }
+    let not_in = pod(&[], vec![req("NotIn", &["n3"])]);
+    assert_eq!(index.candidates(&not_in).total(), 99);
 }
