@@ -21,6 +21,16 @@ pub enum PatchOp {
 pub enum Item {
     Built(Value),
     Prepared(Arc<Prepared>),
+    /// JSON text the engine wrote itself (an annotation's string literal, escaped as it was
+    /// written), read back into a value only when something asks for it.
+    Written(Arc<Written>),
+}
+
+/// JSON text written by the engine, and its value once asked for.
+#[derive(Debug)]
+pub struct Written {
+    text: String,
+    value: std::sync::OnceLock<Value>,
 }
 
 /// A value with its JSON text, written once.
@@ -40,10 +50,31 @@ impl Item {
         }
     }
 
+    /// `text`, which must be one JSON value (the engine's own writing: a string literal,
+    /// an object of them).
+    pub(crate) fn written(text: String) -> Item {
+        Item::Written(Arc::new(Written {
+            text,
+            value: std::sync::OnceLock::new(),
+        }))
+    }
+
     pub fn into_value(self) -> Value {
         match self {
             Item::Built(v) => v,
-            Item::Prepared(p) => p.value.clone(),
+            item => Value::clone(&item),
+        }
+    }
+
+    /// Appends the item's JSON text.
+    fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            // (writing a Value into memory cannot fail)
+            Item::Built(v) => {
+                let _ = serde_json::to_writer(&mut *out, v);
+            }
+            Item::Prepared(p) => out.extend_from_slice(p.text.get().as_bytes()),
+            Item::Written(w) => out.extend_from_slice(w.text.as_bytes()),
         }
     }
 }
@@ -55,6 +86,9 @@ impl std::ops::Deref for Item {
         match self {
             Item::Built(v) => v,
             Item::Prepared(p) => &p.value,
+            Item::Written(w) => w
+                .value
+                .get_or_init(|| serde_json::from_str(&w.text).unwrap_or(Value::Null)),
         }
     }
 }
@@ -76,6 +110,7 @@ impl Serialize for Item {
         match self {
             Item::Built(v) => v.serialize(s),
             Item::Prepared(p) => p.text.serialize(s),
+            Item::Written(_) => (**self).serialize(s),
         }
     }
 }
@@ -136,9 +171,45 @@ impl PatchOp {
     }
 }
 
-/// Serialises a patch as the JSON array the admission API and `kubectl patch --type=json` take.
+/// Serialises a patch as the JSON array the admission API and `kubectl patch --type=json` take
+/// (the text `serde_json::to_vec` writes of the ops; prepared and written items go in as
+/// they are).
 pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
-    serde_json::to_vec(ops).unwrap_or_else(|_| b"[]".to_vec())
+    let mut out = Vec::with_capacity(256 * ops.len() + 2);
+    out.push(b'[');
+    for (i, op) in ops.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let (name, path, value) = match op {
+            PatchOp::Add { path, value } => ("add", path, Some(value)),
+            PatchOp::Remove { path } => ("remove", path, None),
+            PatchOp::Replace { path, value } => ("replace", path, Some(value)),
+        };
+        out.extend_from_slice(b"{\"op\":\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\",\"path\":");
+        let _ = serde_json::to_writer(&mut out, path);
+        if let Some(value) = value {
+            out.extend_from_slice(b",\"value\":");
+            match value {
+                Json::One(item) => item.write_to(&mut out),
+                Json::List(items) => {
+                    out.push(b'[');
+                    for (j, item) in items.iter().enumerate() {
+                        if j > 0 {
+                            out.push(b',');
+                        }
+                        item.write_to(&mut out);
+                    }
+                    out.push(b']');
+                }
+            }
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+    out
 }
 
 /// One item of a list as an edit leaves it.
@@ -343,5 +414,40 @@ mod tests {
             String::from_utf8(to_json(&[one])).unwrap(),
             r#"[{"op":"add","path":"/spec/initContainers/0","value":{"name":"proxy","image":"r/p:1","env":[{"name":"A","value":"q\"uote"}]}}]"#
         );
+    }
+
+    #[test]
+    fn the_patch_text_is_serdes() {
+        let ops = vec![
+            PatchOp::Add {
+                path: "/metadata/annotations/sidecar-kit.io~1status".into(),
+                value: Item::written(r#""{\"v\":1,\"a\":\"\\n\"}""#.into()).into(),
+            },
+            PatchOp::Replace {
+                path: "/spec/x\"y".into(),
+                value: Json::List(vec![
+                    Item::prepare(json!({"name": "a", "env": [{"value": "\u{1}"}]})),
+                    json!(2.5).into(),
+                    Item::written("{\"k\":[true,null]}".into()),
+                ]),
+            },
+            PatchOp::Remove {
+                path: "/spec/volumes/3".into(),
+            },
+            PatchOp::Add {
+                path: "/a".into(),
+                value: json!("caf\u{e9}").into(),
+            },
+        ];
+        assert_eq!(to_json(&ops), serde_json::to_vec(&ops).unwrap());
+        assert_eq!(
+            ops[0],
+            PatchOp::Add {
+                path: "/metadata/annotations/sidecar-kit.io~1status".into(),
+                value: json!("{\"v\":1,\"a\":\"\\n\"}").into(),
+            },
+            "a written item reads back as its value"
+        );
+        assert_eq!(to_json(&[]), b"[]");
     }
 }

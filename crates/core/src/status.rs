@@ -66,6 +66,51 @@ pub struct Added {
     pub was_empty: Vec<String>,
 }
 
+/// Compact JSON, written escaped as the inside of a JSON string: each quote and escape serde
+/// writes is escaped once more. What serde writes as is (structure, plain text) needs none.
+struct Embedded;
+
+impl serde_json::ser::Formatter for Embedded {
+    fn begin_string<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b"\\\"")
+    }
+
+    fn end_string<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b"\\\"")
+    }
+
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        use serde_json::ser::CharEscape;
+        let twice: &[u8] = match escape {
+            CharEscape::Quote => b"\\\\\\\"",
+            CharEscape::ReverseSolidus => b"\\\\\\\\",
+            CharEscape::Solidus => b"\\\\/",
+            CharEscape::Backspace => b"\\\\b",
+            CharEscape::FormFeed => b"\\\\f",
+            CharEscape::LineFeed => b"\\\\n",
+            CharEscape::CarriageReturn => b"\\\\r",
+            CharEscape::Tab => b"\\\\t",
+            CharEscape::AsciiControl(byte) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                return w.write_all(&[
+                    b'\\',
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 0xf)],
+                ]);
+            }
+        };
+        w.write_all(twice)
+    }
+}
+
 impl Status {
     pub fn parse(s: &str) -> Result<Status, String> {
         let st: Status = serde_json::from_str(s).map_err(|e| e.to_string())?;
@@ -81,6 +126,21 @@ impl Status {
     pub fn to_json(&self) -> String {
         // Serialising plain data to a String cannot fail.
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// [`Status::to_json`] as a JSON string literal (quoted, escaped): what the annotation's
+    /// value is in a patch, written in the same pass as the JSON itself.
+    pub fn to_json_literal(&self) -> String {
+        let mut out = Vec::with_capacity(512);
+        out.push(b'"');
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, Embedded);
+        if self.serialize(&mut ser).is_err() {
+            // (plain data always serialises; written the slow way all the same)
+            return serde_json::to_string(&self.to_json()).unwrap_or_default();
+        }
+        out.push(b'"');
+        // Only ASCII was added to serde's UTF-8 output.
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// Everything added, over all injections.
@@ -102,5 +162,32 @@ impl Status {
             a.was_empty.extend(b.was_empty.iter().cloned());
         }
         a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_literal_is_the_json_written_as_a_string() {
+        let status = Status {
+            v: 1,
+            injections: vec![Injection {
+                profile: "log\"shipper\\".into(),
+                hash: "sha256:0123".into(),
+                mode: Mode::Native,
+                reason: "auto: a/b \u{1}\u{1f}\n\r\t\u{8}\u{c} caf\u{e9} \u{1f600}".into(),
+                added: Added {
+                    init_containers: vec!["proxy".into()],
+                    was_empty: vec!["containers/web/env".into()],
+                    ..Added::default()
+                },
+            }],
+        };
+        let literal = status.to_json_literal();
+        assert_eq!(literal, serde_json::to_string(&status.to_json()).unwrap());
+        let back: String = serde_json::from_str(&literal).unwrap();
+        assert_eq!(Status::parse(&back).unwrap(), status);
     }
 }

@@ -212,8 +212,14 @@ fn per_node_values_among_many_nodes() {
     };
     for (s, admitted) in [
         (pod(&[("host", "n42")], vec![]), vec![42]),
-        (pod(&[], vec![req("In", &["n3", "n57", "n999"])]), vec![3, 57]),
-        (pod(&[("pool", "a")], vec![req("In", &["n2", "n3"])]), vec![2]),
+        (
+            pod(&[], vec![req("In", &["n3", "n57", "n999"])]),
+            vec![3, 57],
+        ),
+        (
+            pod(&[("pool", "a")], vec![req("In", &["n2", "n3"])]),
+            vec![2],
+        ),
         (pod(&[("host", "n5"), ("pool", "b")], vec![]), vec![5]),
         (pod(&[("host", "n5"), ("pool", "a")], vec![]), vec![]),
     ] {

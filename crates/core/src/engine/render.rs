@@ -7,10 +7,11 @@ use super::finish::Target;
 use super::placement::Placed;
 use super::wiring::Additions;
 use super::wiring::shim::unwrap_app;
-use crate::patch::{PatchOp, Slot, edit_list};
+use crate::patch::{Item, PatchOp, Slot, edit_list};
 use crate::pod::{Template, escape_pointer};
 use crate::status::{Added, DEFAULT_CONTAINER_ANNOTATION, STATUS_ANNOTATION, Status};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+use std::borrow::Cow;
 
 pub(super) fn ops(
     t: &Template<'_>,
@@ -59,10 +60,13 @@ pub(super) fn ops(
     // 3. Affinity, replaced as one small object so that unknown fields in it survive.
     affinity(&mut ops, t, target.affinity);
     // 4. Annotations.
-    let mut set: Vec<(&str, Option<String>)> = Vec::new();
-    set.push((STATUS_ANNOTATION, status.map(Status::to_json)));
+    let mut set: Vec<(&str, Option<Want<'_>>)> = Vec::new();
+    set.push((STATUS_ANNOTATION, status.map(Want::Status)));
     if prev.default_container || target.default_container.is_some() {
-        set.push((DEFAULT_CONTAINER_ANNOTATION, target.default_container));
+        set.push((
+            DEFAULT_CONTAINER_ANNOTATION,
+            target.default_container.map(Want::Text),
+        ));
     }
     annotation_ops(&mut ops, t, &set, empty.annotations, empty.metadata);
     ops
@@ -114,13 +118,43 @@ fn affinity(ops: &mut Vec<PatchOp>, t: &Template<'_>, target: Option<Value>) {
     }
 }
 
+/// An annotation's new value.
+enum Want<'s> {
+    /// The status, written straight into its escaped form for the patch.
+    Status(&'s Status),
+    Text(String),
+}
+
+impl Want<'_> {
+    /// The value as the annotation holds it.
+    fn plain(&self) -> Cow<'_, str> {
+        match self {
+            Want::Status(s) => Cow::Owned(s.to_json()),
+            Want::Text(t) => Cow::Borrowed(t),
+        }
+    }
+
+    /// The value as a JSON string literal.
+    fn literal(&self) -> String {
+        match self {
+            Want::Status(s) => s.to_json_literal(),
+            Want::Text(t) => json_string(t),
+        }
+    }
+}
+
+fn json_string(s: &str) -> String {
+    // (a str always serialises)
+    serde_json::to_string(s).unwrap_or_default()
+}
+
 /// Sets or removes sidecar-kit's annotations. Where removing them leaves none, the map goes
 /// too (and a template's metadata that held nothing else), unless it was there, empty,
 /// before (`keep_empty`, `metadata_was_empty`).
 fn annotation_ops(
     ops: &mut Vec<PatchOp>,
     t: &Template<'_>,
-    set: &[(&str, Option<String>)],
+    set: &[(&str, Option<Want<'_>>)],
     keep_empty: bool,
     metadata_was_empty: bool,
 ) {
@@ -145,32 +179,43 @@ fn annotation_ops(
             for (k, v) in set {
                 let path = format!("{mp}/annotations/{}", escape_pointer(k));
                 match v {
-                    Some(v) if cur.get(*k) != Some(v) => ops.push(PatchOp::Add {
-                        path,
-                        value: json!(v).into(),
-                    }),
+                    Some(v) if cur.get(*k).is_none_or(|c| *c != v.plain()) => {
+                        ops.push(PatchOp::Add {
+                            path,
+                            value: Item::written(v.literal()).into(),
+                        })
+                    }
                     None if cur.contains_key(*k) => ops.push(PatchOp::Remove { path }),
                     _ => {}
                 }
             }
         }
         None => {
-            let map: Map<String, Value> = set
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), json!(v))))
-                .collect();
-            if map.is_empty() {
+            // The annotations object, written here (the keys are sidecar-kit's, in order).
+            let mut map = String::from("{");
+            for (k, v) in set {
+                if let Some(v) = v {
+                    if map.len() > 1 {
+                        map.push(',');
+                    }
+                    map.push_str(&json_string(k));
+                    map.push(':');
+                    map.push_str(&v.literal());
+                }
+            }
+            if map.len() == 1 {
                 return;
             }
+            map.push('}');
             if t.meta_present {
                 ops.push(PatchOp::Add {
                     path: format!("{mp}/annotations"),
-                    value: Value::Object(map).into(),
+                    value: Item::written(map).into(),
                 });
             } else {
                 ops.push(PatchOp::Add {
                     path: mp.clone(),
-                    value: json!({"annotations": map}).into(),
+                    value: Item::written(format!("{{\"annotations\":{map}}}")).into(),
                 });
             }
         }
