@@ -472,6 +472,15 @@ impl<'a> Walk<'a> {
         self.value().map(|(v, _)| v)
     }
 
+    /// The text of the value here, stepped over unread; `None` inside for null.
+    fn text(&mut self) -> Option<Option<&'a str>> {
+        self.peek()?;
+        let start = self.pos;
+        self.skip()?;
+        let text = &self.s[start..self.pos];
+        Some((text != "null").then_some(text))
+    }
+
     /// Steps over the value here, unread (checked as serde would check it).
     fn skip(&mut self) -> Option<()> {
         self.pos = crate::skip::value(self.s.as_bytes(), self.pos)?;
@@ -537,6 +546,56 @@ impl<'a> Walk<'a> {
         *slot = Some(read(self)?);
         Some(())
     }
+}
+
+/// What a decision about an object depends on, each part as its JSON text (`None` where
+/// absent or null): its kind and apiVersion, whether it has metadata, the metadata's labels,
+/// annotations and namespace, and its spec. Nothing else of an object changes the engine's
+/// answer (its name, uid, managedFields, status... do not), so these make a cache key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerInputs<'a> {
+    pub kind: Option<&'a str>,
+    pub api_version: Option<&'a str>,
+    pub metadata: bool,
+    pub labels: Option<&'a str>,
+    pub annotations: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub spec: Option<&'a str>,
+}
+
+/// The [`AnswerInputs`] of `raw`, read in one pass that steps over everything else; `None`
+/// where `raw` is not one JSON object (or has one of these fields twice, or metadata that is
+/// not an object).
+pub fn answer_inputs(raw: &str) -> Option<AnswerInputs<'_>> {
+    let mut w = Walk { s: raw, pos: 0 };
+    let mut a = AnswerInputs::default();
+    let (mut kind, mut api, mut meta, mut spec) = (None, None, None, None);
+    let (mut labels, mut annotations, mut namespace) = (None, None, None);
+    let found = w.object(|w, key| match key {
+        "kind" => w.once(&mut kind, Walk::text),
+        "apiVersion" => w.once(&mut api, Walk::text),
+        "spec" => w.once(&mut spec, Walk::text),
+        "metadata" => w.once(&mut meta, |w| {
+            w.object(|w, key| match key {
+                "labels" => w.once(&mut labels, Walk::text),
+                "annotations" => w.once(&mut annotations, Walk::text),
+                "namespace" => w.once(&mut namespace, Walk::text),
+                _ => w.skip(),
+            })
+        }),
+        _ => w.skip(),
+    })?;
+    if !found || w.peek().is_some() {
+        return None;
+    }
+    a.kind = kind.flatten();
+    a.api_version = api.flatten();
+    a.metadata = meta.unwrap_or(false);
+    a.labels = labels.flatten();
+    a.annotations = annotations.flatten();
+    a.namespace = namespace.flatten();
+    a.spec = spec.flatten();
+    Some(a)
 }
 
 /// A Pod as [`Walk`] reads it.

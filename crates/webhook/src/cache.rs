@@ -5,34 +5,11 @@
 //! a hit, so a hash collision cannot serve a wrong answer) and the generations of the
 //! profile set and the cluster facts, so a reload or a fact change misses.
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use sidecar_kit_core::pod::AnswerInputs;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
-
-#[derive(Deserialize)]
-struct ObjectHead<'a> {
-    #[serde(borrow, default)]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "apiVersion")]
-    api_version: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    metadata: Option<MetaHead<'a>>,
-    #[serde(borrow, default)]
-    spec: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct MetaHead<'a> {
-    #[serde(borrow, default)]
-    labels: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    annotations: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    namespace: Option<&'a RawValue>,
-}
 
 /// The bytes an answer depends on, hashed once for every look-up of one review.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,12 +40,22 @@ impl Key {
 /// The key of the answer about `object`, or `None` when the object cannot be read (no
 /// caching).
 pub fn key(object: &str, request_namespace: &str, generations: (u64, u64)) -> Option<Key> {
-    // serde would also read the struct from an array: only objects are pods.
-    if !object.trim_start().starts_with('{') {
-        return None;
-    }
-    let head: ObjectHead<'_> = serde_json::from_str(object).ok()?;
-    let mut k = Vec::with_capacity(object.len() / 2 + 64);
+    let inputs = sidecar_kit_core::pod::answer_inputs(object)?;
+    Some(key_of(
+        &inputs,
+        request_namespace,
+        generations,
+        object.len(),
+    ))
+}
+
+fn key_of(
+    inputs: &AnswerInputs<'_>,
+    request_namespace: &str,
+    generations: (u64, u64),
+    object_len: usize,
+) -> Key {
+    let mut k = Vec::with_capacity(object_len / 2 + 64);
     k.extend_from_slice(&generations.0.to_le_bytes());
     k.extend_from_slice(&generations.1.to_le_bytes());
     let mut part = |p: Option<&str>| {
@@ -81,15 +68,14 @@ pub fn key(object: &str, request_namespace: &str, generations: (u64, u64)) -> Op
         };
     };
     part(Some(request_namespace));
-    part(head.kind.map(RawValue::get));
-    part(head.api_version.map(RawValue::get));
-    part(head.metadata.as_ref().map(|_| ""));
-    let meta = head.metadata.as_ref();
-    part(meta.and_then(|m| m.labels).map(RawValue::get));
-    part(meta.and_then(|m| m.annotations).map(RawValue::get));
-    part(meta.and_then(|m| m.namespace).map(RawValue::get));
-    part(head.spec.map(RawValue::get));
-    Some(Key::new(k))
+    part(inputs.kind);
+    part(inputs.api_version);
+    part(inputs.metadata.then_some(""));
+    part(inputs.labels);
+    part(inputs.annotations);
+    part(inputs.namespace);
+    part(inputs.spec);
+    Key::new(k)
 }
 
 /// A map from key bytes to answers, bounded in bytes; the oldest entry goes first.
@@ -253,6 +239,73 @@ mod tests {
             k(other_spec, "shop", (1, 0))
         );
         assert!(key("[1]", "", (0, 0)).is_none());
+    }
+
+    /// The parts, as serde reads them (the reference for the one-pass reading).
+    fn serde_key(object: &str, ns: &str, g: (u64, u64)) -> Option<Key> {
+        use serde::Deserialize;
+        use serde_json::value::RawValue;
+        #[derive(Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow, default)]
+            kind: Option<&'a RawValue>,
+            #[serde(borrow, default, rename = "apiVersion")]
+            api_version: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            metadata: Option<Meta<'a>>,
+            #[serde(borrow, default)]
+            spec: Option<&'a RawValue>,
+        }
+        #[derive(Deserialize)]
+        struct Meta<'a> {
+            #[serde(borrow, default)]
+            labels: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            annotations: Option<&'a RawValue>,
+            #[serde(borrow, default)]
+            namespace: Option<&'a RawValue>,
+        }
+        if !object.trim_start().starts_with('{') {
+            return None;
+        }
+        let h: Head<'_> = serde_json::from_str(object).ok()?;
+        let m = h.metadata.as_ref();
+        let inputs = AnswerInputs {
+            kind: h.kind.map(RawValue::get),
+            api_version: h.api_version.map(RawValue::get),
+            metadata: m.is_some(),
+            labels: m.and_then(|m| m.labels).map(RawValue::get),
+            annotations: m.and_then(|m| m.annotations).map(RawValue::get),
+            namespace: m.and_then(|m| m.namespace).map(RawValue::get),
+            spec: h.spec.map(RawValue::get),
+        };
+        Some(key_of(&inputs, ns, g, object.len()))
+    }
+
+    #[test]
+    fn the_key_is_read_as_serde_reads_it() {
+        for object in [
+            r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","labels":{"app":"web"},"annotations":{"x":"y"},"namespace":"shop","managedFields":[{"f":{"k:{\"a\":1}":{}}}]},"spec":{"containers":[{"name":"c"}]},"status":{}}"#,
+            r#" { "kind" : "Pod" , "metadata" : { "labels" : { "a" : "b" } } , "spec" : [ 1 , 2.5e3 ] } "#,
+            r#"{"kind":null,"metadata":null,"spec":null}"#,
+            r#"{"metadata":{"labels":null,"namespace":"n"}}"#,
+            r#"{}"#,
+            r#"{"kind":"Pod","kind":"Pod"}"#,
+            r#"{"metadata":{"labels":{},"labels":{}}}"#,
+            r#"{"spec":{}} x"#,
+            r#"{"spec":{},}"#,
+            r#"[1]"#,
+            r#"{"spec":tru}"#,
+        ] {
+            assert_eq!(
+                key(object, "ns", (1, 2)),
+                serde_key(object, "ns", (1, 2)),
+                "{object}"
+            );
+        }
+        // serde reads a struct from an array too; such metadata is no pod's, and not cached.
+        assert!(serde_key(r#"{"metadata":[]}"#, "ns", (1, 2)).is_some());
+        assert!(key(r#"{"metadata":[]}"#, "ns", (1, 2)).is_none());
     }
 
     #[test]
