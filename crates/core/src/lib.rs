@@ -36,6 +36,7 @@ pub mod selector;
 mod skip;
 pub mod status;
 pub mod version;
+pub mod walk;
 
 /// Version of the contract between the parts (`docs/contracts.md`).
 pub const CONTRACT_VERSION: u32 = 1;

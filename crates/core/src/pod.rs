@@ -3,6 +3,7 @@
 //! a model, never re-encoded: the engine answers with a JSON Patch against these bytes.
 
 use crate::facts::{NodeSelectorTerm, Scheduling, Toleration};
+use crate::walk::Walk;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -434,120 +435,6 @@ fn says_pod(raw: &str) -> bool {
         })
 }
 
-/// A reader of one JSON text at the levels the engine walks (the Pod, its metadata, its
-/// spec, the lists of containers and volumes): it steps over the punctuation itself and hands
-/// each value to serde where it starts, taking the value's text from where serde stopped.
-/// Every byte is scanned once: nothing is captured raw to be parsed again. Any surprise
-/// (a duplicate field, a wrong type, trailing text) ends the walk with `None`.
-struct Walk<'a> {
-    s: &'a str,
-    pos: usize,
-}
-
-impl<'a> Walk<'a> {
-    fn peek(&mut self) -> Option<u8> {
-        let b = self.s.as_bytes();
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(self.pos) {
-            self.pos += 1;
-        }
-        b.get(self.pos).copied()
-    }
-
-    fn eat(&mut self, c: u8) -> Option<()> {
-        (self.peek()? == c).then(|| self.pos += 1)
-    }
-
-    /// The value here, read by serde, and its text.
-    fn value<T: Deserialize<'a>>(&mut self) -> Option<(T, &'a str)> {
-        self.peek()?;
-        let rest = &self.s[self.pos..];
-        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<T>();
-        let v = stream.next()?.ok()?;
-        let len = stream.byte_offset();
-        self.pos += len;
-        Some((v, &rest[..len]))
-    }
-
-    fn read<T: Deserialize<'a>>(&mut self) -> Option<T> {
-        self.value().map(|(v, _)| v)
-    }
-
-    /// The text of the value here, stepped over unread; `None` inside for null.
-    fn text(&mut self) -> Option<Option<&'a str>> {
-        self.peek()?;
-        let start = self.pos;
-        self.skip()?;
-        let text = &self.s[start..self.pos];
-        Some((text != "null").then_some(text))
-    }
-
-    /// Steps over the value here, unread (checked as serde would check it).
-    fn skip(&mut self) -> Option<()> {
-        self.pos = crate::skip::value(self.s.as_bytes(), self.pos)?;
-        Some(())
-    }
-
-    /// An object's members in order: `member` reads or skips each value. `false` for null.
-    fn object(&mut self, mut member: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<bool> {
-        if self.peek()? == b'n' {
-            return self.read::<()>().map(|()| false);
-        }
-        self.eat(b'{')?;
-        if self.eat(b'}').is_some() {
-            return Some(true);
-        }
-        loop {
-            let key: Cow<'a, str> = self.read()?;
-            self.eat(b':')?;
-            member(self, &key)?;
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b'}' => {
-                    self.pos += 1;
-                    return Some(true);
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// An array's items, each read by `item`; `None` for null.
-    fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Option<Vec<T>>> {
-        if self.peek()? == b'n' {
-            return self.read::<()>().map(|()| None);
-        }
-        self.eat(b'[')?;
-        let mut out = Vec::new();
-        if self.eat(b']').is_some() {
-            return Some(Some(out));
-        }
-        loop {
-            out.push(item(self)?);
-            match self.peek()? {
-                b',' => self.pos += 1,
-                b']' => {
-                    self.pos += 1;
-                    return Some(Some(out));
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// Sets a field once: a second member of the same name ends the walk, as serde would.
-    fn once<T>(
-        &mut self,
-        slot: &mut Option<T>,
-        read: impl FnOnce(&mut Self) -> Option<T>,
-    ) -> Option<()> {
-        if slot.is_some() {
-            return None;
-        }
-        *slot = Some(read(self)?);
-        Some(())
-    }
-}
-
 /// What a decision about an object depends on, each part as its JSON text (`None` where
 /// absent or null): its kind and apiVersion, whether it has metadata, the metadata's labels,
 /// annotations and namespace, and its spec. Nothing else of an object changes the engine's
@@ -567,7 +454,7 @@ pub struct AnswerInputs<'a> {
 /// where `raw` is not one JSON object (or has one of these fields twice, or metadata that is
 /// not an object).
 pub fn answer_inputs(raw: &str) -> Option<AnswerInputs<'_>> {
-    let mut w = Walk { s: raw, pos: 0 };
+    let mut w = Walk::new(raw);
     let mut a = AnswerInputs::default();
     let (mut kind, mut api, mut meta, mut spec) = (None, None, None, None);
     let (mut labels, mut annotations, mut namespace) = (None, None, None);
@@ -585,7 +472,7 @@ pub fn answer_inputs(raw: &str) -> Option<AnswerInputs<'_>> {
         }),
         _ => w.skip(),
     })?;
-    if !found || w.peek().is_some() {
+    if !found || !w.at_end() {
         return None;
     }
     a.kind = kind.flatten();
@@ -610,7 +497,7 @@ struct PodDoc<'a> {
 
 impl<'a> PodDoc<'a> {
     fn walk(raw: &'a str) -> Option<PodDoc<'a>> {
-        let mut w = Walk { s: raw, pos: 0 };
+        let mut w = Walk::new(raw);
         let mut doc = PodDoc::default();
         // (null members count as absent, as `#[serde(default)]` options read them)
         let (mut kind, mut api, mut meta, mut spec) = (None, None, None, None);
@@ -621,7 +508,7 @@ impl<'a> PodDoc<'a> {
             "spec" => w.once(&mut spec, walk_spec),
             _ => w.skip(),
         })?;
-        if !found || w.peek().is_some() {
+        if !found || !w.at_end() {
             return None;
         }
         doc.kind = kind.flatten();

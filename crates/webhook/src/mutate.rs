@@ -222,7 +222,7 @@ fn answer(
     };
     match review::review(bytes, &ctx) {
         Ok(r) => {
-            observe::reviewed(state, bytes, &r, start);
+            observe::reviewed(state, &r, start);
             ([(header::CONTENT_TYPE, "application/json")], r.body).into_response()
         }
         Err(e) => {

@@ -35,9 +35,9 @@ pub(crate) fn unfinished(e: &tokio::task::JoinError) {
     tracing::error!(error = %e, "review failed: planning a large pod did not complete");
 }
 
-/// Records an answered review, started at `start`, whose request body is `body`: metrics, an
-/// Event about the decision (not for dry runs) and the log line.
-pub(crate) fn reviewed(state: &AppState, body: &[u8], r: &Reviewed<'_>, start: Instant) {
+/// Records an answered review, started at `start`: metrics, an Event about the decision (not
+/// for dry runs) and the log line.
+pub(crate) fn reviewed(state: &AppState, r: &Reviewed<'_>, start: Instant) {
     if let Some(p) = &r.panic {
         state.metrics.engine_panics.inc();
         tracing::error!(
@@ -52,7 +52,7 @@ pub(crate) fn reviewed(state: &AppState, body: &[u8], r: &Reviewed<'_>, start: I
     if let Some(sink) = &state.events
         && !r.dry_run
     {
-        emit_event(sink.as_ref(), body, r);
+        emit_event(sink.as_ref(), r);
     }
     log(r, elapsed.as_micros() as u64);
 }
@@ -109,16 +109,7 @@ fn log(r: &Reviewed<'_>, micros: u64) {
 }
 
 /// Describes the decision as an Event on the pod's controller owner.
-fn emit_event(sink: &dyn events::EventSink, body: &[u8], r: &Reviewed<'_>) {
-    #[derive(serde::Deserialize)]
-    struct Body {
-        request: Req,
-    }
-    #[derive(serde::Deserialize)]
-    struct Req {
-        #[serde(default)]
-        object: Option<Box<serde_json::value::RawValue>>,
-    }
+fn emit_event(sink: &dyn events::EventSink, r: &Reviewed<'_>) {
     let (reason, kind, message) = match r.result {
         Result_::Injected => (
             "Injected",
@@ -150,11 +141,7 @@ fn emit_event(sink: &dyn events::EventSink, body: &[u8], r: &Reviewed<'_>) {
         ),
         _ => return,
     };
-    let Some(owner) = serde_json::from_slice::<Body>(body)
-        .ok()
-        .and_then(|b| b.request.object)
-        .and_then(|o| events::controller_owner(o.get()))
-    else {
+    let Some(owner) = r.object.and_then(events::controller_owner) else {
         return;
     };
     sink.emit(events::Note {

@@ -6,7 +6,6 @@ use super::decision::Decision;
 use super::{Panic, ReviewContext};
 use crate::cache;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use sidecar_kit_core::engine::{self, Options};
 use sidecar_kit_core::facts::Facts;
 use std::borrow::Cow;
@@ -37,7 +36,7 @@ pub(super) struct Undecided {
 /// Decides about the CREATE of `object` in `namespace`: a repeat of a pod the cache kept is
 /// answered from it; a pod planned is kept from its second sighting on.
 pub(super) fn decide(
-    object: &RawValue,
+    object: &str,
     namespace: &str,
     ctx: &ReviewContext<'_>,
 ) -> Result<Decided, Undecided> {
@@ -45,7 +44,7 @@ pub(super) fn decide(
     let key = ctx
         .cache
         .filter(|c| c.enabled())
-        .and_then(|_| cache::key(object.get(), namespace, generations));
+        .and_then(|_| cache::key(object, namespace, generations));
     if let (Some(k), Some(c)) = (&key, ctx.cache)
         && let Some(hit) = c.get(k)
     {
@@ -69,7 +68,7 @@ pub(super) fn decide(
 
 /// The engine's plan for the pod; a panic is caught and reported.
 fn plan(
-    object: &RawValue,
+    object: &str,
     namespace: &str,
     ctx: &ReviewContext<'_>,
 ) -> Result<engine::Outcome, Undecided> {
@@ -78,7 +77,7 @@ fn plan(
         options.namespace = Some(namespace.to_string());
     }
     let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        (ctx.plan)(object.get(), &ctx.profiles.set, ctx.facts, &options)
+        (ctx.plan)(object, &ctx.profiles.set, ctx.facts, &options)
     }));
     match planned {
         Ok(Ok(outcome)) => Ok(outcome),
@@ -90,7 +89,7 @@ fn plan(
             reason: "internal error in the injection engine".to_string(),
             panic: Some(Panic {
                 message: sidecar_kit_probes::panic_message(payload.as_ref()),
-                pod: pod_name(object.get()),
+                pod: pod_name(object),
             }),
         }),
     }

@@ -35,6 +35,8 @@ pub struct Reviewed<'a> {
     pub name: Cow<'a, str>,
     pub operation: Cow<'a, str>,
     pub dry_run: bool,
+    /// The object's JSON text, if the request has one.
+    pub object: Option<&'a str>,
     pub decision: Arc<Decision>,
     /// Answered from the cache.
     pub cached: bool,
@@ -98,6 +100,7 @@ pub fn review<'a>(body: &'a [u8], ctx: &ReviewContext<'_>) -> Result<Reviewed<'a
         name: request.name.unwrap_or_default(),
         operation: request.operation.unwrap_or_default(),
         dry_run: request.dry_run.unwrap_or(false),
+        object: request.object,
         decision,
         cached,
         panic,

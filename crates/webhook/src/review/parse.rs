@@ -1,7 +1,8 @@
 //! Reading an AdmissionReview request: the fields a review uses, borrowed from the body.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use sidecar_kit_core::walk::Walk;
 use std::borrow::Cow;
 
 /// A request that is not a usable AdmissionReview: answered with HTTP 400, so the
@@ -10,7 +11,7 @@ use std::borrow::Cow;
 #[error("{0}")]
 pub struct BadReview(pub String);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 struct ReviewIn<'a> {
     #[serde(borrow, default)]
@@ -21,7 +22,7 @@ struct ReviewIn<'a> {
     request: Option<Request<'a>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 pub(super) struct GroupVersionKind<'a> {
     #[serde(borrow, default)]
     pub group: Cow<'a, str>,
@@ -29,7 +30,7 @@ pub(super) struct GroupVersionKind<'a> {
     pub kind: Cow<'a, str>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 pub(super) struct GroupVersionResource<'a> {
     #[serde(borrow, default)]
     pub group: Cow<'a, str>,
@@ -38,7 +39,7 @@ pub(super) struct GroupVersionResource<'a> {
 }
 
 /// The request of an AdmissionReview.
-#[derive(Deserialize)]
+#[derive(Deserialize, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Request<'a> {
     #[serde(borrow)]
@@ -57,8 +58,66 @@ pub(super) struct Request<'a> {
     pub operation: Option<Cow<'a, str>>,
     #[serde(default)]
     pub dry_run: Option<bool>,
-    #[serde(borrow, default)]
-    pub object: Option<&'a RawValue>,
+    /// The object's JSON text.
+    #[serde(borrow, default, deserialize_with = "raw_text")]
+    pub object: Option<&'a str>,
+}
+
+fn raw_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
+    Ok(Option::<&'de RawValue>::deserialize(d)?.map(RawValue::get))
+}
+
+/// The review read in one pass (see [`Walk`]); `None` for anything the walk does not expect,
+/// which serde then reads, and words.
+fn walk_review(text: &str) -> Option<ReviewIn<'_>> {
+    let mut w = Walk::new(text);
+    let (mut api_version, mut kind, mut request) = (None, None, None);
+    let found = w.object(|w, key| match key {
+        "apiVersion" => w.once(&mut api_version, |w| w.read()),
+        "kind" => w.once(&mut kind, |w| w.read()),
+        "request" => w.once(&mut request, walk_request),
+        _ => w.skip(),
+    })?;
+    if !found || !w.at_end() {
+        return None;
+    }
+    Some(ReviewIn {
+        api_version: api_version.flatten(),
+        kind: kind.flatten(),
+        request: request.flatten(),
+    })
+}
+
+fn walk_request<'a>(w: &mut Walk<'a>) -> Option<Option<Request<'a>>> {
+    let (mut uid, mut kind, mut resource, mut sub_resource) = (None, None, None, None);
+    let (mut name, mut namespace, mut operation, mut dry_run, mut object) =
+        (None, None, None, None, None);
+    let present = w.object(|w, key| match key {
+        "uid" => w.once(&mut uid, |w| w.read()),
+        "kind" => w.once(&mut kind, |w| w.read()),
+        "resource" => w.once(&mut resource, |w| w.read()),
+        "subResource" => w.once(&mut sub_resource, |w| w.read()),
+        "name" => w.once(&mut name, |w| w.read()),
+        "namespace" => w.once(&mut namespace, |w| w.read()),
+        "operation" => w.once(&mut operation, |w| w.read()),
+        "dryRun" => w.once(&mut dry_run, |w| w.read()),
+        "object" => w.once(&mut object, Walk::text),
+        _ => w.skip(),
+    })?;
+    if !present {
+        return Some(None);
+    }
+    Some(Some(Request {
+        uid: uid?,
+        kind: kind.unwrap_or_default(),
+        resource: resource.unwrap_or_default(),
+        sub_resource: sub_resource.flatten(),
+        name: name.flatten(),
+        namespace: namespace.flatten(),
+        operation: operation.flatten(),
+        dry_run: dry_run.flatten(),
+        object: object.flatten(),
+    }))
 }
 
 impl Request<'_> {
@@ -77,8 +136,11 @@ impl Request<'_> {
 pub(super) fn parse(body: &[u8]) -> Result<Request<'_>, BadReview> {
     let text =
         std::str::from_utf8(body).map_err(|_| BadReview("request body is not UTF-8".into()))?;
-    let review: ReviewIn<'_> = serde_json::from_str(text)
-        .map_err(|e| BadReview(format!("request body is not an AdmissionReview: {e}")))?;
+    let review: ReviewIn<'_> = match walk_review(text) {
+        Some(r) => r,
+        None => serde_json::from_str(text)
+            .map_err(|e| BadReview(format!("request body is not an AdmissionReview: {e}")))?,
+    };
     if review.api_version.as_deref() != Some("admission.k8s.io/v1")
         || review.kind.as_deref() != Some("AdmissionReview")
     {
@@ -95,4 +157,57 @@ pub(super) fn parse(body: &[u8]) -> Result<Request<'_>, BadReview> {
         return Err(BadReview("AdmissionReview request has no uid".into()));
     }
     Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-pass reading of reviews and serde's agree: the same request where both read
+    /// one, and no walk where serde refuses the text (its error is then the answer).
+    #[test]
+    fn the_walk_reads_as_serde_reads() {
+        let fixture = include_str!("../../tests/data/pod-create.json");
+        let compact =
+            serde_json::to_string(&serde_json::from_str::<serde_json::Value>(fixture).unwrap())
+                .unwrap();
+        let texts = [
+            fixture.to_string(),
+            compact,
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","resource":"pods"},"subResource":null,"namespace":"ns","operation":"CREATE","dryRun":true,"object":null,"oldObject":{"a":[1,2]},"userInfo":{"username":"x"}}}"#.into(),
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null}"#.into(),
+            r#"{"request":{"u\u0069d":"esc\"aped","object":{"kind":"Pod"}}}"#.into(),
+            r#"{"request":{"uid":"u","uid":"v"}}"#.into(),
+            r#"{"request":{"kind":"Pod","uid":"u"}}"#.into(),
+            r#"{"request":{"object":{}}}"#.into(),
+            r#"{"request":{"uid":null}}"#.into(),
+            r#"{"request":{"uid":"u","dryRun":"yes"}}"#.into(),
+            r#"{"request":{"uid":"u"}} trailing"#.into(),
+            r#"{"request":{"uid":"u","object":{"a":}}}"#.into(),
+            r#"["admission.k8s.io/v1","AdmissionReview",null]"#.into(),
+            "null".into(),
+        ];
+        for text in &texts {
+            let serde: Result<ReviewIn<'_>, _> = serde_json::from_str(text);
+            match walk_review(text) {
+                Some(walked) => assert_eq!(Some(&walked), serde.as_ref().ok(), "{text}"),
+                // (serde also reads a struct from an array; no review is one)
+                None => assert!(
+                    serde.is_err() || text.starts_with('['),
+                    "the walk gave up on a review serde reads: {text}"
+                ),
+            }
+        }
+        let walked = walk_review(&texts[4]).expect("escaped key");
+        assert_eq!(walked.request.unwrap().uid, "esc\"aped");
+        assert_eq!(
+            walk_review(&texts[0]).unwrap().request.unwrap().object,
+            serde_json::from_str::<ReviewIn<'_>>(&texts[0])
+                .unwrap()
+                .request
+                .unwrap()
+                .object,
+            "the object's text is the same slice of the body"
+        );
+    }
 }
