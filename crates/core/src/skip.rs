@@ -16,32 +16,21 @@ pub(crate) fn value(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
         i = ws(b, i);
         match *b.get(i)? {
-            b'{' => {
+            open @ (b'{' | b'[') => {
                 // (an empty one counts too, as serde counts it)
                 if depth + 1 > MAX_DEPTH {
                     return None;
                 }
+                let object = open == b'{';
                 i = ws(b, i + 1);
-                if b.get(i) == Some(&b'}') {
+                if b.get(i) == Some(if object { &b'}' } else { &b']' }) {
                     i += 1;
                 } else {
                     depth += 1;
-                    kinds = (kinds << 1) | 1;
-                    i = key(b, i)?;
-                    continue;
-                }
-            }
-            b'[' => {
-                // (an empty one counts too, as serde counts it)
-                if depth + 1 > MAX_DEPTH {
-                    return None;
-                }
-                i = ws(b, i + 1);
-                if b.get(i) == Some(&b']') {
-                    i += 1;
-                } else {
-                    depth += 1;
-                    kinds <<= 1;
+                    kinds = (kinds << 1) | u128::from(object);
+                    if object {
+                        i = key(b, i)?;
+                    }
                     continue;
                 }
             }

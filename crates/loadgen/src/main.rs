@@ -35,6 +35,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// HTTP/1.1
+    H1,
+    /// HTTP/2
+    H2,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Loop {
+    /// --connections requests in flight
+    Closed,
+    /// --rate reviews per second
+    Open,
+}
+
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Benchmark sidecar-kit serve with real AdmissionReviews over HTTPS.")]
 struct Args {
@@ -61,13 +77,12 @@ struct Args {
     /// `go build`; skipped with one line where Go is not installed).
     #[arg(long, value_delimiter = ',', default_value = "inject,ceiling,go")]
     stacks: Vec<String>,
-    /// Protocols to measure each stack over: `h1` (HTTP/1.1), `h2` (HTTP/2).
-    #[arg(long, value_delimiter = ',', default_value = "h1,h2")]
-    protocols: Vec<String>,
-    /// Loops to run for each protocol: `closed` (--connections in flight), `open`
-    /// (--rate reviews per second).
-    #[arg(long, value_delimiter = ',', default_value = "closed,open")]
-    loops: Vec<String>,
+    /// Protocols to measure each stack over.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "h1,h2")]
+    protocols: Vec<Protocol>,
+    /// Loops to run for each protocol.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "closed,open")]
+    loops: Vec<Loop>,
     /// The Go toolchain for the Go peer [default: `go` on PATH, else the newest
     /// /usr/lib/go-*/bin/go (Debian's golang-1.2x-go)].
     #[arg(long, value_name = "PATH")]
@@ -676,24 +691,8 @@ fn main() -> Result<()> {
     } else {
         Vec::new()
     });
-    let protocols = args
-        .protocols
-        .iter()
-        .map(|p| match p.as_str() {
-            "h1" => Ok(false),
-            "h2" => Ok(true),
-            other => bail!("--protocols: unknown protocol {other:?}; use h1, h2"),
-        })
-        .collect::<Result<Vec<bool>>>()?;
-    let loops = args
-        .loops
-        .iter()
-        .map(|l| match l.as_str() {
-            "closed" => Ok(false),
-            "open" => Ok(true),
-            other => bail!("--loops: unknown loop {other:?}; use closed, open"),
-        })
-        .collect::<Result<Vec<bool>>>()?;
+    let protocols: Vec<bool> = args.protocols.iter().map(|p| *p == Protocol::H2).collect();
+    let loops: Vec<bool> = args.loops.iter().map(|l| *l == Loop::Open).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
