@@ -53,6 +53,9 @@ pub struct Decision {
     pub audit: BTreeMap<&'static str, String>,
     /// Why the pod is denied (the response's status message); `None`: allowed.
     pub denial: Option<String>,
+    /// The response after its uid, rendered on first use and kept with the decision (the
+    /// cache answers repeats with it).
+    pub(super) tail: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl Decision {
@@ -67,6 +70,7 @@ impl Decision {
             warnings: Vec::new(),
             audit: BTreeMap::new(),
             denial: None,
+            tail: std::sync::OnceLock::new(),
         }
     }
 

@@ -6,18 +6,10 @@ use super::parse::BadReview;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// The response after its uid: every field but the uid, as serde writes them.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ReviewOut<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    response: ResponseOut<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseOut<'a> {
-    uid: &'a str,
+struct TailOut<'a> {
     allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch_type: Option<&'static str>,
@@ -47,24 +39,108 @@ fn no_annotations(a: &&BTreeMap<&'static str, String>) -> bool {
     a.is_empty()
 }
 
-/// The response body answering the request `uid` with `decision`.
+/// What every response starts with, up to its uid.
+const HEAD: &[u8] =
+    br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#;
+
+/// The response body answering the request `uid` with `decision`: its head, the uid, and the
+/// decision's tail (written once per decision; a cached one serves every repeat).
 pub(super) fn render(uid: &str, decision: &Decision) -> Result<Vec<u8>, BadReview> {
-    serde_json::to_vec(&ReviewOut {
-        api_version: "admission.k8s.io/v1",
-        kind: "AdmissionReview",
-        response: ResponseOut {
-            uid,
-            allowed: decision.denial.is_none(),
-            patch_type: decision.patch.as_ref().map(|_| "JSONPatch"),
-            patch: decision.patch.as_deref(),
-            status: decision.denial.as_deref().map(|message| StatusOut {
-                code: 500,
-                reason: "InternalError",
-                message,
-            }),
-            warnings: &decision.warnings,
-            audit_annotations: &decision.audit,
-        },
+    let tail = match decision.tail.get() {
+        Some(t) => t,
+        None => {
+            let t = tail(decision)?;
+            decision.tail.get_or_init(|| t)
+        }
+    };
+    let mut out = Vec::with_capacity(HEAD.len() + uid.len() + 2 + tail.len());
+    out.extend_from_slice(HEAD);
+    serde_json::to_writer(&mut out, uid).map_err(|e| BadReview(e.to_string()))?;
+    out.extend_from_slice(tail);
+    Ok(out)
+}
+
+/// `,"allowed":...}}`: the response's other fields, and the ends of the response and the
+/// review.
+fn tail(decision: &Decision) -> Result<Vec<u8>, BadReview> {
+    let mut t = serde_json::to_vec(&TailOut {
+        allowed: decision.denial.is_none(),
+        patch_type: decision.patch.as_ref().map(|_| "JSONPatch"),
+        patch: decision.patch.as_deref(),
+        status: decision.denial.as_deref().map(|message| StatusOut {
+            code: 500,
+            reason: "InternalError",
+            message,
+        }),
+        warnings: &decision.warnings,
+        audit_annotations: &decision.audit,
     })
-    .map_err(|e| BadReview(e.to_string()))
+    .map_err(|e| BadReview(e.to_string()))?;
+    // `{"allowed":...}` always has a field: its `{` becomes the comma after the uid.
+    t[0] = b',';
+    t.push(b'}');
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::decision::Result_;
+    use super::*;
+
+    /// The whole response, as serde writes it (the reference for head + uid + tail).
+    fn serde_render(uid: &str, decision: &Decision) -> Vec<u8> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ReviewOut<'a> {
+            api_version: &'static str,
+            kind: &'static str,
+            response: ResponseOut<'a>,
+        }
+        #[derive(Serialize)]
+        struct ResponseOut<'a> {
+            uid: &'a str,
+            #[serde(flatten)]
+            rest: TailOut<'a>,
+        }
+        serde_json::to_vec(&ReviewOut {
+            api_version: "admission.k8s.io/v1",
+            kind: "AdmissionReview",
+            response: ResponseOut {
+                uid,
+                rest: TailOut {
+                    allowed: decision.denial.is_none(),
+                    patch_type: decision.patch.as_ref().map(|_| "JSONPatch"),
+                    patch: decision.patch.as_deref(),
+                    status: decision.denial.as_deref().map(|message| StatusOut {
+                        code: 500,
+                        reason: "InternalError",
+                        message,
+                    }),
+                    warnings: &decision.warnings,
+                    audit_annotations: &decision.audit,
+                },
+            },
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn head_uid_and_tail_are_the_whole_response() {
+        let plain = Decision::new(Result_::Passed, "not a pod".into());
+        let mut full = Decision::new(Result_::Injected, "r".into());
+        full.patch = Some("W3sib3AiOiJhZGQifV0=".into());
+        full.warnings = vec!["sidecar-kit: \"quoted\"".into()];
+        full.audit.insert("injected", "p=native".into());
+        let mut denied = Decision::new(Result_::ErrorDenied, "e".into());
+        denied.denial = Some("could not decide: x".into());
+        for d in [&plain, &full, &denied] {
+            for uid in ["u-1", "we\"ird\\uid\u{1}"] {
+                assert_eq!(render(uid, d).unwrap(), serde_render(uid, d), "{d:?}");
+                // A second answer from the same decision (a cache hit) is the same.
+                assert_eq!(render(uid, d).unwrap(), serde_render(uid, d));
+            }
+        }
+        let v: serde_json::Value = serde_json::from_slice(&render("u", &full).unwrap()).unwrap();
+        assert_eq!(v["response"]["patchType"], "JSONPatch");
+    }
 }
