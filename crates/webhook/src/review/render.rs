@@ -60,10 +60,8 @@ pub(super) fn render(uid: &str, decision: &Decision) -> Result<Vec<u8>, BadRevie
     Ok(out)
 }
 
-/// `,"allowed":...}}`: the response's other fields, and the ends of the response and the
-/// review.
-fn tail(decision: &Decision) -> Result<Vec<u8>, BadReview> {
-    let mut t = serde_json::to_vec(&TailOut {
+fn tail_out(decision: &Decision) -> TailOut<'_> {
+    TailOut {
         allowed: decision.denial.is_none(),
         patch_type: decision.patch.as_ref().map(|_| "JSONPatch"),
         patch: decision.patch.as_deref(),
@@ -74,8 +72,13 @@ fn tail(decision: &Decision) -> Result<Vec<u8>, BadReview> {
         }),
         warnings: &decision.warnings,
         audit_annotations: &decision.audit,
-    })
-    .map_err(|e| BadReview(e.to_string()))?;
+    }
+}
+
+/// `,"allowed":...}}`: the response's other fields, and the ends of the response and the
+/// review.
+fn tail(decision: &Decision) -> Result<Vec<u8>, BadReview> {
+    let mut t = serde_json::to_vec(&tail_out(decision)).map_err(|e| BadReview(e.to_string()))?;
     // `{"allowed":...}` always has a field: its `{` becomes the comma after the uid.
     t[0] = b',';
     t.push(b'}');
@@ -107,18 +110,7 @@ mod tests {
             kind: "AdmissionReview",
             response: ResponseOut {
                 uid,
-                rest: TailOut {
-                    allowed: decision.denial.is_none(),
-                    patch_type: decision.patch.as_ref().map(|_| "JSONPatch"),
-                    patch: decision.patch.as_deref(),
-                    status: decision.denial.as_deref().map(|message| StatusOut {
-                        code: 500,
-                        reason: "InternalError",
-                        message,
-                    }),
-                    warnings: &decision.warnings,
-                    audit_annotations: &decision.audit,
-                },
+                rest: tail_out(decision),
             },
         })
         .unwrap()
