@@ -206,11 +206,18 @@ fn start(args: &Args, bare: bool) -> Result<Server> {
     let mut child = cmd.spawn().context("starting the server")?;
     let stderr = child.stderr.take().context("server stderr")?;
     let mut lines = BufReader::new(stderr).lines();
+    // What the server said before it stopped, for the error (a bad --kubeconfig, say).
+    let mut said: Vec<String> = Vec::new();
     let addr = loop {
         let Some(Ok(line)) = lines.next() else {
-            bail!("the server exited before listening")
+            bail!(
+                "the server ({}) exited before listening; it said:\n{}",
+                args.server.display(),
+                said.join("\n")
+            )
         };
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        said.push(line);
         if v["message"] == "webhook listening (POST /mutate)" {
             break v["address"].as_str().context("address")?.parse()?;
         }
@@ -779,15 +786,17 @@ fn main() -> Result<()> {
             }
         }
     }
-    let by = |stack: &str, proto: &str| {
+    // A figure of the closed loop of `stack` over `proto`.
+    let closed = |stack: &str, proto: &str, key: &str| {
         rows.iter()
             .find(|r| {
                 r["stack"] == stack
                     && r["protocol"] == proto
                     && r["loop"].as_str().is_some_and(|l| l.starts_with("closed"))
             })
-            .and_then(|r| r["reviewsPerSecond"].as_f64())
+            .and_then(|r| r[key].as_f64())
     };
+    let by = |stack: &str, proto: &str| closed(stack, proto, "reviewsPerSecond");
     for proto in ["HTTP/1.1", "HTTP/2"] {
         if let (Some(a), Some(b)) = (by("inject", proto), by("ceiling", proto)) {
             println!(
@@ -796,16 +805,7 @@ fn main() -> Result<()> {
             );
         }
         if let (Some(a), Some(g)) = (by("inject", proto), by("go", proto)) {
-            let tail = |stack: &str, key: &str| {
-                rows.iter()
-                    .find(|r| {
-                        r["stack"] == stack
-                            && r["protocol"] == proto
-                            && r["loop"].as_str().is_some_and(|l| l.starts_with("closed"))
-                    })
-                    .and_then(|r| r[key].as_f64())
-                    .unwrap_or(f64::NAN)
-            };
+            let tail = |stack: &str, key: &str| closed(stack, proto, key).unwrap_or(f64::NAN);
             println!(
                 "{proto}: injection against the Go peer: {:.2}x the reviews/s ({a:.0} vs {g:.0}), p99 {:.2}x, p99.9 {:.2}x of Go's",
                 a / g,
