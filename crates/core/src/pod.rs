@@ -520,7 +520,6 @@ impl<'a> PodDoc<'a> {
 }
 
 fn walk_meta(w: &mut Walk<'_>) -> Option<Option<(MetaView, bool)>> {
-    let mut m = MetaView::default();
     let (mut name, mut generate, mut namespace, mut labels, mut annotations) =
         (None, None, None, None, None);
     let mut only_annotations = true;
@@ -529,19 +528,21 @@ fn walk_meta(w: &mut Walk<'_>) -> Option<Option<(MetaView, bool)>> {
             only_annotations = false;
         }
         match key {
-            "name" => w.once(&mut name, |w| w.read()),
-            "generateName" => w.once(&mut generate, |w| w.read()),
-            "namespace" => w.once(&mut namespace, |w| w.read()),
-            "labels" => w.once(&mut labels, |w| w.read()),
-            "annotations" => w.once(&mut annotations, |w| w.read()),
+            "name" => w.read_once(&mut name),
+            "generateName" => w.read_once(&mut generate),
+            "namespace" => w.read_once(&mut namespace),
+            "labels" => w.read_once(&mut labels),
+            "annotations" => w.read_once(&mut annotations),
             _ => w.skip(),
         }
     })?;
-    m.name = name.flatten();
-    m.generate_name = generate.flatten();
-    m.namespace = namespace.flatten();
-    m.labels = labels.flatten();
-    m.annotations = annotations.flatten();
+    let m = MetaView {
+        name: name.flatten(),
+        generate_name: generate.flatten(),
+        namespace: namespace.flatten(),
+        labels: labels.flatten(),
+        annotations: annotations.flatten(),
+    };
     Some(present.then_some((m, only_annotations)))
 }
 
@@ -554,7 +555,6 @@ fn walk_containers<'a>(w: &mut Walk<'a>) -> Option<Option<Vec<ContainerRef<'a>>>
 }
 
 fn walk_spec<'a>(w: &mut Walk<'a>) -> Option<Option<SpecParts<'a>>> {
-    let mut s = SpecParts::default();
     let (mut containers, mut init, mut volumes) = (None, None, None);
     let (mut restart, mut node, mut selector, mut affinity, mut tolerations, mut os, mut overhead) =
         (None, None, None, None, None, None, None);
@@ -567,26 +567,27 @@ fn walk_spec<'a>(w: &mut Walk<'a>) -> Option<Option<SpecParts<'a>>> {
                 Some(VolumeRef { name: v.name, raw })
             })
         }),
-        "restartPolicy" => w.once(&mut restart, |w| w.read()),
-        "nodeName" => w.once(&mut node, |w| w.read()),
-        "nodeSelector" => w.once(&mut selector, |w| w.read()),
-        "affinity" => w.once(&mut affinity, |w| w.read()),
-        "tolerations" => w.once(&mut tolerations, |w| w.read()),
-        "os" => w.once(&mut os, |w| w.read()),
-        "overhead" => w.once(&mut overhead, |w| w.read()),
+        "restartPolicy" => w.read_once(&mut restart),
+        "nodeName" => w.read_once(&mut node),
+        "nodeSelector" => w.read_once(&mut selector),
+        "affinity" => w.read_once(&mut affinity),
+        "tolerations" => w.read_once(&mut tolerations),
+        "os" => w.read_once(&mut os),
+        "overhead" => w.read_once(&mut overhead),
         _ => w.skip(),
     })?;
-    s.containers = containers.flatten();
-    s.init_containers = init.flatten();
-    s.volumes = volumes.flatten();
-    s.restart_policy = restart.flatten();
-    s.node_name = node.flatten();
-    s.node_selector = selector.flatten();
-    s.affinity = affinity.flatten();
-    s.tolerations = tolerations.flatten();
-    s.os = os.flatten();
-    s.overhead = overhead.flatten();
-    Some(present.then_some(s))
+    Some(present.then(|| SpecParts {
+        containers: containers.flatten(),
+        init_containers: init.flatten(),
+        volumes: volumes.flatten(),
+        restart_policy: restart.flatten(),
+        node_name: node.flatten(),
+        node_selector: selector.flatten(),
+        affinity: affinity.flatten(),
+        tolerations: tolerations.flatten(),
+        os: os.flatten(),
+        overhead: overhead.flatten(),
+    }))
 }
 
 /// The pod template of a workload's `spec` (a CronJob's through its job template), and its

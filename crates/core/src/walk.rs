@@ -124,6 +124,11 @@ impl<'a> Walk<'a> {
         }
     }
 
+    /// Reads the value here into a field, once (see [`Walk::once`]).
+    pub fn read_once<T: Deserialize<'a>>(&mut self, slot: &mut Option<T>) -> Option<()> {
+        self.once(slot, |w| w.read())
+    }
+
     /// Sets a field once: a second member of the same name ends the walk, as serde would.
     pub fn once<T>(
         &mut self,

@@ -73,8 +73,8 @@ fn walk_review(text: &str) -> Option<ReviewIn<'_>> {
     let mut w = Walk::new(text);
     let (mut api_version, mut kind, mut request) = (None, None, None);
     let found = w.object(|w, key| match key {
-        "apiVersion" => w.once(&mut api_version, |w| w.read()),
-        "kind" => w.once(&mut kind, |w| w.read()),
+        "apiVersion" => w.read_once(&mut api_version),
+        "kind" => w.read_once(&mut kind),
         "request" => w.once(&mut request, walk_request),
         _ => w.skip(),
     })?;
@@ -93,14 +93,14 @@ fn walk_request<'a>(w: &mut Walk<'a>) -> Option<Option<Request<'a>>> {
     let (mut name, mut namespace, mut operation, mut dry_run, mut object) =
         (None, None, None, None, None);
     let present = w.object(|w, key| match key {
-        "uid" => w.once(&mut uid, |w| w.read()),
-        "kind" => w.once(&mut kind, |w| w.read()),
-        "resource" => w.once(&mut resource, |w| w.read()),
-        "subResource" => w.once(&mut sub_resource, |w| w.read()),
-        "name" => w.once(&mut name, |w| w.read()),
-        "namespace" => w.once(&mut namespace, |w| w.read()),
-        "operation" => w.once(&mut operation, |w| w.read()),
-        "dryRun" => w.once(&mut dry_run, |w| w.read()),
+        "uid" => w.read_once(&mut uid),
+        "kind" => w.read_once(&mut kind),
+        "resource" => w.read_once(&mut resource),
+        "subResource" => w.read_once(&mut sub_resource),
+        "name" => w.read_once(&mut name),
+        "namespace" => w.read_once(&mut namespace),
+        "operation" => w.read_once(&mut operation),
+        "dryRun" => w.read_once(&mut dry_run),
         "object" => w.once(&mut object, Walk::text),
         _ => w.skip(),
     })?;
