@@ -13,6 +13,7 @@ pub mod labeler;
 pub mod lease;
 pub mod live;
 pub mod profiles;
+pub mod watched;
 
 pub use connect::{ClusterError, Connect};
 pub use kube::Client;

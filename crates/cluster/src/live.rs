@@ -5,6 +5,7 @@
 //! only while the labeler's Lease is fresh).
 
 use crate::apiserver::{self, GateSource};
+use crate::watched::{Labels, WatchedNode};
 use arc_swap::ArcSwap;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -13,7 +14,7 @@ use kube::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use sidecar_kit_core::facts::{
-    Availability, CandidateSummary, Facts, FactsSource, NodeFacts, Scheduling, Taint,
+    Availability, CandidateSummary, Facts, FactsSource, Label, NodeFacts, Scheduling, Taint,
 };
 use sidecar_kit_core::labeling::NodeReason;
 use sidecar_kit_core::nodeindex::NodeIndex;
@@ -78,7 +79,16 @@ pub struct LiveFacts {
     writer: Arc<Mutex<()>>,
 }
 
-/// What sidecar-kit keeps of a Node: nothing decisions do not need.
+/// The labeler's reading of a node's `SidecarContainers` gate, from its reason annotation;
+/// it stands only for the kubelet it was made of.
+pub(crate) fn labeler_gate(reason: Option<&str>, kubelet_version: &str) -> GateState {
+    reason
+        .and_then(|r| NodeReason::parse(r)?.metrics_gate_for(kubelet_version))
+        .unwrap_or_default()
+}
+
+/// What sidecar-kit keeps of a Node: nothing decisions do not need. (The node watch reads
+/// the same from the API's JSON without decoding the rest: [`crate::watched`].)
 pub fn node_facts(node: &Node) -> NodeFacts {
     let meta = &node.metadata;
     let kubelet_version = node
@@ -87,13 +97,13 @@ pub fn node_facts(node: &Node) -> NodeFacts {
         .and_then(|s| s.node_info.as_ref())
         .map(|i| i.kubelet_version.clone())
         .unwrap_or_default();
-    // The labeler's reading stands only for the kubelet it was made of.
-    let gate = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(NODE_REASON_ANNOTATION))
-        .and_then(|r| NodeReason::parse(r)?.metrics_gate_for(&kubelet_version))
-        .unwrap_or_default();
+    let gate = labeler_gate(
+        meta.annotations
+            .as_ref()
+            .and_then(|a| a.get(NODE_REASON_ANNOTATION))
+            .map(String::as_str),
+        &kubelet_version,
+    );
     NodeFacts {
         name: meta.name.clone().unwrap_or_default(),
         kubelet_version,
@@ -103,7 +113,12 @@ pub fn node_facts(node: &Node) -> NodeFacts {
             .as_ref()
             .and_then(|s| s.unschedulable)
             .unwrap_or(false),
-        labels: meta.labels.clone().unwrap_or_default(),
+        labels: meta
+            .labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| (Label::from(k.as_str()), Label::from(v.as_str())))
+            .collect(),
         taints: node
             .spec
             .as_ref()
@@ -164,11 +179,12 @@ impl LiveFacts {
     }
 
     async fn watch_nodes(self, client: kube::Client, rebuild_every: Duration) {
-        let api: Api<Node> = Api::all(client);
+        let api: Api<WatchedNode> = Api::all(client);
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
         let mut staging: Option<HashMap<String, NodeFacts>> = None;
+        let mut labels = Labels::default();
         // The watcher's own copy of the nodes; shared with the published view until the next
         // change copies it.
         let mut nodes: Arc<HashMap<String, NodeFacts>> = Arc::default();
@@ -182,7 +198,7 @@ impl LiveFacts {
                     match ev {
                         Ok(Event::Init) => staging = Some(HashMap::new()),
                         Ok(Event::InitApply(n)) => {
-                            let f = node_facts(&n);
+                            let f = labels.share(n.facts);
                             if let Some(st) = staging.as_mut() {
                                 st.insert(f.name.clone(), f);
                             }
@@ -190,12 +206,13 @@ impl LiveFacts {
                         Ok(Event::InitDone) => {
                             nodes = Arc::new(staging.take().unwrap_or_default());
                             self.publish_nodes(&nodes, true);
+                            labels.forget_unused();
                             last_rebuild = Instant::now();
                             dirty = false;
                             tracing::info!(nodes = nodes.len(), "node cache synced");
                         }
                         Ok(Event::Apply(n)) => {
-                            let f = node_facts(&n);
+                            let f = labels.share(n.facts);
                             if self.snapshot().nodes_problem.is_some() {
                                 self.update(|s| s.nodes_problem = None);
                             }
@@ -205,9 +222,8 @@ impl LiveFacts {
                             }
                         }
                         Ok(Event::Delete(n)) => {
-                            let name = n.metadata.name.unwrap_or_default();
-                            if nodes.contains_key(&name) {
-                                Arc::make_mut(&mut nodes).remove(&name);
+                            if nodes.contains_key(n.name()) {
+                                Arc::make_mut(&mut nodes).remove(n.name());
                                 dirty = true;
                             }
                         }
@@ -221,6 +237,7 @@ impl LiveFacts {
             }
             if dirty && last_rebuild.elapsed() >= rebuild_every {
                 self.publish_nodes(&nodes, false);
+                labels.forget_unused();
                 last_rebuild = Instant::now();
                 dirty = false;
             }
@@ -359,6 +376,8 @@ impl LiveFacts {
     pub fn approx_node_bytes(&self) -> usize {
         let s = self.snapshot();
         let string = |x: &String| x.capacity() + std::mem::size_of::<String>();
+        // A label is shared among the nodes that carry it: its text counts once, here.
+        let mut texts = std::collections::HashSet::new();
         let per_node: usize = s
             .nodes
             .iter()
@@ -369,7 +388,16 @@ impl LiveFacts {
                     + n.kubelet_version.capacity()
                     + n.labels
                         .iter()
-                        .map(|(a, b)| string(a) + string(b) + 16)
+                        .map(|(a, b)| {
+                            let mut text = |l: &Label| {
+                                if texts.insert(Arc::as_ptr(l)) {
+                                    l.len() + 16
+                                } else {
+                                    0
+                                }
+                            };
+                            2 * std::mem::size_of::<Label>() + text(a) + text(b)
+                        })
                         .sum::<usize>()
                     + n.taints
                         .iter()
@@ -401,8 +429,7 @@ impl LiveFacts {
 fn index_of(nodes: &HashMap<String, NodeFacts>) -> NodeIndex {
     let mut v: Vec<&NodeFacts> = nodes.values().collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
-    let owned: Vec<NodeFacts> = v.into_iter().cloned().collect();
-    NodeIndex::new(&owned)
+    NodeIndex::of_refs(&v)
 }
 
 /// A Lease is fresh while its last renewal plus its duration is not past.

@@ -163,7 +163,9 @@ fn bench(c: &mut Criterion) {
 /// 5,000 nodes in pools, as a large cluster in the middle of an upgrade has them: per-node
 /// hostname labels, zones, pools with taints, a few cordoned nodes, mixed kubelet versions.
 fn big_cluster() -> sidecar_kit_core::facts::ClusterFacts {
-    use sidecar_kit_core::facts::{ApiServerFacts, ClusterFacts, LabelerFacts, NodeFacts, Taint};
+    use sidecar_kit_core::facts::{
+        ApiServerFacts, ClusterFacts, Label, LabelerFacts, NodeFacts, Taint,
+    };
     use sidecar_kit_core::version::GateState;
     let nodes = (0..5000)
         .map(|i| {
@@ -173,14 +175,14 @@ fn big_cluster() -> sidecar_kit_core::facts::ClusterFacts {
                 "memory" if i % 12 == 3 => "v1.28.9",
                 _ => "v1.31.4",
             };
-            let mut labels = std::collections::BTreeMap::new();
-            labels.insert("kubernetes.io/hostname".to_string(), format!("node-{i}"));
+            let mut labels = std::collections::BTreeMap::<Label, Label>::new();
+            labels.insert("kubernetes.io/hostname".into(), format!("node-{i}").into());
             labels.insert(
-                "topology.kubernetes.io/zone".to_string(),
-                format!("zone-{}", i % 3),
+                "topology.kubernetes.io/zone".into(),
+                format!("zone-{}", i % 3).into(),
             );
-            labels.insert("pool".to_string(), pool.to_string());
-            labels.insert("kubernetes.io/os".to_string(), "linux".to_string());
+            labels.insert("pool".into(), pool.into());
+            labels.insert("kubernetes.io/os".into(), "linux".into());
             let taints = if pool == "gpu" {
                 vec![Taint {
                     key: "nvidia.com/gpu".into(),

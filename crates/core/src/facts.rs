@@ -48,6 +48,10 @@ pub struct LabelerFacts {
     pub lease_fresh: bool,
 }
 
+/// A node's label key or value. Shared: a live cache of thousands of nodes holds each
+/// distinct key and value once (most are the same on every node), not once per node.
+pub type Label = Arc<str>;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NodeFacts {
@@ -59,7 +63,7 @@ pub struct NodeFacts {
     #[serde(default)]
     pub unschedulable: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    pub labels: BTreeMap<Label, Label>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taints: Vec<Taint>,
 }
@@ -71,7 +75,7 @@ impl NodeFacts {
     pub fn is_windows(&self) -> bool {
         self.labels
             .get("kubernetes.io/os")
-            .is_some_and(|v| v == "windows")
+            .is_some_and(|v| &**v == "windows")
     }
 }
 
@@ -360,7 +364,7 @@ impl NodeSelectorTerm {
         }
         self.match_expressions
             .iter()
-            .all(|r| r.matches(node.labels.get(&r.key).map(String::as_str)))
+            .all(|r| r.matches(node.labels.get(r.key.as_str()).map(|v| &**v)))
             && self.match_fields.iter().all(|r| {
                 // Only metadata.name is a supported field selector for nodes.
                 r.key == "metadata.name" && r.matches(Some(&node.name))
@@ -396,7 +400,7 @@ impl Scheduling {
         if !self
             .node_selector
             .iter()
-            .all(|(k, v)| node.labels.get(k) == Some(v))
+            .all(|(k, v)| node.labels.get(k.as_str()).is_some_and(|l| **l == **v))
         {
             return false;
         }
@@ -426,7 +430,7 @@ impl Scheduling {
     pub fn wants_windows(&self) -> bool {
         self.node_selector
             .get("kubernetes.io/os")
-            .is_some_and(|v| v == "windows")
+            .is_some_and(|v| &**v == "windows")
     }
 }
 

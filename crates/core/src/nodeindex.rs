@@ -9,7 +9,8 @@
 //! test holds them together).
 
 use crate::facts::{
-    CandidateSummary, NodeFacts, NodeSelectorRequirement, NodeSelectorTerm, Scheduling, Taint,
+    CandidateSummary, Label, NodeFacts, NodeSelectorRequirement, NodeSelectorTerm, Scheduling,
+    Taint,
 };
 use crate::version::{KubeVersion, NodeClass};
 use std::collections::HashMap;
@@ -134,9 +135,10 @@ pub struct NodeIndex {
     names: Vec<String>,
     by_name: HashMap<String, usize>,
     /// key → value → nodes.
-    labels: HashMap<String, HashMap<String, Members>>,
+    /// (Keys and values shared with the nodes they come from.)
+    labels: HashMap<Label, HashMap<Label, Members>>,
     /// key → nodes that have the key at all (`Exists`, `DoesNotExist`, `NotIn`).
-    keys: HashMap<String, Bits>,
+    keys: HashMap<Label, Bits>,
     /// Distinct sets of NoSchedule/NoExecute taints (cordons included) and their nodes.
     taint_groups: Vec<(Vec<Taint>, Bits)>,
     classes: [Bits; 4],
@@ -163,6 +165,11 @@ const CLASSES: [NodeClass; 4] = [
 
 impl NodeIndex {
     pub fn new(nodes: &[NodeFacts]) -> NodeIndex {
+        NodeIndex::of_refs(&nodes.iter().collect::<Vec<_>>())
+    }
+
+    /// The index of nodes held elsewhere (a watch cache's map), in the order given.
+    pub fn of_refs(nodes: &[&NodeFacts]) -> NodeIndex {
         let n = nodes.len();
         let mut idx = NodeIndex {
             names: Vec::with_capacity(n),
@@ -181,15 +188,15 @@ impl NodeIndex {
             n,
         };
         let mut groups: HashMap<Vec<Taint>, Bits> = HashMap::new();
-        let mut labels: HashMap<&str, HashMap<&str, Vec<u32>>> = HashMap::new();
-        for (i, node) in nodes.iter().enumerate() {
+        let mut labels: HashMap<&Label, HashMap<&Label, Vec<u32>>> = HashMap::new();
+        for (i, &node) in nodes.iter().enumerate() {
             idx.names.push(node.name.clone());
             idx.by_name.insert(node.name.clone(), i);
             for (k, v) in &node.labels {
                 labels
-                    .entry(k.as_str())
+                    .entry(k)
                     .or_default()
-                    .entry(v.as_str())
+                    .entry(v)
                     .or_default()
                     .push(i as u32);
                 idx.keys
@@ -230,9 +237,9 @@ impl NodeIndex {
             .map(|(k, values)| {
                 let values = values
                     .into_iter()
-                    .map(|(v, numbers)| (v.to_string(), Members::of(numbers, n)))
+                    .map(|(v, numbers)| (v.clone(), Members::of(numbers, n)))
                     .collect();
-                (k.to_string(), values)
+                (k.clone(), values)
             })
             .collect();
         idx
@@ -280,7 +287,7 @@ impl NodeIndex {
                 let Some(bound) = r.values.first().and_then(|v| v.parse::<i64>().ok()) else {
                     return b;
                 };
-                for (v, members) in self.labels.get(&r.key).into_iter().flatten() {
+                for (v, members) in self.labels.get(r.key.as_str()).into_iter().flatten() {
                     if let Ok(x) = v.parse::<i64>()
                         && (if r.operator == "Gt" {
                             x > bound

@@ -48,7 +48,7 @@ fn node() -> impl Strategy<Value = NodeFacts> {
             unschedulable,
             labels: labels
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
             taints: taints
                 .into_iter()
@@ -148,7 +148,7 @@ proptest! {
             // A value per node (as kubernetes.io/hostname is), for most of them: the index
             // keeps such rare values as numbers, not bitsets.
             if i % 7 != 0 {
-                n.labels.insert("host".into(), n.name.clone());
+                n.labels.insert("host".into(), n.name.as_str().into());
             }
         }
         let index = NodeIndex::new(&nodes);
@@ -181,8 +181,8 @@ fn per_node_values_among_many_nodes() {
             sidecar_containers: GateState::Unknown,
             unschedulable: false,
             labels: [
-                ("host".to_string(), format!("n{i}")),
-                ("pool".to_string(), ["a", "b"][i % 2].to_string()),
+                ("host".into(), format!("n{i}").into()),
+                ("pool".into(), ["a", "b"][i % 2].into()),
             ]
             .into_iter()
             .collect(),
