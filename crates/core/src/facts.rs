@@ -400,7 +400,7 @@ impl Scheduling {
         if !self
             .node_selector
             .iter()
-            .all(|(k, v)| node.labels.get(k.as_str()).is_some_and(|l| **l == **v))
+            .all(|(k, v)| node.labels.get(k.as_str()).is_some_and(|l| **l == *v))
         {
             return false;
         }
@@ -430,7 +430,7 @@ impl Scheduling {
     pub fn wants_windows(&self) -> bool {
         self.node_selector
             .get("kubernetes.io/os")
-            .is_some_and(|v| &**v == "windows")
+            .is_some_and(|v| v == "windows")
     }
 }
 
