@@ -1,6 +1,7 @@
 //! RFC 6902 JSON Patch operations, as the engine emits them.
 
 use serde::{Serialize, Serializer};
+use crate::text::cat;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -291,13 +292,13 @@ pub fn edit_list(
     }
     for i in removed.iter().rev() {
         ops.push(PatchOp::Remove {
-            path: format!("{pointer}/{i}"),
+            path: cat!(pointer, "/", *i),
         });
     }
     for (pos, t) in target.into_iter().enumerate() {
         if let Slot::Insert(v) = t {
             ops.push(PatchOp::Add {
-                path: format!("{pointer}/{pos}"),
+                path: cat!(pointer, "/", pos),
                 value: v.into(),
             });
         }

@@ -3,6 +3,7 @@
 //! a model, never re-encoded: the engine answers with a JSON Patch against these bytes.
 
 use crate::facts::{NodeSelectorTerm, Scheduling, Toleration};
+use crate::text::cat;
 use crate::walk::Walk;
 use serde::Deserialize;
 use serde_json::Value;
@@ -402,14 +403,14 @@ fn one_pass_pod<'a>(raw: &'a str, prefix: &str) -> Result<Option<Template<'a>>, 
     let Some(spec) = doc.spec else {
         return Ok(None);
     };
-    let spec_pointer = format!("{prefix}/spec");
+    let spec_pointer = cat!(prefix, "/spec");
     let spec = finish_spec(spec, &spec_pointer)?;
     let (meta, meta_present, meta_only_annotations) = match doc.metadata {
         Some((m, only_annotations)) => (m, true, only_annotations),
         None => (MetaView::default(), false, false),
     };
     Ok(Some(Template {
-        meta_pointer: format!("{prefix}/metadata"),
+        meta_pointer: cat!(prefix, "/metadata"),
         spec_pointer,
         kind: "Pod".to_string(),
         object_name: meta.name.clone().or_else(|| meta.generate_name.clone()),
@@ -502,8 +503,8 @@ impl<'a> PodDoc<'a> {
         // (null members count as absent, as `#[serde(default)]` options read them)
         let (mut kind, mut api, mut meta, mut spec) = (None, None, None, None);
         let found = w.object(|w, key| match key {
-            "kind" => w.once(&mut kind, |w| w.read::<Option<Cow<'a, str>>>()),
-            "apiVersion" => w.once(&mut api, |w| w.read::<Option<Cow<'a, str>>>()),
+            "kind" => w.once(&mut kind, Walk::opt_str),
+            "apiVersion" => w.once(&mut api, Walk::opt_str),
             "metadata" => w.once(&mut meta, walk_meta),
             "spec" => w.once(&mut spec, walk_spec),
             _ => w.skip(),
@@ -528,11 +529,11 @@ fn walk_meta(w: &mut Walk<'_>) -> Option<Option<(MetaView, bool)>> {
             only_annotations = false;
         }
         match key {
-            "name" => w.read_once(&mut name),
-            "generateName" => w.read_once(&mut generate),
-            "namespace" => w.read_once(&mut namespace),
-            "labels" => w.read_once(&mut labels),
-            "annotations" => w.read_once(&mut annotations),
+            "name" => w.once(&mut name, Walk::opt_string),
+            "generateName" => w.once(&mut generate, Walk::opt_string),
+            "namespace" => w.once(&mut namespace, Walk::opt_string),
+            "labels" => w.once(&mut labels, Walk::string_map),
+            "annotations" => w.once(&mut annotations, Walk::string_map),
             _ => w.skip(),
         }
     })?;
@@ -547,10 +548,76 @@ fn walk_meta(w: &mut Walk<'_>) -> Option<Option<(MetaView, bool)>> {
 }
 
 fn walk_containers<'a>(w: &mut Walk<'a>) -> Option<Option<Vec<ContainerRef<'a>>>> {
-    w.array(|w| {
-        let (view, raw) = w.value::<ContainerView>()?;
-        // (an unnamed container is the general path's error to word)
-        (!view.name.is_empty()).then_some(ContainerRef { view, raw })
+    w.array(walk_container)
+}
+
+/// A container as serde reads a [`ContainerView`] (any surprise: `None`, for the general
+/// path), and its text.
+fn walk_container<'a>(w: &mut Walk<'a>) -> Option<ContainerRef<'a>> {
+    let start = w.here()?;
+    let (mut name, mut command, mut mounts, mut env, mut restart, mut resources) =
+        (None, None, None, None, None, None);
+    let present = w.object(|w, key| match key {
+        "name" => w.once(&mut name, Walk::str),
+        "command" => w.once(&mut command, Walk::strings),
+        "volumeMounts" => w.once(&mut mounts, |w| w.array(walk_mount)),
+        "env" => w.once(&mut env, |w| w.array(walk_env_name)),
+        "restartPolicy" => w.once(&mut restart, Walk::opt_string),
+        "resources" => w.read_once(&mut resources),
+        _ => w.skip(),
+    })?;
+    let view = ContainerView {
+        name: name.map(Cow::into_owned).unwrap_or_default(),
+        command: command.flatten(),
+        volume_mounts: mounts.flatten(),
+        env: env.flatten(),
+        restart_policy: restart.flatten(),
+        resources: resources.flatten(),
+    };
+    // (a null or unnamed container is the general path's error to word)
+    (present && !view.name.is_empty()).then(|| ContainerRef {
+        view,
+        raw: w.since(start),
+    })
+}
+
+/// A volume mount as serde reads a [`MountView`].
+fn walk_mount(w: &mut Walk<'_>) -> Option<MountView> {
+    let (mut name, mut mount_path) = (None, None);
+    let present = w.object(|w, key| match key {
+        "name" => w.once(&mut name, Walk::str),
+        "mountPath" => w.once(&mut mount_path, Walk::str),
+        _ => w.skip(),
+    })?;
+    present.then(|| MountView {
+        name: name.map(Cow::into_owned).unwrap_or_default(),
+        mount_path: mount_path.map(Cow::into_owned).unwrap_or_default(),
+    })
+}
+
+/// An env var as serde reads an [`EnvName`].
+fn walk_env_name(w: &mut Walk<'_>) -> Option<EnvName> {
+    let mut name = None;
+    let present = w.object(|w, key| match key {
+        "name" => w.once(&mut name, Walk::str),
+        _ => w.skip(),
+    })?;
+    present.then(|| EnvName {
+        name: name.map(Cow::into_owned).unwrap_or_default(),
+    })
+}
+
+/// A volume's name, as serde reads a `VolumeName`, and the volume's text.
+fn walk_volume<'a>(w: &mut Walk<'a>) -> Option<VolumeRef<'a>> {
+    let start = w.here()?;
+    let mut name = None;
+    let present = w.object(|w, key| match key {
+        "name" => w.once(&mut name, Walk::str),
+        _ => w.skip(),
+    })?;
+    present.then(|| VolumeRef {
+        name: name.map(Cow::into_owned).unwrap_or_default(),
+        raw: w.since(start),
     })
 }
 
@@ -561,15 +628,10 @@ fn walk_spec<'a>(w: &mut Walk<'a>) -> Option<Option<SpecParts<'a>>> {
     let present = w.object(|w, key| match key {
         "containers" => w.once(&mut containers, walk_containers),
         "initContainers" => w.once(&mut init, walk_containers),
-        "volumes" => w.once(&mut volumes, |w| {
-            w.array(|w| {
-                let (v, raw) = w.value::<VolumeName>()?;
-                Some(VolumeRef { name: v.name, raw })
-            })
-        }),
-        "restartPolicy" => w.read_once(&mut restart),
-        "nodeName" => w.read_once(&mut node),
-        "nodeSelector" => w.read_once(&mut selector),
+        "volumes" => w.once(&mut volumes, |w| w.array(walk_volume)),
+        "restartPolicy" => w.once(&mut restart, Walk::opt_string),
+        "nodeName" => w.once(&mut node, Walk::opt_string),
+        "nodeSelector" => w.once(&mut selector, Walk::string_map),
         "affinity" => w.read_once(&mut affinity),
         "tolerations" => w.read_once(&mut tolerations),
         "os" => w.read_once(&mut os),
@@ -954,5 +1016,115 @@ mod tests {
             "sidecar-kit.io~1status"
         );
         assert_eq!(escape_pointer("a~b"), "a~0b");
+    }
+
+    /// Pods one edit away from a typical one (a field of the engine's set to a value of
+    /// another type, null, an escaped or odd string; a member given twice): the one pass
+    /// reads each as the general path does, or leaves it to the general path; never another
+    /// reading, never another error.
+    mod one_pass_against_serde {
+        use super::*;
+        use proptest::prelude::*;
+
+        const PLACES: &[&str] = &[
+            "/kind", "/apiVersion", "/metadata", "/metadata/name", "/metadata/generateName",
+            "/metadata/namespace", "/metadata/labels", "/metadata/labels/app",
+            "/metadata/annotations", "/metadata/annotations/a", "/spec", "/spec/containers",
+            "/spec/containers/0", "/spec/containers/0/name", "/spec/containers/0/command",
+            "/spec/containers/0/command/0", "/spec/containers/0/volumeMounts",
+            "/spec/containers/0/volumeMounts/0", "/spec/containers/0/volumeMounts/0/name",
+            "/spec/containers/0/volumeMounts/0/mountPath", "/spec/containers/0/env",
+            "/spec/containers/0/env/0", "/spec/containers/0/env/0/name",
+            "/spec/containers/0/restartPolicy", "/spec/containers/0/resources",
+            "/spec/containers/0/resources/requests", "/spec/initContainers",
+            "/spec/initContainers/0/name", "/spec/volumes", "/spec/volumes/0",
+            "/spec/volumes/0/name", "/spec/restartPolicy", "/spec/nodeName",
+            "/spec/nodeSelector", "/spec/nodeSelector/pool",
+        ];
+
+        fn pod() -> Value {
+            serde_json::json!({"kind": "Pod", "apiVersion": "v1",
+                "metadata": {"generateName": "web-", "namespace": "shop",
+                    "labels": {"app": "web"}, "annotations": {"a": "b"}},
+                "spec": {"containers": [{"name": "web", "command": ["/web"],
+                        "env": [{"name": "X", "value": "1"}],
+                        "volumeMounts": [{"name": "data", "mountPath": "/d"}],
+                        "restartPolicy": "Always",
+                        "resources": {"requests": {"cpu": "1"}}}],
+                    "initContainers": [{"name": "init"}],
+                    "volumes": [{"name": "data", "emptyDir": {}}],
+                    "restartPolicy": "Always", "nodeName": "n1",
+                    "nodeSelector": {"pool": "a"}}})
+        }
+
+        fn values() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                Just(serde_json::json!("")),
+                Just(serde_json::json!("plain")),
+                Just(serde_json::json!("quote \" and \\ back\nslash")),
+                Just(serde_json::json!("\u{e9}t\u{e9} \u{1f600}")),
+                Just(serde_json::json!(5)),
+                Just(serde_json::json!(true)),
+                Just(serde_json::json!([])),
+                Just(serde_json::json!({})),
+                Just(serde_json::json!(["a", "b"])),
+                Just(serde_json::json!([null])),
+                Just(serde_json::json!([{}])),
+                Just(serde_json::json!([{"name": "n", "mountPath": "/m"}])),
+                Just(serde_json::json!([{"name": null}])),
+                Just(serde_json::json!({"a": "b", "c": "d"})),
+                Just(serde_json::json!({"a": null})),
+                Just(serde_json::json!({"a": 1})),
+                Just(serde_json::json!({"name": "x"})),
+            ]
+        }
+
+        fn set(v: &mut Value, place: &str, to: Value) {
+            let (parent, last) = place.rsplit_once('/').unwrap();
+            match v.pointer_mut(parent) {
+                Some(Value::Object(m)) => {
+                    m.insert(last.to_string(), to);
+                }
+                Some(Value::Array(a)) => {
+                    if let Some(slot) = last.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                        *slot = to;
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        fn outcome(t: Result<Vec<Template<'_>>, ViewError>) -> Result<Vec<String>, ViewError> {
+            t.map(|ts| ts.iter().map(seen).collect())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+            #[test]
+            fn reads_as_serde(place in 0..PLACES.len(), to in values(), twice in 0..4usize) {
+                let mut v = pod();
+                set(&mut v, PLACES[place], to);
+                let mut compact = serde_json::to_string(&v).unwrap();
+                // A member given twice (serde refuses it in a struct, keeps the last in a map).
+                let doubled = ["\"name\":\"web\"", "\"labels\":{", "\"app\":\"web\"", "\"mountPath\":\"/d\""][twice];
+                if place % 3 == 0 && compact.contains(doubled) {
+                    let again = if doubled.ends_with('{') {
+                        format!("\"labels\":{{\"z\":\"1\"}},{doubled}")
+                    } else {
+                        // (another value first: a map keeps the last)
+                        format!("{},{doubled}", doubled.replace("web", "dup").replace("/d", "/dup"))
+                    };
+                    compact = compact.replacen(doubled, &again, 1);
+                }
+                let pretty = compact.replace(',', " ,\n  ").replace(':', " : ");
+                let fast = outcome(templates(&compact));
+                let general = outcome(templates_general(&compact));
+                prop_assert_eq!(&fast, &general, "{}", compact);
+                // And whitespace does not change the reading (nor the error).
+                // (no value here has a comma or a colon for the spacing to change)
+                prop_assert_eq!(fast, outcome(templates(&pretty)), "{}", pretty);
+            }
+        }
     }
 }

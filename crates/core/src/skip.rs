@@ -95,6 +95,14 @@ fn key(b: &[u8], i: usize) -> Option<usize> {
     (b.get(i) == Some(&b':')).then_some(i + 1)
 }
 
+/// The end of a string without escapes, from its opening quote (just after its closing
+/// quote); `None` where an escape or a raw control character comes first, or no quote ends it.
+pub(crate) fn plain_string(b: &[u8], i: usize) -> Option<usize> {
+    let from = i + 1;
+    let at = from + to_special(b.get(from..)?)?;
+    (b[at] == b'"').then_some(at + 1)
+}
+
 /// A string, from its opening quote: escapes as JSON has them, no raw control characters.
 fn string(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;

@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 /// A reader of one JSON text at the levels its caller walks (a Pod, its metadata, its spec,
 /// the lists of containers; a review and its request): nothing is captured raw to be parsed
@@ -56,6 +57,62 @@ impl<'a> Walk<'a> {
         self.value().map(|(v, _)| v)
     }
 
+    /// The string here: its text where it has no escapes, else as serde reads it.
+    pub fn str(&mut self) -> Option<Cow<'a, str>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        match crate::skip::plain_string(self.s.as_bytes(), self.pos) {
+            Some(end) => {
+                let text = &self.s[self.pos + 1..end - 1];
+                self.pos = end;
+                Some(Cow::Borrowed(text))
+            }
+            None => self.read(),
+        }
+    }
+
+    /// A string or null (`None` inside), as serde reads an `Option<String>`.
+    pub fn opt_str(&mut self) -> Option<Option<Cow<'a, str>>> {
+        match self.peek()? {
+            b'n' => self.read::<()>().map(|()| None),
+            _ => self.str().map(Some),
+        }
+    }
+
+    /// [`Walk::opt_str`], owned.
+    pub fn opt_string(&mut self) -> Option<Option<String>> {
+        self.opt_str().map(|s| s.map(Cow::into_owned))
+    }
+
+    /// An array of strings, or null, as serde reads an `Option<Vec<String>>`.
+    pub fn strings(&mut self) -> Option<Option<Vec<String>>> {
+        self.array(|w| w.str().map(Cow::into_owned))
+    }
+
+    /// An object of strings, or null, as serde reads an `Option<BTreeMap<String, String>>`
+    /// (a key given twice keeps its last value, as serde keeps it).
+    pub fn string_map(&mut self) -> Option<Option<BTreeMap<String, String>>> {
+        let mut map = BTreeMap::new();
+        let present = self.object(|w, key| {
+            let value = w.str()?.into_owned();
+            map.insert(key.to_owned(), value);
+            Some(())
+        })?;
+        Some(present.then_some(map))
+    }
+
+    /// Where the walk is, after any whitespace (the start of the value there).
+    pub fn here(&mut self) -> Option<usize> {
+        self.peek()?;
+        Some(self.pos)
+    }
+
+    /// The text from `start` to where the walk is.
+    pub fn since(&self, start: usize) -> &'a str {
+        &self.s[start..self.pos]
+    }
+
     /// The text of the value here, stepped over unread; `None` inside for null.
     pub fn text(&mut self) -> Option<Option<&'a str>> {
         self.peek()?;
@@ -84,7 +141,7 @@ impl<'a> Walk<'a> {
             return Some(true);
         }
         loop {
-            let key: Cow<'a, str> = self.read()?;
+            let key = self.str()?;
             self.eat(b':')?;
             member(self, &key)?;
             match self.peek()? {

@@ -3,6 +3,7 @@
 //! earlier injection, the drift check and the patch.
 
 use super::empty;
+use crate::text::cat;
 use super::wiring::Additions;
 use crate::patch::{Item, Slot};
 use crate::pod::{ContainerView, Template};
@@ -174,8 +175,8 @@ pub(super) fn edits(t: &Template<'_>, prev: &Added, adds: &Additions) -> Vec<Lis
             );
             let field = list.field();
             out.push(ListEdit {
-                pointer: format!("{sp}/containers/{ci}/{field}"),
-                key: format!("containers/{name}/{field}"),
+                pointer: cat!(sp, "/containers/", ci, "/", field),
+                key: cat!("containers/", name, "/", field),
                 present: list.present(&c.view),
                 len: list.keys(&c.view).count(),
                 base_len,

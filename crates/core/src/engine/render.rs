@@ -3,6 +3,7 @@
 //! sidecar-kit's annotations.
 
 use super::empty::meta_holds_only_annotations;
+use crate::text::cat;
 use super::finish::Target;
 use super::placement::Placed;
 use super::wiring::Additions;
@@ -54,7 +55,7 @@ pub(super) fn ops(
             empty.volumes,
         ),
     ] {
-        let pointer = format!("{sp}/{field}");
+        let pointer = cat!(sp, "/", field);
         edit_list(&mut ops, &pointer, present, len, slots(placed), keep_empty);
     }
     // 3. Affinity, replaced as one small object so that unknown fields in it survive.
@@ -95,7 +96,7 @@ fn commands(ops: &mut Vec<PatchOp>, t: &Template<'_>, prev: &Added, adds: &Addit
             && c.view.command.as_ref() != Some(&want)
         {
             ops.push(PatchOp::Replace {
-                path: format!("{sp}/containers/{ci}/command"),
+                path: cat!(sp, "/containers/", ci, "/command"),
                 value: json!(want).into(),
             });
         }
@@ -171,13 +172,13 @@ fn annotation_ops(
                 ops.push(PatchOp::Remove { path: mp.clone() });
             } else {
                 ops.push(PatchOp::Remove {
-                    path: format!("{mp}/annotations"),
+                    path: cat!(mp, "/annotations"),
                 });
             }
         }
         Some(cur) => {
             for (k, v) in set {
-                let path = format!("{mp}/annotations/{}", escape_pointer(k));
+                let path = cat!(mp, "/annotations/", escape_pointer(k));
                 match v {
                     Some(v) if cur.get(*k).is_none_or(|c| *c != v.plain()) => {
                         ops.push(PatchOp::Add {
@@ -209,7 +210,7 @@ fn annotation_ops(
             map.push('}');
             if t.meta_present {
                 ops.push(PatchOp::Add {
-                    path: format!("{mp}/annotations"),
+                    path: cat!(mp, "/annotations"),
                     value: Item::written(map).into(),
                 });
             } else {

@@ -1,0 +1,96 @@
+//! Joining the short strings of a patch (JSON pointers, list keys) in one allocation of the
+//! right size: `format!` costs several times more for these, and an injection writes a dozen.
+
+/// A piece of a [`cat!`]: its length in bytes, and how it is written.
+pub(crate) trait Piece {
+    fn size(&self) -> usize;
+    fn push_to(&self, out: &mut String);
+}
+
+impl Piece for str {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl Piece for String {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl<T: Piece + ?Sized> Piece for &T {
+    fn size(&self) -> usize {
+        (**self).size()
+    }
+    fn push_to(&self, out: &mut String) {
+        (**self).push_to(out);
+    }
+}
+
+impl Piece for std::borrow::Cow<'_, str> {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+impl Piece for usize {
+    fn size(&self) -> usize {
+        let mut n = *self;
+        let mut digits = 1;
+        while n >= 10 {
+            n /= 10;
+            digits += 1;
+        }
+        digits
+    }
+    fn push_to(&self, out: &mut String) {
+        let mut buf = [0u8; 20];
+        let mut at = buf.len();
+        let mut n = *self;
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        // (ASCII digits)
+        out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+    }
+}
+
+/// The pieces (strings, numbers) joined into one `String`, allocated once.
+macro_rules! cat {
+    ($($p:expr),+ $(,)?) => {{
+        let mut out = String::with_capacity(0 $(+ $crate::text::Piece::size(&$p))+);
+        $($crate::text::Piece::push_to(&$p, &mut out);)+
+        out
+    }};
+}
+pub(crate) use cat;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn joins_as_format_does_in_one_allocation() {
+        let sp = String::from("/spec");
+        for n in [0usize, 7, 10, 99, 100, 12_345, usize::MAX] {
+            let s = cat!(sp, "/containers/", n, "/env");
+            assert_eq!(s, format!("{sp}/containers/{n}/env"));
+            assert_eq!(s.capacity(), s.len(), "sized exactly");
+        }
+        let key = std::borrow::Cow::Borrowed("a~1b");
+        assert_eq!(cat!("/x/", key), "/x/a~1b");
+    }
+}
