@@ -563,7 +563,7 @@ fn walk_container<'a>(w: &mut Walk<'a>) -> Option<ContainerRef<'a>> {
         "volumeMounts" => w.once(&mut mounts, |w| w.array(walk_mount)),
         "env" => w.once(&mut env, |w| w.array(walk_env_name)),
         "restartPolicy" => w.once(&mut restart, Walk::opt_string),
-        "resources" => w.read_once(&mut resources),
+        "resources" => w.once(&mut resources, walk_resources),
         _ => w.skip(),
     })?;
     let view = ContainerView {
@@ -578,6 +578,47 @@ fn walk_container<'a>(w: &mut Walk<'a>) -> Option<ContainerRef<'a>> {
     (present && !view.name.is_empty()).then(|| ContainerRef {
         view,
         raw: w.since(start),
+    })
+}
+
+/// Resources as serde reads an `Option<ResourcesView>`.
+fn walk_resources(w: &mut Walk<'_>) -> Option<Option<ResourcesView>> {
+    let mut requests = None;
+    let present = w.object(|w, key| match key {
+        "requests" => w.once(&mut requests, |w| {
+            let mut map = BTreeMap::new();
+            let present = w.object(|w, key| {
+                let quantity = match w.peek()? {
+                    b'"' => Value::String(w.str()?.into_owned()),
+                    _ => w.read()?,
+                };
+                map.insert(key.to_owned(), quantity);
+                Some(())
+            })?;
+            Some(present.then_some(map))
+        }),
+        _ => w.skip(),
+    })?;
+    Some(present.then(|| ResourcesView {
+        requests: requests.flatten(),
+    }))
+}
+
+/// A toleration as serde reads a [`Toleration`].
+fn walk_toleration(w: &mut Walk<'_>) -> Option<Toleration> {
+    let (mut key, mut operator, mut value, mut effect) = (None, None, None, None);
+    let present = w.object(|w, k| match k {
+        "key" => w.once(&mut key, Walk::opt_string),
+        "operator" => w.once(&mut operator, Walk::opt_string),
+        "value" => w.once(&mut value, Walk::opt_string),
+        "effect" => w.once(&mut effect, Walk::opt_string),
+        _ => w.skip(),
+    })?;
+    present.then(|| Toleration {
+        key: key.flatten(),
+        operator: operator.flatten(),
+        value: value.flatten(),
+        effect: effect.flatten(),
     })
 }
 
@@ -633,7 +674,7 @@ fn walk_spec<'a>(w: &mut Walk<'a>) -> Option<Option<SpecParts<'a>>> {
         "nodeName" => w.once(&mut node, Walk::opt_string),
         "nodeSelector" => w.once(&mut selector, Walk::string_map),
         "affinity" => w.read_once(&mut affinity),
-        "tolerations" => w.read_once(&mut tolerations),
+        "tolerations" => w.once(&mut tolerations, |w| w.array(walk_toleration)),
         "os" => w.read_once(&mut os),
         "overhead" => w.read_once(&mut overhead),
         _ => w.skip(),
@@ -1039,7 +1080,10 @@ mod tests {
             "/spec/containers/0/resources/requests", "/spec/initContainers",
             "/spec/initContainers/0/name", "/spec/volumes", "/spec/volumes/0",
             "/spec/volumes/0/name", "/spec/restartPolicy", "/spec/nodeName",
-            "/spec/nodeSelector", "/spec/nodeSelector/pool",
+            "/spec/nodeSelector", "/spec/nodeSelector/pool", "/spec/tolerations",
+            "/spec/tolerations/0", "/spec/tolerations/0/key", "/spec/tolerations/0/operator",
+            "/spec/tolerations/1/effect", "/spec/tolerations/1/tolerationSeconds",
+            "/spec/containers/0/resources/requests/cpu",
         ];
 
         fn pod() -> Value {
@@ -1054,7 +1098,10 @@ mod tests {
                     "initContainers": [{"name": "init"}],
                     "volumes": [{"name": "data", "emptyDir": {}}],
                     "restartPolicy": "Always", "nodeName": "n1",
-                    "nodeSelector": {"pool": "a"}}})
+                    "nodeSelector": {"pool": "a"},
+                    "tolerations": [{"key": "k", "operator": "Exists"},
+                        {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                         "effect": "NoExecute", "tolerationSeconds": 300}]}})
         }
 
         fn values() -> impl Strategy<Value = Value> {

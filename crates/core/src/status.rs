@@ -131,6 +131,15 @@ impl Status {
     /// [`Status::to_json`] as a JSON string literal (quoted, escaped): what the annotation's
     /// value is in a patch, written in the same pass as the JSON itself.
     pub fn to_json_literal(&self) -> String {
+        // Written by hand where no string needs an escape (the usual case), as serde writes it.
+        if let Some(out) = self.plain_literal() {
+            return out;
+        }
+        self.serde_literal()
+    }
+
+    /// [`Status::to_json_literal`] by serde, with the [`Embedded`] formatter.
+    fn serde_literal(&self) -> String {
         let mut out = Vec::with_capacity(512);
         out.push(b'"');
         let mut ser = serde_json::Serializer::with_formatter(&mut out, Embedded);
@@ -141,6 +150,33 @@ impl Status {
         out.push(b'"');
         // Only ASCII was added to serde's UTF-8 output.
         String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// [`Status::to_json_literal`] written field by field; `None` where a string needs an
+    /// escape (serde writes that one).
+    fn plain_literal(&self) -> Option<String> {
+        let mut w = Literal(String::with_capacity(512));
+        w.raw("\"{\\\"v\\\":");
+        w.raw(&self.v.to_string());
+        w.raw(",\\\"injections\\\":[");
+        for (i, inj) in self.injections.iter().enumerate() {
+            if i > 0 {
+                w.raw(",");
+            }
+            w.key("profile", true);
+            w.str(&inj.profile)?;
+            w.key("hash", false);
+            w.str(&inj.hash)?;
+            w.key("mode", false);
+            w.str(inj.mode.as_str())?;
+            w.key("reason", false);
+            w.str(&inj.reason)?;
+            w.key("added", false);
+            inj.added.write(&mut w)?;
+            w.raw("}");
+        }
+        w.raw("]}\"");
+        Some(w.0)
     }
 
     /// Everything added, over all injections.
@@ -162,6 +198,99 @@ impl Status {
             a.was_empty.extend(b.was_empty.iter().cloned());
         }
         a
+    }
+}
+
+/// The status JSON being written as the inside of a JSON string (see [`Status::plain_literal`]).
+struct Literal(String);
+
+impl Literal {
+    fn raw(&mut self, s: &str) {
+        self.0.push_str(s);
+    }
+
+    /// `"name":` after `{` (the first member) or `,`.
+    fn key(&mut self, name: &str, first: bool) {
+        self.raw(if first { "{\\\"" } else { ",\\\"" });
+        self.raw(name);
+        self.raw("\\\":");
+    }
+
+    /// A string that needs no escape; `None` for one that does.
+    fn str(&mut self, s: &str) -> Option<()> {
+        if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+            return None;
+        }
+        self.raw("\\\"");
+        self.raw(s);
+        self.raw("\\\"");
+        Some(())
+    }
+
+    fn strs(&mut self, list: &[String]) -> Option<()> {
+        self.raw("[");
+        for (i, s) in list.iter().enumerate() {
+            if i > 0 {
+                self.raw(",");
+            }
+            self.str(s)?;
+        }
+        self.raw("]");
+        Some(())
+    }
+
+    fn items(&mut self, list: &[AppItem]) -> Option<()> {
+        self.raw("[");
+        for (i, item) in list.iter().enumerate() {
+            if i > 0 {
+                self.raw(",");
+            }
+            self.key("container", true);
+            self.str(&item.container)?;
+            self.key("name", false);
+            self.str(&item.name)?;
+            self.raw("}");
+        }
+        self.raw("]");
+        Some(())
+    }
+
+    fn bool(&mut self, b: bool) {
+        self.raw(if b { "true" } else { "false" });
+    }
+}
+
+impl Added {
+    /// As serde writes it (the same fields, order and skips as the derive).
+    fn write(&self, w: &mut Literal) -> Option<()> {
+        w.key("initContainers", true);
+        w.strs(&self.init_containers)?;
+        w.key("containers", false);
+        w.strs(&self.containers)?;
+        w.key("volumes", false);
+        w.strs(&self.volumes)?;
+        w.key("appMounts", false);
+        w.items(&self.app_mounts)?;
+        w.key("appEnv", false);
+        w.items(&self.app_env)?;
+        if !self.app_commands.is_empty() {
+            w.key("appCommands", false);
+            w.strs(&self.app_commands)?;
+        }
+        w.key("affinity", false);
+        w.bool(self.affinity);
+        if let Some(a) = &self.affinity_created {
+            w.key("affinityCreated", false);
+            w.str(a)?;
+        }
+        w.key("defaultContainer", false);
+        w.bool(self.default_container);
+        if !self.was_empty.is_empty() {
+            w.key("wasEmpty", false);
+            w.strs(&self.was_empty)?;
+        }
+        w.raw("}");
+        Some(())
     }
 }
 
@@ -189,5 +318,51 @@ mod tests {
         assert_eq!(literal, serde_json::to_string(&status.to_json()).unwrap());
         let back: String = serde_json::from_str(&literal).unwrap();
         assert_eq!(Status::parse(&back).unwrap(), status);
+        assert!(status.plain_literal().is_none(), "escapes are serde's to write");
+    }
+
+    /// Written by hand, the literal is serde's, field for field: every field set and unset,
+    /// one injection and two.
+    #[test]
+    fn the_hand_written_literal_is_serdes() {
+        let item = |c: &str, n: &str| AppItem {
+            container: c.into(),
+            name: n.into(),
+        };
+        let full = Added {
+            init_containers: vec!["proxy".into(), "init2".into()],
+            containers: vec!["legacy".into()],
+            volumes: vec!["a".into(), "b".into()],
+            app_mounts: vec![item("web", "/var/log"), item("api", "/x")],
+            app_env: vec![item("web", "LOG_DIR")],
+            app_commands: vec!["web".into()],
+            affinity: true,
+            affinity_created: Some("/affinity".into()),
+            default_container: true,
+            was_empty: vec!["annotations".into(), "containers/web/env".into()],
+        };
+        let injection = |added: Added, mode| Injection {
+            profile: "log-shipper".into(),
+            hash: "sha256:0123456789abcdef".into(),
+            mode,
+            reason: "auto: all 3 candidate nodes are capable: native (caf\u{e9})".into(),
+            added,
+        };
+        for status in [
+            Status { v: 1, injections: vec![] },
+            Status { v: 1, injections: vec![injection(Added::default(), Mode::Native)] },
+            Status { v: 1, injections: vec![injection(full.clone(), Mode::Universal)] },
+            Status {
+                v: 2,
+                injections: vec![
+                    injection(full, Mode::Legacy),
+                    injection(Added::default(), Mode::Affinity),
+                ],
+            },
+        ] {
+            let serde = status.serde_literal();
+            assert_eq!(status.plain_literal().as_deref(), Some(serde.as_str()));
+            assert_eq!(status.to_json_literal(), serde);
+        }
     }
 }
