@@ -7,10 +7,10 @@ use crate::pod::Template;
 use crate::profile::INSTALL_CONTAINER;
 use crate::status::Added;
 use serde_json::Value;
-use std::collections::BTreeSet;
 
 pub(super) fn check(t: &Template<'_>, prev: &Added, adds: &Additions) -> Result<(), Skip> {
-    let base_volumes: BTreeSet<&str> = t
+    // (a pod's lists are short: a look along a list costs less than building a set)
+    let base_volumes: Vec<&str> = t
         .spec
         .volumes
         .iter()
@@ -19,7 +19,7 @@ pub(super) fn check(t: &Template<'_>, prev: &Added, adds: &Additions) -> Result<
         .collect();
     names(t, prev, adds)?;
     for (n, _) in &adds.volumes {
-        if base_volumes.contains(n.as_str()) {
+        if base_volumes.contains(&n.as_str()) {
             return Err(Skip::new(
                 SkipCode::PodConflict,
                 format!(
@@ -33,7 +33,7 @@ pub(super) fn check(t: &Template<'_>, prev: &Added, adds: &Additions) -> Result<
 
 /// Containers added under names the pod already uses.
 fn names(t: &Template<'_>, prev: &Added, adds: &Additions) -> Result<(), Skip> {
-    let base_names: BTreeSet<&str> = t
+    let base_names: Vec<&str> = t
         .spec
         .init_containers
         .iter()
@@ -56,7 +56,7 @@ fn names(t: &Template<'_>, prev: &Added, adds: &Additions) -> Result<(), Skip> {
         new_names.push(INSTALL_CONTAINER);
     }
     for n in new_names {
-        if base_names.contains(n) {
+        if base_names.contains(&n) {
             return Err(Skip::new(
                 SkipCode::PodConflict,
                 format!(
@@ -70,8 +70,8 @@ fn names(t: &Template<'_>, prev: &Added, adds: &Additions) -> Result<(), Skip> {
 
 /// Every mount of an added container, and every mount added to app containers, must have
 /// its volume.
-fn mounts(base_volumes: &BTreeSet<&str>, adds: &Additions) -> Result<(), Skip> {
-    let all_volumes: BTreeSet<&str> = base_volumes
+fn mounts(base_volumes: &[&str], adds: &Additions) -> Result<(), Skip> {
+    let all_volumes: Vec<&str> = base_volumes
         .iter()
         .copied()
         .chain(adds.volumes.iter().map(|(n, _)| n.as_str()))
@@ -89,7 +89,7 @@ fn mounts(base_volumes: &BTreeSet<&str>, adds: &Additions) -> Result<(), Skip> {
             .flatten()
         {
             let vol = m.get("name").and_then(Value::as_str).unwrap_or("");
-            if !all_volumes.contains(vol) {
+            if !all_volumes.contains(&vol) {
                 return Err(Skip::new(
                     SkipCode::MissingVolume,
                     format!(
@@ -101,7 +101,7 @@ fn mounts(base_volumes: &BTreeSet<&str>, adds: &Additions) -> Result<(), Skip> {
     }
     for m in &adds.app_mounts {
         let vol = m.value.get("name").and_then(Value::as_str).unwrap_or("");
-        if !all_volumes.contains(vol) {
+        if !all_volumes.contains(&vol) {
             return Err(Skip::new(
                 SkipCode::MissingVolume,
                 format!(
