@@ -1,7 +1,7 @@
 //! RFC 6902 JSON Patch operations, as the engine emits them.
 
-use serde::{Serialize, Serializer};
 use crate::text::cat;
+use serde::{Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::borrow::Cow;

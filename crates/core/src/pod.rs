@@ -456,7 +456,14 @@ pub struct AnswerInputs<'a> {
 /// not an object).
 pub fn answer_inputs(raw: &str) -> Option<AnswerInputs<'_>> {
     let mut w = Walk::new(raw);
-    let mut a = AnswerInputs::default();
+    let a = walk_answer_inputs(&mut w)??;
+    w.at_end().then_some(a)
+}
+
+/// The [`AnswerInputs`] of the object where `w` is, stepped over (`None` inside for null):
+/// how a reader of a larger document (an AdmissionReview) takes them in its own pass.
+/// `None` as [`answer_inputs`] has it.
+pub fn walk_answer_inputs<'a>(w: &mut Walk<'a>) -> Option<Option<AnswerInputs<'a>>> {
     let (mut kind, mut api, mut meta, mut spec) = (None, None, None, None);
     let (mut labels, mut annotations, mut namespace) = (None, None, None);
     let found = w.object(|w, key| match key {
@@ -473,17 +480,15 @@ pub fn answer_inputs(raw: &str) -> Option<AnswerInputs<'_>> {
         }),
         _ => w.skip(),
     })?;
-    if !found || !w.at_end() {
-        return None;
-    }
-    a.kind = kind.flatten();
-    a.api_version = api.flatten();
-    a.metadata = meta.unwrap_or(false);
-    a.labels = labels.flatten();
-    a.annotations = annotations.flatten();
-    a.namespace = namespace.flatten();
-    a.spec = spec.flatten();
-    Some(a)
+    Some(found.then(|| AnswerInputs {
+        kind: kind.flatten(),
+        api_version: api.flatten(),
+        metadata: meta.unwrap_or(false),
+        labels: labels.flatten(),
+        annotations: annotations.flatten(),
+        namespace: namespace.flatten(),
+        spec: spec.flatten(),
+    }))
 }
 
 /// A Pod as [`Walk`] reads it.
@@ -1068,21 +1073,47 @@ mod tests {
         use proptest::prelude::*;
 
         const PLACES: &[&str] = &[
-            "/kind", "/apiVersion", "/metadata", "/metadata/name", "/metadata/generateName",
-            "/metadata/namespace", "/metadata/labels", "/metadata/labels/app",
-            "/metadata/annotations", "/metadata/annotations/a", "/spec", "/spec/containers",
-            "/spec/containers/0", "/spec/containers/0/name", "/spec/containers/0/command",
-            "/spec/containers/0/command/0", "/spec/containers/0/volumeMounts",
-            "/spec/containers/0/volumeMounts/0", "/spec/containers/0/volumeMounts/0/name",
-            "/spec/containers/0/volumeMounts/0/mountPath", "/spec/containers/0/env",
-            "/spec/containers/0/env/0", "/spec/containers/0/env/0/name",
-            "/spec/containers/0/restartPolicy", "/spec/containers/0/resources",
-            "/spec/containers/0/resources/requests", "/spec/initContainers",
-            "/spec/initContainers/0/name", "/spec/volumes", "/spec/volumes/0",
-            "/spec/volumes/0/name", "/spec/restartPolicy", "/spec/nodeName",
-            "/spec/nodeSelector", "/spec/nodeSelector/pool", "/spec/tolerations",
-            "/spec/tolerations/0", "/spec/tolerations/0/key", "/spec/tolerations/0/operator",
-            "/spec/tolerations/1/effect", "/spec/tolerations/1/tolerationSeconds",
+            "/kind",
+            "/apiVersion",
+            "/metadata",
+            "/metadata/name",
+            "/metadata/generateName",
+            "/metadata/namespace",
+            "/metadata/labels",
+            "/metadata/labels/app",
+            "/metadata/annotations",
+            "/metadata/annotations/a",
+            "/spec",
+            "/spec/containers",
+            "/spec/containers/0",
+            "/spec/containers/0/name",
+            "/spec/containers/0/command",
+            "/spec/containers/0/command/0",
+            "/spec/containers/0/volumeMounts",
+            "/spec/containers/0/volumeMounts/0",
+            "/spec/containers/0/volumeMounts/0/name",
+            "/spec/containers/0/volumeMounts/0/mountPath",
+            "/spec/containers/0/env",
+            "/spec/containers/0/env/0",
+            "/spec/containers/0/env/0/name",
+            "/spec/containers/0/restartPolicy",
+            "/spec/containers/0/resources",
+            "/spec/containers/0/resources/requests",
+            "/spec/initContainers",
+            "/spec/initContainers/0/name",
+            "/spec/volumes",
+            "/spec/volumes/0",
+            "/spec/volumes/0/name",
+            "/spec/restartPolicy",
+            "/spec/nodeName",
+            "/spec/nodeSelector",
+            "/spec/nodeSelector/pool",
+            "/spec/tolerations",
+            "/spec/tolerations/0",
+            "/spec/tolerations/0/key",
+            "/spec/tolerations/0/operator",
+            "/spec/tolerations/1/effect",
+            "/spec/tolerations/1/tolerationSeconds",
             "/spec/containers/0/resources/requests/cpu",
         ];
 

@@ -318,7 +318,10 @@ mod tests {
         assert_eq!(literal, serde_json::to_string(&status.to_json()).unwrap());
         let back: String = serde_json::from_str(&literal).unwrap();
         assert_eq!(Status::parse(&back).unwrap(), status);
-        assert!(status.plain_literal().is_none(), "escapes are serde's to write");
+        assert!(
+            status.plain_literal().is_none(),
+            "escapes are serde's to write"
+        );
     }
 
     /// Written by hand, the literal is serde's, field for field: every field set and unset,
@@ -349,9 +352,18 @@ mod tests {
             added,
         };
         for status in [
-            Status { v: 1, injections: vec![] },
-            Status { v: 1, injections: vec![injection(Added::default(), Mode::Native)] },
-            Status { v: 1, injections: vec![injection(full.clone(), Mode::Universal)] },
+            Status {
+                v: 1,
+                injections: vec![],
+            },
+            Status {
+                v: 1,
+                injections: vec![injection(Added::default(), Mode::Native)],
+            },
+            Status {
+                v: 1,
+                injections: vec![injection(full.clone(), Mode::Universal)],
+            },
             Status {
                 v: 2,
                 injections: vec![

@@ -49,6 +49,19 @@ pub fn key(object: &str, request_namespace: &str, generations: (u64, u64)) -> Op
     ))
 }
 
+/// [`key`], from the object's inputs where the review's reader took them already.
+pub fn key_with(
+    inputs: Option<&AnswerInputs<'_>>,
+    object: &str,
+    request_namespace: &str,
+    generations: (u64, u64),
+) -> Option<Key> {
+    match inputs {
+        Some(i) => Some(key_of(i, request_namespace, generations, object.len())),
+        None => key(object, request_namespace, generations),
+    }
+}
+
 fn key_of(
     inputs: &AnswerInputs<'_>,
     request_namespace: &str,

@@ -3,12 +3,12 @@
 //! earlier injection, the drift check and the patch.
 
 use super::empty;
-use crate::text::cat;
 use super::wiring::Additions;
 use crate::patch::{Item, Slot};
 use crate::pod::{ContainerView, Template};
 use crate::profile::ProfileSpec;
 use crate::status::{Added, AppItem};
+use crate::text::cat;
 
 /// An item a plan adds to a list of one app container.
 #[derive(Debug)]

@@ -3,7 +3,6 @@
 //! sidecar-kit's annotations.
 
 use super::empty::meta_holds_only_annotations;
-use crate::text::cat;
 use super::finish::Target;
 use super::placement::Placed;
 use super::wiring::Additions;
@@ -11,6 +10,7 @@ use super::wiring::shim::unwrap_app;
 use crate::patch::{Item, PatchOp, Slot, edit_list};
 use crate::pod::{Template, escape_pointer};
 use crate::status::{Added, DEFAULT_CONTAINER_ANNOTATION, STATUS_ANNOTATION, Status};
+use crate::text::cat;
 use serde_json::{Value, json};
 use std::borrow::Cow;
 

@@ -8,6 +8,7 @@ use crate::cache;
 use serde::Deserialize;
 use sidecar_kit_core::engine::{self, Options};
 use sidecar_kit_core::facts::Facts;
+use sidecar_kit_core::pod::AnswerInputs;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ pub(super) struct Undecided {
 /// answered from it; a pod planned is kept from its second sighting on.
 pub(super) fn decide(
     object: &str,
+    inputs: Option<&AnswerInputs<'_>>,
     namespace: &str,
     ctx: &ReviewContext<'_>,
 ) -> Result<Decided, Undecided> {
@@ -44,7 +46,7 @@ pub(super) fn decide(
     let key = ctx
         .cache
         .filter(|c| c.enabled())
-        .and_then(|_| cache::key(object, namespace, generations));
+        .and_then(|_| cache::key_with(inputs, object, namespace, generations));
     if let (Some(k), Some(c)) = (&key, ctx.cache)
         && let Some(hit) = c.get(k)
     {

@@ -83,14 +83,16 @@ pub fn review<'a>(body: &'a [u8], ctx: &ReviewContext<'_>) -> Result<Reviewed<'a
             false,
             None,
         ),
-        Subject::PodCreate(object) => match decide::decide(object, request.namespace(), ctx) {
-            Ok(decided) => (decided.decision, decided.cached, None),
-            Err(undecided) => (
-                Arc::new(ctx.failure.answer(undecided.reason)),
-                false,
-                undecided.panic,
-            ),
-        },
+        Subject::PodCreate(object) => {
+            match decide::decide(object, request.inputs.as_ref(), request.namespace(), ctx) {
+                Ok(decided) => (decided.decision, decided.cached, None),
+                Err(undecided) => (
+                    Arc::new(ctx.failure.answer(undecided.reason)),
+                    false,
+                    undecided.panic,
+                ),
+            }
+        }
     };
     let body = render::render(&request.uid, &decision)?;
     Ok(Reviewed {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use sidecar_kit_core::pod::{AnswerInputs, walk_answer_inputs};
 use sidecar_kit_core::walk::Walk;
 use std::borrow::Cow;
 
@@ -61,6 +62,10 @@ pub(super) struct Request<'a> {
     /// The object's JSON text.
     #[serde(borrow, default, deserialize_with = "raw_text")]
     pub object: Option<&'a str>,
+    /// What the answer cache's key is made of, read by the walk in the same pass as the
+    /// object's text (serde leaves it for the cache to read).
+    #[serde(skip)]
+    pub inputs: Option<AnswerInputs<'a>>,
 }
 
 fn raw_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
@@ -101,12 +106,17 @@ fn walk_request<'a>(w: &mut Walk<'a>) -> Option<Option<Request<'a>>> {
         "namespace" => w.read_once(&mut namespace),
         "operation" => w.read_once(&mut operation),
         "dryRun" => w.read_once(&mut dry_run),
-        "object" => w.once(&mut object, Walk::text),
+        "object" => w.once(&mut object, |w| {
+            let start = w.here()?;
+            let inputs = walk_answer_inputs(w)?;
+            Some(inputs.map(|i| (w.since(start), i)))
+        }),
         _ => w.skip(),
     })?;
     if !present {
         return Some(None);
     }
+    let (object, inputs) = object.flatten().unzip();
     Some(Some(Request {
         uid: uid?,
         kind: kind.unwrap_or_default(),
@@ -116,7 +126,8 @@ fn walk_request<'a>(w: &mut Walk<'a>) -> Option<Option<Request<'a>>> {
         namespace: namespace.flatten(),
         operation: operation.flatten(),
         dry_run: dry_run.flatten(),
-        object: object.flatten(),
+        object,
+        inputs,
     }))
 }
 
@@ -190,7 +201,16 @@ mod tests {
         for text in &texts {
             let serde: Result<ReviewIn<'_>, _> = serde_json::from_str(text);
             match walk_review(text) {
-                Some(walked) => assert_eq!(Some(&walked), serde.as_ref().ok(), "{text}"),
+                Some(mut walked) => {
+                    // The walk also reads the cache key's inputs: those the object's own are.
+                    if let Some(r) = walked.request.as_mut() {
+                        let inputs = r.inputs.take();
+                        let own = r.object.and_then(sidecar_kit_core::pod::answer_inputs);
+                        assert_eq!(inputs, own, "{text}");
+                        assert_eq!(inputs.is_some(), r.object.is_some(), "{text}");
+                    }
+                    assert_eq!(Some(&walked), serde.as_ref().ok(), "{text}");
+                }
                 // (serde also reads a struct from an array; no review is one)
                 None => assert!(
                     serde.is_err() || text.starts_with('['),

@@ -76,13 +76,43 @@ fn tail_out(decision: &Decision) -> TailOut<'_> {
 }
 
 /// `,"allowed":...}}`: the response's other fields, and the ends of the response and the
-/// review.
+/// review. The patch (base64, which JSON needs no escape for: a few KB that serde would
+/// look up byte by byte in its escape table) is written as it is; serde writes the rest.
 fn tail(decision: &Decision) -> Result<Vec<u8>, BadReview> {
-    let mut t = serde_json::to_vec(&tail_out(decision)).map_err(|e| BadReview(e.to_string()))?;
-    // `{"allowed":...}` always has a field: its `{` becomes the comma after the uid.
-    t[0] = b',';
-    t.push(b'}');
+    let Some(patch) = decision.patch.as_deref().filter(|p| needs_no_escape(p)) else {
+        let mut t =
+            serde_json::to_vec(&tail_out(decision)).map_err(|e| BadReview(e.to_string()))?;
+        // `{"allowed":...}` always has a field: its `{` becomes the comma after the uid.
+        t[0] = b',';
+        t.push(b'}');
+        return Ok(t);
+    };
+    let mut rest = tail_out(decision);
+    rest.patch_type = None;
+    rest.patch = None;
+    let rest = serde_json::to_vec(&rest).map_err(|e| BadReview(e.to_string()))?;
+    // `{"allowed":true` + what follows the patch (`,"status":...` or nothing) + `}`.
+    let (allowed, after) = match rest.iter().position(|&b| b == b',') {
+        Some(i) => (&rest[1..i], &rest[i..rest.len() - 1]),
+        None => (&rest[1..rest.len() - 1], &[][..]),
+    };
+    let mut t = Vec::with_capacity(rest.len() + patch.len() + 40);
+    t.push(b',');
+    t.extend_from_slice(allowed);
+    t.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
+    t.extend_from_slice(patch.as_bytes());
+    t.push(b'"');
+    t.extend_from_slice(after);
+    t.extend_from_slice(b"}}");
     Ok(t)
+}
+
+/// Whether JSON writes `s` as it is (no quote, backslash or control character), as base64
+/// text always is. (A fold without an early exit, which the compiler vectorises.)
+fn needs_no_escape(s: &str) -> bool {
+    !s.bytes().fold(false, |bad, b| {
+        bad | (b == b'"') | (b == b'\\') | (b < 0x20)
+    })
 }
 
 #[cfg(test)]
@@ -123,9 +153,14 @@ mod tests {
         full.patch = Some("W3sib3AiOiJhZGQifV0=".into());
         full.warnings = vec!["sidecar-kit: \"quoted\"".into()];
         full.audit.insert("injected", "p=native".into());
+        let mut patch_only = Decision::new(Result_::Injected, "r".into());
+        patch_only.patch = Some("W3sib3AiOiJhZGQifV0=".into());
+        // (not base64: written by serde, escaped)
+        let mut odd_patch = Decision::new(Result_::Injected, "r".into());
+        odd_patch.patch = Some("a\"b".into());
         let mut denied = Decision::new(Result_::ErrorDenied, "e".into());
         denied.denial = Some("could not decide: x".into());
-        for d in [&plain, &full, &denied] {
+        for d in [&plain, &full, &denied, &patch_only, &odd_patch] {
             for uid in ["u-1", "we\"ird\\uid\u{1}"] {
                 assert_eq!(render(uid, d).unwrap(), serde_render(uid, d), "{d:?}");
                 // A second answer from the same decision (a cache hit) is the same.
