@@ -9,6 +9,7 @@ mod doctor;
 mod explain;
 pub mod flags;
 mod inject;
+mod jsonlog;
 mod label_nodes;
 mod lint;
 mod output;
