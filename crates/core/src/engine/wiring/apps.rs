@@ -8,13 +8,15 @@ use crate::engine::notes::Notes;
 use crate::pod::{ContainerRef, Template};
 use crate::profile::ProfileSpec;
 use crate::status::{Added, AppItem};
+use std::borrow::Cow;
 
 pub(super) struct AppContainer<'t, 'a> {
     /// Index in the current `containers` list.
     pub index: usize,
     pub c: &'t ContainerRef<'a>,
-    /// Command without sidecar-kit's wrapping.
-    pub base_command: Option<Vec<String>>,
+    /// Command without sidecar-kit's wrapping (the container's own, borrowed, where it was
+    /// not wrapped).
+    pub base_command: Option<Cow<'t, [String]>>,
 }
 
 /// The app containers: regular containers sidecar-kit did not add.
@@ -28,12 +30,12 @@ pub(super) fn app_containers<'t, 'a>(
         .enumerate()
         .filter(|(_, c)| !prev.containers.contains(&c.view.name))
         .map(|(index, c)| {
-            let mut base_command = c.view.command.clone();
+            let mut base_command = c.view.command.as_deref().map(Cow::Borrowed);
             if prev.app_commands.contains(&c.view.name)
                 && let Some(cmd) = &c.view.command
                 && let Some(un) = unwrap_app(cmd)
             {
-                base_command = Some(un);
+                base_command = Some(Cow::Owned(un));
             }
             AppContainer {
                 index,

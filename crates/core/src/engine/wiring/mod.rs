@@ -64,7 +64,7 @@ pub(super) fn build(
         apps: apps::app_containers(t, prev),
         restart_policy: t.spec.restart_policy.as_deref().unwrap_or("Always"),
         adds: Additions::default(),
-        records: Vec::new(),
+        records: Vec::with_capacity(chosen.len()),
         shim: None,
         wrapped_apps: false,
     };
@@ -123,12 +123,18 @@ impl Wiring<'_, '_, '_> {
             decision,
         } = ch;
         let mode = decision.mode;
+        // (sized for what this profile adds: no list grows twice)
+        let inits = p.spec.init_containers.len() + p.spec.containers.len();
         let mut pw = ProfileWiring {
             restart_policy: self.restart_policy,
             job: JobSafe::None,
             probe: decision.probe,
-            block: Vec::new(),
-            added: Added::default(),
+            block: Vec::with_capacity(inits),
+            added: Added {
+                init_containers: Vec::with_capacity(inits + 1),
+                volumes: Vec::with_capacity(p.spec.volumes.len() + 1),
+                ..Added::default()
+            },
         };
         for c in &p.spec.init_containers {
             pw.init(&c.name, c.prepared.clone());
