@@ -245,14 +245,23 @@ pub fn edit_list(
     target: Vec<Slot>,
     keep_empty: bool,
 ) {
-    let kept: Vec<usize> = target
-        .iter()
-        .filter_map(|t| match t {
-            Slot::Keep(i) => Some(*i),
-            Slot::Insert(_) => None,
-        })
-        .collect();
-    let removed: Vec<usize> = (0..current_len).filter(|i| !kept.contains(i)).collect();
+    let keep = |t: &Slot| match t {
+        Slot::Keep(i) => Some(*i),
+        Slot::Insert(_) => None,
+    };
+    // Kept items in their order (as every caller keeps them): the removed ones are found
+    // along the list without building the two index lists.
+    let mut last = None;
+    let in_order = target.iter().filter_map(keep).all(|i| {
+        let next = i < current_len && last.is_none_or(|l| l < i);
+        last = Some(i);
+        next
+    });
+    if !in_order {
+        return edit_list_any_order(ops, pointer, present, current_len, target, keep_empty);
+    }
+    let kept = target.iter().filter_map(keep).count();
+    let removed = current_len.saturating_sub(kept);
     if target.is_empty() {
         if present && current_len > 0 {
             ops.push(if keep_empty {
@@ -268,7 +277,7 @@ pub fn edit_list(
         }
         return;
     }
-    if kept.is_empty() && (!present || current_len == removed.len()) {
+    if kept == 0 && (!present || current_len == removed) {
         let values: Vec<Item> = target
             .into_iter()
             .filter_map(|t| match t {
@@ -290,6 +299,52 @@ pub fn edit_list(
         }
         return;
     }
+    if removed > 0 {
+        let mut kept_from_end = target.iter().rev().filter_map(keep).peekable();
+        for i in (0..current_len).rev() {
+            if kept_from_end.next_if_eq(&i).is_none() {
+                ops.push(PatchOp::Remove {
+                    path: cat!(pointer, "/", i),
+                });
+            }
+        }
+    }
+    for (pos, t) in target.into_iter().enumerate() {
+        if let Slot::Insert(v) = t {
+            ops.push(PatchOp::Add {
+                path: cat!(pointer, "/", pos),
+                value: v.into(),
+            });
+        }
+    }
+}
+
+/// [`edit_list`] where the kept items are not in their order (no caller does that): the
+/// same edit, from the lists of kept and removed indices.
+fn edit_list_any_order(
+    ops: &mut Vec<PatchOp>,
+    pointer: &str,
+    present: bool,
+    current_len: usize,
+    target: Vec<Slot>,
+    keep_empty: bool,
+) {
+    let kept: Vec<usize> = target
+        .iter()
+        .filter_map(|t| match t {
+            Slot::Keep(i) => Some(*i),
+            Slot::Insert(_) => None,
+        })
+        .collect();
+    let removed: Vec<usize> = (0..current_len).filter(|i| !kept.contains(i)).collect();
+    if target.is_empty() || (kept.is_empty() && (!present || current_len == removed.len())) {
+        // (nothing kept: the in-order edit writes these the same way)
+        let none: Vec<Slot> = target
+            .into_iter()
+            .filter(|t| matches!(t, Slot::Insert(_)))
+            .collect();
+        return edit_list(ops, pointer, present, current_len, none, keep_empty);
+    }
     for i in removed.iter().rev() {
         ops.push(PatchOp::Remove {
             path: cat!(pointer, "/", *i),
@@ -309,6 +364,52 @@ pub fn edit_list(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    mod edits_against_json_patch {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any edit that keeps items in their order: applied, the patch leaves exactly the
+            /// target list; and the ops are those of the general (any order) edit.
+            #[test]
+            fn leaves_the_target(
+                len in 0usize..6,
+                keep in proptest::collection::vec(any::<bool>(), 6),
+                inserts in proptest::collection::vec((0usize..8, 0u8..100), 0..4),
+                present in any::<bool>(),
+                keep_empty in any::<bool>(),
+            ) {
+                let len = if present { len } else { 0 };
+                let mut target: Vec<Slot> = (0..len).filter(|i| keep[*i]).map(Slot::Keep).collect();
+                for (at, v) in &inserts {
+                    let at = (*at).min(target.len());
+                    target.insert(at, Slot::Insert(json!(format!("new-{v}")).into()));
+                }
+                let want: Vec<Value> = target
+                    .iter()
+                    .map(|t| match t {
+                        Slot::Keep(i) => json!(format!("old-{i}")),
+                        Slot::Insert(v) => Value::clone(v),
+                    })
+                    .collect();
+                let doc = if present {
+                    json!({"l": (0..len).map(|i| format!("old-{i}")).collect::<Vec<_>>()})
+                } else {
+                    json!({})
+                };
+                let (mut fast, mut general) = (Vec::new(), Vec::new());
+                edit_list(&mut fast, "/l", present, len, target.clone(), keep_empty);
+                edit_list_any_order(&mut general, "/l", present, len, target, keep_empty);
+                prop_assert_eq!(&fast, &general);
+                let after = apply(&doc, &fast);
+                match after.get("l") {
+                    Some(l) => prop_assert_eq!(l, &Value::Array(want)),
+                    None => prop_assert!(want.is_empty()),
+                }
+            }
+        }
+    }
 
     fn apply(doc: &Value, ops: &[PatchOp]) -> Value {
         let mut d = doc.clone();
