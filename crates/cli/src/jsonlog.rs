@@ -132,14 +132,12 @@ struct Escaped<'a>(&'a mut String);
 
 impl fmt::Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let bytes = s.as_bytes();
-        // Most text needs no escape: one look at all of it (a fold the compiler vectorises).
-        if !bytes.iter().fold(false, |any, &b| {
-            any | (b == b'"') | (b == b'\\') | (b < 0x20)
-        }) {
+        // Most text needs no escape: one look at all of it.
+        if sidecar_kit_core::text::needs_no_escape(s) {
             self.0.push_str(s);
             return Ok(());
         }
+        let bytes = s.as_bytes();
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
             let escape: &str = match b {

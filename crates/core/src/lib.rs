@@ -35,7 +35,7 @@ pub mod resources;
 pub mod selector;
 mod skip;
 pub mod status;
-mod text;
+pub mod text;
 pub mod version;
 pub mod walk;
 

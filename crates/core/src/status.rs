@@ -218,7 +218,7 @@ impl Literal {
 
     /// A string that needs no escape; `None` for one that does.
     fn str(&mut self, s: &str) -> Option<()> {
-        if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        if !crate::text::needs_no_escape(s) {
             return None;
         }
         self.raw("\\\"");

@@ -4,6 +4,7 @@
 use super::decision::Decision;
 use super::parse::BadReview;
 use serde::Serialize;
+use sidecar_kit_core::text::needs_no_escape;
 use std::collections::BTreeMap;
 
 /// The response after its uid: every field but the uid, as serde writes them.
@@ -105,14 +106,6 @@ fn tail(decision: &Decision) -> Result<Vec<u8>, BadReview> {
     t.extend_from_slice(after);
     t.extend_from_slice(b"}}");
     Ok(t)
-}
-
-/// Whether JSON writes `s` as it is (no quote, backslash or control character), as base64
-/// text always is. (A fold without an early exit, which the compiler vectorises.)
-fn needs_no_escape(s: &str) -> bool {
-    !s.bytes().fold(false, |bad, b| {
-        bad | (b == b'"') | (b == b'\\') | (b < 0x20)
-    })
 }
 
 #[cfg(test)]
