@@ -641,28 +641,28 @@ fn walk_mount(w: &mut Walk<'_>) -> Option<MountView> {
     })
 }
 
-/// An env var as serde reads an [`EnvName`].
-fn walk_env_name(w: &mut Walk<'_>) -> Option<EnvName> {
+/// The `name` of an object of which nothing else is read, as serde reads a struct of a
+/// defaulted `name: String` (an env var's [`EnvName`], a volume's `VolumeName`).
+fn walk_name(w: &mut Walk<'_>) -> Option<String> {
     let mut name = None;
     let present = w.object(|w, key| match key {
         "name" => w.once(&mut name, Walk::str),
         _ => w.skip(),
     })?;
-    present.then(|| EnvName {
-        name: name.map(Cow::into_owned).unwrap_or_default(),
-    })
+    present.then(|| name.map(Cow::into_owned).unwrap_or_default())
+}
+
+/// An env var as serde reads an [`EnvName`].
+fn walk_env_name(w: &mut Walk<'_>) -> Option<EnvName> {
+    walk_name(w).map(|name| EnvName { name })
 }
 
 /// A volume's name, as serde reads a `VolumeName`, and the volume's text.
 fn walk_volume<'a>(w: &mut Walk<'a>) -> Option<VolumeRef<'a>> {
     let start = w.here()?;
-    let mut name = None;
-    let present = w.object(|w, key| match key {
-        "name" => w.once(&mut name, Walk::str),
-        _ => w.skip(),
-    })?;
-    present.then(|| VolumeRef {
-        name: name.map(Cow::into_owned).unwrap_or_default(),
+    let name = walk_name(w)?;
+    Some(VolumeRef {
+        name,
         raw: w.since(start),
     })
 }

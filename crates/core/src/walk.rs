@@ -115,10 +115,9 @@ impl<'a> Walk<'a> {
 
     /// The text of the value here, stepped over unread; `None` inside for null.
     pub fn text(&mut self) -> Option<Option<&'a str>> {
-        self.peek()?;
-        let start = self.pos;
+        let start = self.here()?;
         self.skip()?;
-        let text = &self.s[start..self.pos];
+        let text = self.since(start);
         Some((text != "null").then_some(text))
     }
 
