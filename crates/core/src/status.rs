@@ -158,11 +158,8 @@ impl Status {
         let mut w = Literal(String::with_capacity(512));
         w.raw("\"{\\\"v\\\":");
         w.raw(&self.v.to_string());
-        w.raw(",\\\"injections\\\":[");
-        for (i, inj) in self.injections.iter().enumerate() {
-            if i > 0 {
-                w.raw(",");
-            }
+        w.raw(",\\\"injections\\\":");
+        w.list(&self.injections, |w, inj| {
             w.key("profile", true);
             w.str(&inj.profile)?;
             w.key("hash", false);
@@ -172,10 +169,11 @@ impl Status {
             w.key("reason", false);
             w.str(&inj.reason)?;
             w.key("added", false);
-            inj.added.write(&mut w)?;
+            inj.added.write(w)?;
             w.raw("}");
-        }
-        w.raw("]}\"");
+            Some(())
+        })?;
+        w.raw("}\"");
         Some(w.0)
     }
 
@@ -227,32 +225,32 @@ impl Literal {
         Some(())
     }
 
-    fn strs(&mut self, list: &[String]) -> Option<()> {
+    /// `[...]`, each item written by `item`.
+    fn list<T>(&mut self, list: &[T], item: impl Fn(&mut Self, &T) -> Option<()>) -> Option<()> {
         self.raw("[");
-        for (i, s) in list.iter().enumerate() {
+        for (i, x) in list.iter().enumerate() {
             if i > 0 {
                 self.raw(",");
             }
-            self.str(s)?;
+            item(self, x)?;
         }
         self.raw("]");
         Some(())
     }
 
+    fn strs(&mut self, list: &[String]) -> Option<()> {
+        self.list(list, |w, s| w.str(s))
+    }
+
     fn items(&mut self, list: &[AppItem]) -> Option<()> {
-        self.raw("[");
-        for (i, item) in list.iter().enumerate() {
-            if i > 0 {
-                self.raw(",");
-            }
-            self.key("container", true);
-            self.str(&item.container)?;
-            self.key("name", false);
-            self.str(&item.name)?;
-            self.raw("}");
-        }
-        self.raw("]");
-        Some(())
+        self.list(list, |w, item| {
+            w.key("container", true);
+            w.str(&item.container)?;
+            w.key("name", false);
+            w.str(&item.name)?;
+            w.raw("}");
+            Some(())
+        })
     }
 
     fn bool(&mut self, b: bool) {
