@@ -103,25 +103,28 @@ struct TemplateParts<'a> {
 /// The metadata fields the engine reads.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MetaView {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub generate_name: Option<String>,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
-    pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pub annotations: Option<BTreeMap<String, String>>,
+pub struct MetaView<'a> {
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub generate_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub namespace: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub labels: Option<StrMap<'a>>,
+    #[serde(borrow, default)]
+    pub annotations: Option<StrMap<'a>>,
 }
 
-impl MetaView {
+/// Labels or annotations, their text borrowed from the object where it has no escapes.
+pub type StrMap<'a> = BTreeMap<Cow<'a, str>, Cow<'a, str>>;
+
+impl MetaView<'_> {
     pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels.as_ref()?.get(key).map(String::as_str)
+        self.labels.as_ref()?.get(key).map(|v| &**v)
     }
     pub fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations.as_ref()?.get(key).map(String::as_str)
+        self.annotations.as_ref()?.get(key).map(|v| &**v)
     }
 }
 
@@ -140,8 +143,8 @@ struct SpecRaw<'a> {
     init_containers: Option<Vec<&'a RawValue>>,
     #[serde(borrow, default)]
     volumes: Option<Vec<&'a RawValue>>,
-    #[serde(default)]
-    restart_policy: Option<String>,
+    #[serde(borrow, default)]
+    restart_policy: Option<Cow<'a, str>>,
     #[serde(default)]
     node_name: Option<String>,
     #[serde(default)]
@@ -158,17 +161,17 @@ struct SpecRaw<'a> {
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct MountView {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub mount_path: String,
+pub struct MountView<'a> {
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub mount_path: Cow<'a, str>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct EnvName {
-    #[serde(default)]
-    pub name: String,
+pub struct EnvName<'a> {
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -180,17 +183,17 @@ pub struct ResourcesView {
 /// The container fields the engine reads.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ContainerView {
-    #[serde(default)]
-    pub name: String,
+pub struct ContainerView<'a> {
+    #[serde(borrow, default)]
+    pub name: Cow<'a, str>,
     #[serde(default)]
     pub command: Option<Vec<String>>,
-    #[serde(default)]
-    pub volume_mounts: Option<Vec<MountView>>,
-    #[serde(default)]
-    pub env: Option<Vec<EnvName>>,
-    #[serde(default)]
-    pub restart_policy: Option<String>,
+    #[serde(borrow, default)]
+    pub volume_mounts: Option<Vec<MountView<'a>>>,
+    #[serde(borrow, default)]
+    pub env: Option<Vec<EnvName<'a>>>,
+    #[serde(borrow, default)]
+    pub restart_policy: Option<Cow<'a, str>>,
     #[serde(default)]
     pub resources: Option<ResourcesView>,
 }
@@ -198,7 +201,7 @@ pub struct ContainerView {
 /// A container: what the engine reads of it, and its JSON text.
 #[derive(Debug, Clone)]
 pub struct ContainerRef<'a> {
-    pub view: ContainerView,
+    pub view: ContainerView<'a>,
     pub raw: &'a str,
 }
 
@@ -211,15 +214,15 @@ impl ContainerRef<'_> {
 
 #[derive(Debug, Clone)]
 pub struct VolumeRef<'a> {
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// Its JSON text.
     pub raw: &'a str,
 }
 
 #[derive(Deserialize)]
-struct VolumeName {
-    #[serde(default)]
-    name: String,
+struct VolumeName<'a> {
+    #[serde(borrow, default)]
+    name: Cow<'a, str>,
 }
 
 /// A pod spec as the engine sees it.
@@ -231,7 +234,7 @@ pub struct PodSpecView<'a> {
     pub init_containers_present: bool,
     pub volumes: Vec<VolumeRef<'a>>,
     pub volumes_present: bool,
-    pub restart_policy: Option<String>,
+    pub restart_policy: Option<Cow<'a, str>>,
     pub affinity: Option<Value>,
     pub scheduling: Scheduling,
     pub windows: bool,
@@ -246,15 +249,15 @@ pub struct Template<'a> {
     /// JSON pointer of the pod spec, e.g. `/spec/template/spec`.
     pub spec_pointer: String,
     /// Kind of the object that holds the template (Pod, Deployment, ...).
-    pub kind: String,
+    pub kind: Cow<'a, str>,
     /// Name of that object.
-    pub object_name: Option<String>,
+    pub object_name: Option<Cow<'a, str>>,
     /// Namespace of that object.
-    pub object_namespace: Option<String>,
+    pub object_namespace: Option<Cow<'a, str>>,
     pub meta_present: bool,
     /// The template's metadata has no field but `annotations` (for Pods, the object's own).
     pub meta_only_annotations: bool,
-    pub meta: MetaView,
+    pub meta: MetaView<'a>,
     pub spec: PodSpecView<'a>,
 }
 
@@ -372,7 +375,7 @@ fn collect_general<'a>(
     out.push(Template {
         meta_pointer,
         spec_pointer,
-        kind: kind.to_string(),
+        kind: Cow::Owned(kind.to_string()),
         object_name: object_meta
             .name
             .clone()
@@ -412,7 +415,7 @@ fn one_pass_pod<'a>(raw: &'a str, prefix: &str) -> Result<Option<Template<'a>>, 
     Ok(Some(Template {
         meta_pointer: cat!(prefix, "/metadata"),
         spec_pointer,
-        kind: "Pod".to_string(),
+        kind: Cow::Borrowed("Pod"),
         object_name: meta.name.clone().or_else(|| meta.generate_name.clone()),
         object_namespace: meta.namespace.clone(),
         meta_present,
@@ -497,7 +500,7 @@ struct PodDoc<'a> {
     kind: Option<Cow<'a, str>>,
     api_version: Option<Cow<'a, str>>,
     /// The metadata, and whether `annotations` is its only field.
-    metadata: Option<(MetaView, bool)>,
+    metadata: Option<(MetaView<'a>, bool)>,
     spec: Option<SpecParts<'a>>,
 }
 
@@ -525,7 +528,7 @@ impl<'a> PodDoc<'a> {
     }
 }
 
-fn walk_meta(w: &mut Walk<'_>) -> Option<Option<(MetaView, bool)>> {
+fn walk_meta<'a>(w: &mut Walk<'a>) -> Option<Option<(MetaView<'a>, bool)>> {
     let (mut name, mut generate, mut namespace, mut labels, mut annotations) =
         (None, None, None, None, None);
     let mut only_annotations = true;
@@ -534,11 +537,11 @@ fn walk_meta(w: &mut Walk<'_>) -> Option<Option<(MetaView, bool)>> {
             only_annotations = false;
         }
         match key {
-            "name" => w.once(&mut name, Walk::opt_string),
-            "generateName" => w.once(&mut generate, Walk::opt_string),
-            "namespace" => w.once(&mut namespace, Walk::opt_string),
-            "labels" => w.once(&mut labels, Walk::string_map),
-            "annotations" => w.once(&mut annotations, Walk::string_map),
+            "name" => w.once(&mut name, Walk::opt_str),
+            "generateName" => w.once(&mut generate, Walk::opt_str),
+            "namespace" => w.once(&mut namespace, Walk::opt_str),
+            "labels" => w.once(&mut labels, Walk::str_map),
+            "annotations" => w.once(&mut annotations, Walk::str_map),
             _ => w.skip(),
         }
     })?;
@@ -567,12 +570,12 @@ fn walk_container<'a>(w: &mut Walk<'a>) -> Option<ContainerRef<'a>> {
         "command" => w.once(&mut command, Walk::strings),
         "volumeMounts" => w.once(&mut mounts, |w| w.array(walk_mount)),
         "env" => w.once(&mut env, |w| w.array(walk_env_name)),
-        "restartPolicy" => w.once(&mut restart, Walk::opt_string),
+        "restartPolicy" => w.once(&mut restart, Walk::opt_str),
         "resources" => w.once(&mut resources, walk_resources),
         _ => w.skip(),
     })?;
     let view = ContainerView {
-        name: name.map(Cow::into_owned).unwrap_or_default(),
+        name: name.unwrap_or_default(),
         command: command.flatten(),
         volume_mounts: mounts.flatten(),
         env: env.flatten(),
@@ -628,7 +631,7 @@ fn walk_toleration(w: &mut Walk<'_>) -> Option<Toleration> {
 }
 
 /// A volume mount as serde reads a [`MountView`].
-fn walk_mount(w: &mut Walk<'_>) -> Option<MountView> {
+fn walk_mount<'a>(w: &mut Walk<'a>) -> Option<MountView<'a>> {
     let (mut name, mut mount_path) = (None, None);
     let present = w.object(|w, key| match key {
         "name" => w.once(&mut name, Walk::str),
@@ -636,24 +639,24 @@ fn walk_mount(w: &mut Walk<'_>) -> Option<MountView> {
         _ => w.skip(),
     })?;
     present.then(|| MountView {
-        name: name.map(Cow::into_owned).unwrap_or_default(),
-        mount_path: mount_path.map(Cow::into_owned).unwrap_or_default(),
+        name: name.unwrap_or_default(),
+        mount_path: mount_path.unwrap_or_default(),
     })
 }
 
 /// The `name` of an object of which nothing else is read, as serde reads a struct of a
 /// defaulted `name: String` (an env var's [`EnvName`], a volume's `VolumeName`).
-fn walk_name(w: &mut Walk<'_>) -> Option<String> {
+fn walk_name<'a>(w: &mut Walk<'a>) -> Option<Cow<'a, str>> {
     let mut name = None;
     let present = w.object(|w, key| match key {
         "name" => w.once(&mut name, Walk::str),
         _ => w.skip(),
     })?;
-    present.then(|| name.map(Cow::into_owned).unwrap_or_default())
+    present.then(|| name.unwrap_or_default())
 }
 
 /// An env var as serde reads an [`EnvName`].
-fn walk_env_name(w: &mut Walk<'_>) -> Option<EnvName> {
+fn walk_env_name<'a>(w: &mut Walk<'a>) -> Option<EnvName<'a>> {
     walk_name(w).map(|name| EnvName { name })
 }
 
@@ -675,7 +678,7 @@ fn walk_spec<'a>(w: &mut Walk<'a>) -> Option<Option<SpecParts<'a>>> {
         "containers" => w.once(&mut containers, walk_containers),
         "initContainers" => w.once(&mut init, walk_containers),
         "volumes" => w.once(&mut volumes, |w| w.array(walk_volume)),
-        "restartPolicy" => w.once(&mut restart, Walk::opt_string),
+        "restartPolicy" => w.once(&mut restart, Walk::opt_str),
         "nodeName" => w.once(&mut node, Walk::opt_string),
         "nodeSelector" => w.once(&mut selector, Walk::string_map),
         "affinity" => w.read_once(&mut affinity),
@@ -789,7 +792,7 @@ struct SpecParts<'a> {
     containers: Option<Vec<ContainerRef<'a>>>,
     init_containers: Option<Vec<ContainerRef<'a>>>,
     volumes: Option<Vec<VolumeRef<'a>>>,
-    restart_policy: Option<String>,
+    restart_policy: Option<Cow<'a, str>>,
     node_name: Option<String>,
     node_selector: Option<BTreeMap<String, String>>,
     affinity: Option<Value>,

@@ -35,6 +35,11 @@ pub struct AppItem {
     pub name: String,
 }
 
+/// Whether `name` is in a list of names of a status.
+pub fn listed(list: &[String], name: &str) -> bool {
+    list.iter().any(|n| n == name)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Added {

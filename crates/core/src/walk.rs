@@ -102,6 +102,17 @@ impl<'a> Walk<'a> {
         Some(present.then_some(map))
     }
 
+    /// [`Walk::string_map`], its text borrowed where it has no escapes.
+    pub fn str_map(&mut self) -> Option<Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>> {
+        let mut map = BTreeMap::new();
+        let present = self.members(|w, key| {
+            let value = w.str()?;
+            map.insert(key, value);
+            Some(())
+        })?;
+        Some(present.then_some(map))
+    }
+
     /// Where the walk is, after any whitespace (the start of the value there).
     pub fn here(&mut self) -> Option<usize> {
         self.peek()?;
@@ -132,6 +143,14 @@ impl<'a> Walk<'a> {
         &mut self,
         mut member: impl FnMut(&mut Self, &str) -> Option<()>,
     ) -> Option<bool> {
+        self.members(|w, key| member(w, &key))
+    }
+
+    /// [`Walk::object`], each key handed over as it was read.
+    pub fn members(
+        &mut self,
+        mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Option<()>,
+    ) -> Option<bool> {
         if self.peek()? == b'n' {
             return self.read::<()>().map(|()| false);
         }
@@ -142,7 +161,7 @@ impl<'a> Walk<'a> {
         loop {
             let key = self.str()?;
             self.eat(b':')?;
-            member(self, &key)?;
+            member(self, key)?;
             match self.peek()? {
                 b',' => self.pos += 1,
                 b'}' => {

@@ -7,6 +7,7 @@ use super::wiring::Additions;
 use crate::patch::{Item, Slot};
 use crate::pod::{ContainerView, Template};
 use crate::profile::ProfileSpec;
+use crate::status::listed;
 use crate::status::{Added, AppItem};
 use crate::text::cat;
 
@@ -63,13 +64,13 @@ impl AppList {
     }
 
     /// The keys of the container's items, in order.
-    pub fn keys(self, c: &ContainerView) -> impl Iterator<Item = &str> {
+    pub fn keys<'c>(self, c: &'c ContainerView<'_>) -> impl Iterator<Item = &'c str> {
         let (mounts, env) = match self {
             AppList::Mounts => (c.volume_mounts.as_deref(), None),
             AppList::Env => (None, c.env.as_deref()),
         };
-        let mounts = mounts.into_iter().flatten().map(|m| m.mount_path.as_str());
-        mounts.chain(env.into_iter().flatten().map(|e| e.name.as_str()))
+        let mounts = mounts.into_iter().flatten().map(|m| &*m.mount_path);
+        mounts.chain(env.into_iter().flatten().map(|e| &*e.name))
     }
 
     /// What a profile adds to this list of every app container: key and value.
@@ -156,7 +157,7 @@ pub(super) fn edits(t: &Template<'_>, prev: &Added, adds: &Additions) -> Vec<Lis
     }
     for (ci, c) in t.spec.containers.iter().enumerate() {
         let name = &c.view.name;
-        if prev.containers.contains(name) {
+        if listed(&prev.containers, name) {
             continue;
         }
         for (li, list) in AppList::ALL.into_iter().enumerate() {

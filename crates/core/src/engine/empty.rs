@@ -5,6 +5,7 @@
 
 use super::applists::ListEdit;
 use crate::pod::Template;
+use crate::status::listed;
 use crate::status::{Added, DEFAULT_CONTAINER_ANNOTATION, STATUS_ANNOTATION};
 use std::collections::BTreeMap;
 
@@ -35,7 +36,7 @@ impl EmptyBefore {
             .spec
             .volumes
             .iter()
-            .filter(|v| !prev.volumes.contains(&v.name))
+            .filter(|v| !listed(&prev.volumes, &v.name))
             .count();
         let ours_annotation = |k: &str| {
             k == STATUS_ANNOTATION || (k == DEFAULT_CONTAINER_ANNOTATION && prev.default_container)

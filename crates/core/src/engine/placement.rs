@@ -9,6 +9,7 @@ use crate::patch::{Item, Slot};
 use crate::pod::Template;
 use crate::profile::{INSTALL_CONTAINER, Position};
 use crate::status::Added;
+use crate::status::listed;
 
 /// A list as the plan leaves it: each item named, kept or inserted.
 pub(super) type Placed = Vec<(String, Slot)>;
@@ -34,8 +35,8 @@ pub(super) fn lists(
         .init_containers
         .iter()
         .enumerate()
-        .filter(|(_, c)| !prev.init_containers.contains(&c.view.name))
-        .map(|(i, c)| (i, c.view.name.clone()))
+        .filter(|(_, c)| !listed(&prev.init_containers, &c.view.name))
+        .map(|(i, c)| (i, c.view.name.to_string()))
         .collect();
     let init = place_init(&base_init, adds, notes);
     let kept_containers = t
@@ -43,15 +44,15 @@ pub(super) fn lists(
         .containers
         .iter()
         .enumerate()
-        .filter(|(_, c)| !prev.containers.contains(&c.view.name))
-        .map(|(i, c)| (c.view.name.clone(), i));
+        .filter(|(_, c)| !listed(&prev.containers, &c.view.name))
+        .map(|(i, c)| (c.view.name.to_string(), i));
     let kept_volumes = t
         .spec
         .volumes
         .iter()
         .enumerate()
-        .filter(|(_, v)| !prev.volumes.contains(&v.name))
-        .map(|(i, v)| (v.name.clone(), i));
+        .filter(|(_, v)| !listed(&prev.volumes, &v.name))
+        .map(|(i, v)| (v.name.to_string(), i));
     Lists {
         init,
         containers: kept_then_added(kept_containers, std::mem::take(&mut adds.containers)),

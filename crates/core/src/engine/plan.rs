@@ -63,8 +63,8 @@ pub(super) fn plan_template(
     let ns = opts
         .namespace
         .clone()
-        .or_else(|| t.object_namespace.clone())
-        .or_else(|| t.meta.namespace.clone());
+        .or_else(|| t.object_namespace.as_deref().map(str::to_string))
+        .or_else(|| t.meta.namespace.as_deref().map(str::to_string));
     let mut cx = Context {
         t,
         facts,
@@ -87,8 +87,8 @@ impl Context<'_, '_, '_> {
     ) -> TemplateOutcome {
         TemplateOutcome {
             spec_pointer: self.t.spec_pointer.clone(),
-            kind: self.t.kind.clone(),
-            name: self.t.object_name.clone(),
+            kind: self.t.kind.to_string(),
+            name: self.t.object_name.as_deref().map(str::to_string),
             namespace: self.ns,
             result,
             warnings: self.notes.warnings,

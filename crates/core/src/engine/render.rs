@@ -9,6 +9,7 @@ use super::wiring::Additions;
 use super::wiring::shim::unwrap_app;
 use crate::patch::{Item, PatchOp, Slot, edit_list};
 use crate::pod::{Template, escape_pointer};
+use crate::status::listed;
 use crate::status::{Added, DEFAULT_CONTAINER_ANNOTATION, STATUS_ANNOTATION, Status};
 use crate::text::cat;
 use serde_json::{Value, json};
@@ -82,11 +83,11 @@ fn slots(placed: Placed) -> Vec<Slot> {
 fn commands(ops: &mut Vec<PatchOp>, t: &Template<'_>, prev: &Added, adds: &Additions) {
     let sp = &t.spec_pointer;
     for (ci, c) in t.spec.containers.iter().enumerate() {
-        if prev.containers.contains(&c.view.name) {
+        if listed(&prev.containers, &c.view.name) {
             continue;
         }
         let name = &c.view.name;
-        let base_cmd = if prev.app_commands.contains(name) {
+        let base_cmd = if listed(&prev.app_commands, name) {
             c.view.command.as_deref().and_then(unwrap_app)
         } else {
             None

@@ -224,7 +224,7 @@ impl Verifier<'_, '_> {
     /// The mounts and env listed as added to app containers.
     fn app_lists(&self) -> Result<(), String> {
         let containers = &self.t.spec.containers;
-        let app_name = |i: usize| containers.get(i).map(|c| c.view.name.as_str());
+        let app_name = |i: usize| containers.get(i).map(|c| &*c.view.name);
         for list in AppList::ALL {
             for item in list.recorded(self.listed) {
                 let Some(c) = containers.iter().find(|c| c.view.name == item.container) else {

@@ -209,7 +209,12 @@ impl Linter {
             format!("{} at {}", input.place, t.spec_pointer)
         };
         let view = TemplateView::of(t, &object);
-        self.template(&input.place, &view, t.object_name.clone(), &t.spec_pointer);
+        self.template(
+            &input.place,
+            &view,
+            t.object_name.as_deref().map(str::to_string),
+            &t.spec_pointer,
+        );
     }
 }
 

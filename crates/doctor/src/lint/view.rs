@@ -32,7 +32,7 @@ impl<'t> TemplateView<'t> {
             kind: &t.kind,
             init: t.spec.init_containers.iter().map(|c| c.value()).collect(),
             regular: t.spec.containers.iter().map(|c| c.value()).collect(),
-            volumes: t.spec.volumes.iter().map(|v| v.name.as_str()).collect(),
+            volumes: t.spec.volumes.iter().map(|v| &*v.name).collect(),
             restart_policy: t.spec.restart_policy.as_deref().unwrap_or("Always"),
             status: t.meta.annotation(STATUS_ANNOTATION),
             profile: false,

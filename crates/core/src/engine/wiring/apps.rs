@@ -7,7 +7,7 @@ use crate::engine::applists::{AppAdd, AppList};
 use crate::engine::notes::Notes;
 use crate::pod::{ContainerRef, Template};
 use crate::profile::ProfileSpec;
-use crate::status::{Added, AppItem};
+use crate::status::{Added, AppItem, listed};
 use std::borrow::Cow;
 
 pub(super) struct AppContainer<'t, 'a> {
@@ -28,10 +28,10 @@ pub(super) fn app_containers<'t, 'a>(
         .containers
         .iter()
         .enumerate()
-        .filter(|(_, c)| !prev.containers.contains(&c.view.name))
+        .filter(|(_, c)| !listed(&prev.containers, &c.view.name))
         .map(|(index, c)| {
             let mut base_command = c.view.command.as_deref().map(Cow::Borrowed);
-            if prev.app_commands.contains(&c.view.name)
+            if listed(&prev.app_commands, &c.view.name)
                 && let Some(cmd) = &c.view.command
                 && let Some(un) = unwrap_app(cmd)
             {
@@ -68,7 +68,7 @@ impl Wiring<'_, '_, '_> {
                         value: value.clone(),
                     });
                     list.recorded_mut(added).push(AppItem {
-                        container: a.c.view.name.clone(),
+                        container: a.c.view.name.to_string(),
                         name: key.to_string(),
                     });
                 }

@@ -6,6 +6,7 @@ use crate::engine::outcome::{Skip, SkipCode};
 use crate::pod::Template;
 use crate::profile::INSTALL_CONTAINER;
 use crate::status::Added;
+use crate::status::listed;
 use serde_json::Value;
 
 pub(super) fn check(t: &Template<'_>, prev: &Added, adds: &Additions) -> Result<(), Skip> {
@@ -14,8 +15,8 @@ pub(super) fn check(t: &Template<'_>, prev: &Added, adds: &Additions) -> Result<
         .spec
         .volumes
         .iter()
-        .filter(|v| !prev.volumes.contains(&v.name))
-        .map(|v| v.name.as_str())
+        .filter(|v| !listed(&prev.volumes, &v.name))
+        .map(|v| &*v.name)
         .collect();
     names(t, prev, adds)?;
     for (n, _) in &adds.volumes {
@@ -37,14 +38,14 @@ fn names(t: &Template<'_>, prev: &Added, adds: &Additions) -> Result<(), Skip> {
         .spec
         .init_containers
         .iter()
-        .filter(|c| !prev.init_containers.contains(&c.view.name))
+        .filter(|c| !listed(&prev.init_containers, &c.view.name))
         .chain(
             t.spec
                 .containers
                 .iter()
-                .filter(|c| !prev.containers.contains(&c.view.name)),
+                .filter(|c| !listed(&prev.containers, &c.view.name)),
         )
-        .map(|c| c.view.name.as_str())
+        .map(|c| &*c.view.name)
         .collect();
     let mut new_names: Vec<&str> = adds
         .init_blocks

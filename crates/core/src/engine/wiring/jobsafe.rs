@@ -33,7 +33,7 @@ pub(super) fn choose(
         notes.warn(format!("profile {}: Job-safe wiring skipped: sidecar {:?} has no command to wrap; the Job will not complete while it runs", p.name, c.name));
         return JobSafe::None;
     }
-    let names: Vec<String> = apps.iter().map(|a| a.c.view.name.clone()).collect();
+    let names: Vec<String> = apps.iter().map(|a| a.c.view.name.to_string()).collect();
     match p.spec.job_completion {
         JobCompletion::Api => JobSafe::Api(names),
         JobCompletion::Tombstone => match apps.iter().find(|a| a.base_command.is_none()) {
@@ -60,7 +60,7 @@ pub(super) fn wrap_apps(
         };
         let name = &a.c.view.name;
         adds.app_commands.insert(a.index, wrap_app(name, cmd));
-        added.app_commands.push(name.clone());
+        added.app_commands.push(name.to_string());
         let mounts = AppList::Mounts;
         if !mounts
             .keys(&a.c.view)
@@ -72,7 +72,7 @@ pub(super) fn wrap_apps(
                 value: shim_mount().into(),
             });
             added.app_mounts.push(AppItem {
-                container: name.clone(),
+                container: name.to_string(),
                 name: SHIM_MOUNT.to_string(),
             });
         }

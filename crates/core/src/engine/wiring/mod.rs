@@ -73,7 +73,7 @@ pub(super) fn build(
     }
     w.install();
     collisions::check(t, prev, &w.adds)?;
-    w.adds.default_container = w.apps.first().map(|a| a.c.view.name.clone());
+    w.adds.default_container = w.apps.first().map(|a| a.c.view.name.to_string());
     Ok((w.adds, w.records))
 }
 
