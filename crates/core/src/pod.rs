@@ -396,33 +396,10 @@ fn one_pass_pod<'a>(raw: &'a str, prefix: &str) -> Result<Option<Template<'a>>, 
     if !says_pod(raw) {
         return Ok(None);
     }
-    let Some(doc) = PodDoc::walk(raw) else {
-        return Ok(None);
-    };
-    let api_version = doc.api_version.as_deref().unwrap_or("");
-    if doc.kind.as_deref() != Some("Pod") || template_route("Pod", api_version) != Some("pod") {
-        return Ok(None);
+    match PodDoc::walk(raw) {
+        Some(doc) => doc.template(prefix),
+        None => Ok(None),
     }
-    let Some(spec) = doc.spec else {
-        return Ok(None);
-    };
-    let spec_pointer = cat!(prefix, "/spec");
-    let spec = finish_spec(spec, &spec_pointer)?;
-    let (meta, meta_present, meta_only_annotations) = match doc.metadata {
-        Some((m, only_annotations)) => (m, true, only_annotations),
-        None => (MetaView::default(), false, false),
-    };
-    Ok(Some(Template {
-        meta_pointer: cat!(prefix, "/metadata"),
-        spec_pointer,
-        kind: Cow::Borrowed("Pod"),
-        object_name: meta.name.clone().or_else(|| meta.generate_name.clone()),
-        object_namespace: meta.namespace.clone(),
-        meta_present,
-        meta_only_annotations,
-        meta,
-        spec,
-    }))
 }
 
 /// Whether `"kind": "Pod"` (with any whitespace) comes near the start: a cheap look before
@@ -502,33 +479,115 @@ struct PodDoc<'a> {
     /// The metadata, and whether `annotations` is its only field.
     metadata: Option<(MetaView<'a>, bool)>,
     spec: Option<SpecParts<'a>>,
+    /// The texts an answer depends on, taken in the same pass.
+    inputs: AnswerInputs<'a>,
 }
 
 impl<'a> PodDoc<'a> {
     fn walk(raw: &'a str) -> Option<PodDoc<'a>> {
         let mut w = Walk::new(raw);
-        let mut doc = PodDoc::default();
+        let doc = PodDoc::walk_at(&mut w)??;
+        w.at_end().then_some(doc)
+    }
+
+    /// The object where `w` is (`None` inside for null).
+    fn walk_at(w: &mut Walk<'a>) -> Option<Option<PodDoc<'a>>> {
         // (null members count as absent, as `#[serde(default)]` options read them)
         let (mut kind, mut api, mut meta, mut spec) = (None, None, None, None);
+        let mut inputs = AnswerInputs::default();
         let found = w.object(|w, key| match key {
-            "kind" => w.once(&mut kind, Walk::opt_str),
-            "apiVersion" => w.once(&mut api, Walk::opt_str),
-            "metadata" => w.once(&mut meta, walk_meta),
-            "spec" => w.once(&mut spec, walk_spec),
+            "kind" => w.once(&mut kind, |w| {
+                let (v, text) = w.spanned(Walk::opt_str)?;
+                inputs.kind = v.is_some().then_some(text);
+                Some(v)
+            }),
+            "apiVersion" => w.once(&mut api, |w| {
+                let (v, text) = w.spanned(Walk::opt_str)?;
+                inputs.api_version = v.is_some().then_some(text);
+                Some(v)
+            }),
+            "metadata" => w.once(&mut meta, |w| walk_meta(w, &mut inputs)),
+            "spec" => w.once(&mut spec, |w| {
+                let (v, text) = w.spanned(walk_spec)?;
+                inputs.spec = v.is_some().then_some(text);
+                Some(v)
+            }),
             _ => w.skip(),
         })?;
-        if !found || !w.at_end() {
-            return None;
+        if !found {
+            return Some(None);
         }
-        doc.kind = kind.flatten();
-        doc.api_version = api.flatten();
-        doc.metadata = meta.flatten();
-        doc.spec = spec.flatten();
-        Some(doc)
+        let metadata = meta.flatten();
+        inputs.metadata = metadata.is_some();
+        Some(Some(PodDoc {
+            kind: kind.flatten(),
+            api_version: api.flatten(),
+            metadata,
+            spec: spec.flatten(),
+            inputs,
+        }))
+    }
+
+    /// Its template, where it is a Pod with a spec.
+    fn template(self, prefix: &str) -> Result<Option<Template<'a>>, ViewError> {
+        let api_version = self.api_version.as_deref().unwrap_or("");
+        if self.kind.as_deref() != Some("Pod") || template_route("Pod", api_version) != Some("pod")
+        {
+            return Ok(None);
+        }
+        let Some(spec) = self.spec else {
+            return Ok(None);
+        };
+        let spec_pointer = cat!(prefix, "/spec");
+        let spec = finish_spec(spec, &spec_pointer)?;
+        let (meta, meta_present, meta_only_annotations) = match self.metadata {
+            Some((m, only_annotations)) => (m, true, only_annotations),
+            None => (MetaView::default(), false, false),
+        };
+        Ok(Some(Template {
+            meta_pointer: cat!(prefix, "/metadata"),
+            spec_pointer,
+            kind: Cow::Borrowed("Pod"),
+            object_name: meta.name.clone().or_else(|| meta.generate_name.clone()),
+            object_namespace: meta.namespace.clone(),
+            meta_present,
+            meta_only_annotations,
+            meta,
+            spec,
+        }))
     }
 }
 
-fn walk_meta<'a>(w: &mut Walk<'a>) -> Option<Option<(MetaView<'a>, bool)>> {
+/// An object read in the pass of a larger document (an AdmissionReview's): what an answer
+/// depends on and, where it is a Pod the one-pass walk reads, its template.
+#[derive(Debug)]
+pub struct ObjectRead<'a> {
+    pub inputs: AnswerInputs<'a>,
+    /// The Pod's template, as [`templates`] reads it from the object's text (`None` where the
+    /// object is no Pod, or the walk leaves it to the general path: the engine then reads
+    /// the text).
+    pub pod: Option<Template<'a>>,
+}
+
+/// The object where `w` is, read (`None` inside for null): a Pod by the engine's one-pass
+/// walk, anything else only for its [`AnswerInputs`]. `None` as [`walk_answer_inputs`] has it.
+pub fn walk_object<'a>(w: &mut Walk<'a>) -> Option<Option<ObjectRead<'a>>> {
+    let mut probe = w.clone();
+    if let Some(doc) = PodDoc::walk_at(&mut probe) {
+        *w = probe;
+        return Some(doc.map(|mut doc| ObjectRead {
+            inputs: std::mem::take(&mut doc.inputs),
+            pod: doc.template("").ok().flatten(),
+        }));
+    }
+    let inputs = walk_answer_inputs(w)?;
+    Some(inputs.map(|inputs| ObjectRead { inputs, pod: None }))
+}
+
+fn walk_meta<'a>(
+    w: &mut Walk<'a>,
+    inputs: &mut AnswerInputs<'a>,
+) -> Option<Option<(MetaView<'a>, bool)>> {
     let (mut name, mut generate, mut namespace, mut labels, mut annotations) =
         (None, None, None, None, None);
     let mut only_annotations = true;
@@ -539,9 +598,21 @@ fn walk_meta<'a>(w: &mut Walk<'a>) -> Option<Option<(MetaView<'a>, bool)>> {
         match key {
             "name" => w.once(&mut name, Walk::opt_str),
             "generateName" => w.once(&mut generate, Walk::opt_str),
-            "namespace" => w.once(&mut namespace, Walk::opt_str),
-            "labels" => w.once(&mut labels, Walk::str_map),
-            "annotations" => w.once(&mut annotations, Walk::str_map),
+            "namespace" => w.once(&mut namespace, |w| {
+                let (v, text) = w.spanned(Walk::opt_str)?;
+                inputs.namespace = v.is_some().then_some(text);
+                Some(v)
+            }),
+            "labels" => w.once(&mut labels, |w| {
+                let (v, text) = w.spanned(Walk::str_map)?;
+                inputs.labels = v.is_some().then_some(text);
+                Some(v)
+            }),
+            "annotations" => w.once(&mut annotations, |w| {
+                let (v, text) = w.spanned(Walk::str_map)?;
+                inputs.annotations = v.is_some().then_some(text);
+                Some(v)
+            }),
             _ => w.skip(),
         }
     })?;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 /// the lists of containers; a review and its request): nothing is captured raw to be parsed
 /// again. Any surprise (a duplicate field, a wrong type, trailing text) ends the walk with
 /// `None`, for the caller's general path to read and word.
+#[derive(Clone)]
 pub struct Walk<'a> {
     s: &'a str,
     pos: usize,
@@ -122,6 +123,16 @@ impl<'a> Walk<'a> {
     /// The text from `start` to where the walk is.
     pub fn since(&self, start: usize) -> &'a str {
         &self.s[start..self.pos]
+    }
+
+    /// The value here as `read` reads it, and its text.
+    pub fn spanned<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<(T, &'a str)> {
+        let start = self.here()?;
+        let v = read(self)?;
+        Some((v, self.since(start)))
     }
 
     /// The text of the value here, stepped over unread; `None` inside for null.

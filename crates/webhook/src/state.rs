@@ -68,7 +68,7 @@ impl AppState {
             in_flight: AtomicUsize::new(0),
             cache: cache::Cache::new(DEFAULT_REVIEW_CACHE_BYTES),
             events: None,
-            plan: sidecar_kit_core::engine::inject,
+            plan: sidecar_kit_core::engine::inject_read,
             large_reviews: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             )),

@@ -581,7 +581,7 @@ async fn a_panic_in_the_engine_is_logged_and_counted() {
         options,
         FailureMode::Allow,
     );
-    st.plan = |_, _, _, _| panic!("no container at index 3");
+    st.plan = |_, _, _, _, _| panic!("no container at index 3");
     let st = Arc::new(st);
     let r = fixture();
     let resp = review(st.clone(), &r).await;
@@ -620,7 +620,7 @@ async fn a_panic_in_the_engine_is_logged_and_counted() {
         Options::default(),
         FailureMode::Deny,
     );
-    st.plan = |object, _, _, _| panic!("bad object of {} bytes", object.len());
+    st.plan = |object, _, _, _, _| panic!("bad object of {} bytes", object.len());
     let resp = review(Arc::new(st), &r).await;
     assert_eq!(resp["allowed"], false);
     let logged = logs.find("the injection engine panicked; the failure mode answered the review");
@@ -728,7 +728,7 @@ fn a_reload_during_a_review_cannot_file_the_old_sets_answer_under_the_new_one() 
         options: &options,
         failure: FailureMode::Allow,
         cache: Some(&st.cache),
-        plan: engine::inject,
+        plan: engine::inject_read,
     };
     // Reviews read the profiles, then a reload lands before they plan and store their answer
     // (twice: the cache stores an answer on its key's second sighting).

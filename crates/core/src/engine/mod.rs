@@ -27,7 +27,7 @@ mod verify;
 mod wiring;
 
 use crate::facts::Facts;
-use crate::pod::{ViewError, templates};
+use crate::pod::{Template, ViewError, templates};
 use crate::profile::{Mode, ProfileSet};
 
 pub use drift::covers;
@@ -67,13 +67,38 @@ pub fn inject(
     facts: &dyn Facts,
     opts: &Options,
 ) -> Result<Outcome, ViewError> {
+    Ok(plan_all(&templates(object)?, profiles, facts, opts))
+}
+
+/// [`inject`], for a caller that already read the object's template: a Pod the webhook read
+/// in the review's own pass ([`crate::pod::walk_object`]), so that the text is not read
+/// twice. `None` reads `object`.
+pub fn inject_read(
+    object: &str,
+    read: Option<&Template<'_>>,
+    profiles: &ProfileSet,
+    facts: &dyn Facts,
+    opts: &Options,
+) -> Result<Outcome, ViewError> {
+    match read {
+        Some(t) => Ok(plan_all(std::slice::from_ref(t), profiles, facts, opts)),
+        None => inject(object, profiles, facts, opts),
+    }
+}
+
+fn plan_all(
+    templates: &[Template<'_>],
+    profiles: &ProfileSet,
+    facts: &dyn Facts,
+    opts: &Options,
+) -> Outcome {
     let mut out = Outcome::default();
-    for t in templates(object)? {
-        let (o, ops) = plan::plan_template(&t, profiles, facts, opts, false);
+    for t in templates {
+        let (o, ops) = plan::plan_template(t, profiles, facts, opts, false);
         out.templates.push(o);
         out.patch.extend(ops);
     }
-    Ok(out)
+    out
 }
 
 /// Plans the removal of everything sidecar-kit injected (per the status annotation), where

@@ -8,14 +8,15 @@ use crate::cache;
 use serde::Deserialize;
 use sidecar_kit_core::engine::{self, Options};
 use sidecar_kit_core::facts::Facts;
-use sidecar_kit_core::pod::AnswerInputs;
+use sidecar_kit_core::pod::{ObjectRead, Template};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// The planning step of a review: the engine's `inject` (a field of the context, so that
-/// tests can put a failing one in its place).
+/// The planning step of a review: the engine's `inject_read` (a field of the context, so
+/// that tests can put a failing one in its place).
 pub type Plan = fn(
     &str,
+    Option<&Template<'_>>,
     &sidecar_kit_core::profile::ProfileSet,
     &dyn Facts,
     &Options,
@@ -38,10 +39,11 @@ pub(super) struct Undecided {
 /// answered from it; a pod planned is kept from its second sighting on.
 pub(super) fn decide(
     object: &str,
-    inputs: Option<&AnswerInputs<'_>>,
+    read: Option<&ObjectRead<'_>>,
     namespace: &str,
     ctx: &ReviewContext<'_>,
 ) -> Result<Decided, Undecided> {
+    let inputs = read.map(|r| &r.inputs);
     let generations = (ctx.profiles.generation, ctx.facts.generation());
     let key = ctx
         .cache
@@ -55,7 +57,8 @@ pub(super) fn decide(
             cached: true,
         });
     }
-    let decision = Arc::new(Decision::planned(&plan(object, namespace, ctx)?));
+    let pod = read.and_then(|r| r.pod.as_ref());
+    let decision = Arc::new(Decision::planned(&plan(object, pod, namespace, ctx)?));
     if let (Some(k), Some(c)) = (key, ctx.cache)
         && c.admit(&k)
     {
@@ -71,6 +74,7 @@ pub(super) fn decide(
 /// The engine's plan for the pod; a panic is caught and reported.
 fn plan(
     object: &str,
+    pod: Option<&Template<'_>>,
     namespace: &str,
     ctx: &ReviewContext<'_>,
 ) -> Result<engine::Outcome, Undecided> {
@@ -79,7 +83,7 @@ fn plan(
         options.namespace = Some(namespace.to_string());
     }
     let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        (ctx.plan)(object, &ctx.profiles.set, ctx.facts, &options)
+        (ctx.plan)(object, pod, &ctx.profiles.set, ctx.facts, &options)
     }));
     match planned {
         Ok(Ok(outcome)) => Ok(outcome),

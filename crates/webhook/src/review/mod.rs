@@ -84,7 +84,7 @@ pub fn review<'a>(body: &'a [u8], ctx: &ReviewContext<'_>) -> Result<Reviewed<'a
             None,
         ),
         Subject::PodCreate(object) => {
-            match decide::decide(object, request.inputs.as_ref(), request.namespace(), ctx) {
+            match decide::decide(object, request.read.as_ref(), request.namespace(), ctx) {
                 Ok(decided) => (decided.decision, decided.cached, None),
                 Err(undecided) => (
                     Arc::new(ctx.failure.answer(undecided.reason)),

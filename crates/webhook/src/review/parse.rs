@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
-use sidecar_kit_core::pod::{AnswerInputs, walk_answer_inputs};
+use sidecar_kit_core::pod::{ObjectRead, walk_object};
 use sidecar_kit_core::walk::Walk;
 use std::borrow::Cow;
 
@@ -12,7 +12,7 @@ use std::borrow::Cow;
 #[error("{0}")]
 pub struct BadReview(pub String);
 
-#[derive(Deserialize, Debug, PartialEq)]
+#[derive(Deserialize, Debug)]
 #[serde(rename_all = "camelCase")]
 struct ReviewIn<'a> {
     #[serde(borrow, default)]
@@ -40,7 +40,7 @@ pub(super) struct GroupVersionResource<'a> {
 }
 
 /// The request of an AdmissionReview.
-#[derive(Deserialize, Debug, PartialEq)]
+#[derive(Deserialize, Debug)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Request<'a> {
     #[serde(borrow)]
@@ -62,10 +62,10 @@ pub(super) struct Request<'a> {
     /// The object's JSON text.
     #[serde(borrow, default, deserialize_with = "raw_text")]
     pub object: Option<&'a str>,
-    /// What the answer cache's key is made of, read by the walk in the same pass as the
-    /// object's text (serde leaves it for the cache to read).
+    /// What the answer cache's key is made of and, for a Pod, its template, read by the walk
+    /// in the same pass as the object's text (serde leaves both to the cache and the engine).
     #[serde(skip)]
-    pub inputs: Option<AnswerInputs<'a>>,
+    pub read: Option<ObjectRead<'a>>,
 }
 
 fn raw_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
@@ -108,15 +108,15 @@ fn walk_request<'a>(w: &mut Walk<'a>) -> Option<Option<Request<'a>>> {
         "dryRun" => w.read_once(&mut dry_run),
         "object" => w.once(&mut object, |w| {
             let start = w.here()?;
-            let inputs = walk_answer_inputs(w)?;
-            Some(inputs.map(|i| (w.since(start), i)))
+            let read = walk_object(w)?;
+            Some(read.map(|r| (w.since(start), r)))
         }),
         _ => w.skip(),
     })?;
     if !present {
         return Some(None);
     }
-    let (object, inputs) = object.flatten().unzip();
+    let (object, read) = object.flatten().unzip();
     Some(Some(Request {
         uid: uid?,
         kind: kind.unwrap_or_default(),
@@ -127,7 +127,7 @@ fn walk_request<'a>(w: &mut Walk<'a>) -> Option<Option<Request<'a>>> {
         operation: operation.flatten(),
         dry_run: dry_run.flatten(),
         object,
-        inputs,
+        read,
     }))
 }
 
@@ -173,6 +173,7 @@ pub(super) fn parse(body: &[u8]) -> Result<Request<'_>, BadReview> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sidecar_kit_core::pod::templates;
 
     /// The one-pass reading of reviews and serde's agree: the same request where both read
     /// one, and no walk where serde refuses the text (its error is then the answer).
@@ -195,21 +196,36 @@ mod tests {
             r#"{"request":{"uid":"u","dryRun":"yes"}}"#.into(),
             r#"{"request":{"uid":"u"}} trailing"#.into(),
             r#"{"request":{"uid":"u","object":{"a":}}}"#.into(),
+            // (a Pod the engine's walk leaves to the general path; not a Pod)
+            r#"{"request":{"uid":"u","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":5,"labels":{"a":"b"}},"spec":{"containers":[]}}}}"#.into(),
+            r#"{"request":{"uid":"u","object":{"kind":"Deployment","apiVersion":"apps/v1","metadata":{"namespace":"n"},"spec":{"template":{"spec":{}}}}}}"#.into(),
             r#"["admission.k8s.io/v1","AdmissionReview",null]"#.into(),
             "null".into(),
         ];
+        let mut pods = 0;
         for text in &texts {
             let serde: Result<ReviewIn<'_>, _> = serde_json::from_str(text);
             match walk_review(text) {
                 Some(mut walked) => {
-                    // The walk also reads the cache key's inputs: those the object's own are.
+                    // The walk also reads the cache key's inputs: those the object's own are;
+                    // and a Pod's template: the one the engine reads from the object's text.
                     if let Some(r) = walked.request.as_mut() {
-                        let inputs = r.inputs.take();
+                        let read = r.read.take();
                         let own = r.object.and_then(sidecar_kit_core::pod::answer_inputs);
-                        assert_eq!(inputs, own, "{text}");
-                        assert_eq!(inputs.is_some(), r.object.is_some(), "{text}");
+                        assert_eq!(read.as_ref().map(|r| &r.inputs), own.as_ref(), "{text}");
+                        assert_eq!(read.is_some(), r.object.is_some(), "{text}");
+                        if let Some(pod) = read.and_then(|r| r.pod) {
+                            let own = templates(r.object.unwrap()).unwrap();
+                            assert_eq!(format!("{:?}", [pod]), format!("{own:?}"), "{text}");
+                            pods += 1;
+                        }
                     }
-                    assert_eq!(Some(&walked), serde.as_ref().ok(), "{text}");
+                    // (a request's fields compared as text: a Pod's template has no `==`)
+                    assert_eq!(
+                        format!("{:?}", Some(&walked)),
+                        format!("{:?}", serde.as_ref().ok()),
+                        "{text}"
+                    );
                 }
                 // (serde also reads a struct from an array; no review is one)
                 None => assert!(
@@ -218,6 +234,10 @@ mod tests {
                 ),
             }
         }
+        assert_eq!(
+            pods, 2,
+            "the fixture's Pod, pretty and compact, read in the review's pass"
+        );
         let walked = walk_review(&texts[4]).expect("escaped key");
         assert_eq!(walked.request.unwrap().uid, "esc\"aped");
         assert_eq!(
