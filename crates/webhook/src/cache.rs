@@ -9,6 +9,7 @@ use sidecar_kit_core::pod::AnswerInputs;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The bytes an answer depends on, hashed once for every look-up of one review.
@@ -96,7 +97,13 @@ pub struct Cache<V> {
     /// Budget in bytes (keys plus the sizes given at insert); 0 disables the cache.
     capacity: usize,
     inner: Mutex<Inner<V>>,
+    /// The recent share of lookups that hit, out of [`HIT_SCALE`] (a moving average over
+    /// about the last 16 lookups).
+    hit_share: AtomicU32,
 }
+
+/// The scale of [`Cache::likely_hit`]'s moving average.
+const HIT_SCALE: u32 = 1 << 16;
 
 /// Entries under one hash: (key bytes, answer, cost in bytes).
 type Bucket<V> = Vec<(Vec<u8>, Arc<V>, usize)>;
@@ -127,7 +134,21 @@ impl<V> Cache<V> {
                 seen: HashSet::new(),
                 seen_order: VecDeque::new(),
             }),
+            hit_share: AtomicU32::new(0),
         }
+    }
+
+    /// Whether most recent lookups hit (a pod storm): then reading a pod for the engine
+    /// while reading its key is likely work for nothing. A hint only: concurrent lookups
+    /// may each update the average from the same value.
+    pub fn likely_hit(&self) -> bool {
+        self.capacity > 0 && self.hit_share.load(Ordering::Relaxed) > HIT_SCALE / 2
+    }
+
+    fn note_lookup(&self, hit: bool) {
+        let share = self.hit_share.load(Ordering::Relaxed);
+        let next = share - share / 16 + if hit { HIT_SCALE / 16 } else { 0 };
+        self.hit_share.store(next, Ordering::Relaxed);
     }
 
     pub fn enabled(&self) -> bool {
@@ -135,6 +156,12 @@ impl<V> Cache<V> {
     }
 
     pub fn get(&self, k: &Key) -> Option<Arc<V>> {
+        let found = self.find(k);
+        self.note_lookup(found.is_some());
+        found
+    }
+
+    fn find(&self, k: &Key) -> Option<Arc<V>> {
         let inner = self.inner.lock().ok()?;
         inner
             .map
@@ -357,5 +384,36 @@ mod tests {
         let off = Cache::<u8>::new(0);
         off.insert(Key::new(b"a".to_vec()), 1, 1);
         assert!(off.get(&Key::new(b"a".to_vec())).is_none());
+    }
+
+    /// `likely_hit` follows what recent lookups found: a storm of one pod turns it on within
+    /// a few lookups, a run of new pods off again.
+    #[test]
+    fn likely_hit_follows_recent_lookups() {
+        let c = Cache::<u8>::new(1000);
+        let (hit, miss) = (Key::new(b"storm".to_vec()), Key::new(b"new".to_vec()));
+        c.insert(Key::new(b"storm".to_vec()), 1, 1);
+        assert!(!c.likely_hit(), "nothing looked up yet");
+        let lookups_until = |want: bool, k: &Key| {
+            (1..=64)
+                .find(|_| {
+                    c.get(k);
+                    c.likely_hit() == want
+                })
+                .expect("the hint turns within 64 lookups")
+        };
+        let on = lookups_until(true, &hit);
+        assert!((8..=16).contains(&on), "on after {on} hits");
+        for _ in 0..100 {
+            assert!(c.get(&hit).is_some());
+        }
+        assert!(c.likely_hit());
+        let off = lookups_until(false, &miss);
+        assert!((8..=16).contains(&off), "off after {off} misses");
+        let disabled = Cache::<u8>::new(0);
+        for _ in 0..32 {
+            disabled.get(&hit);
+        }
+        assert!(!disabled.likely_hit(), "a disabled cache never hits");
     }
 }

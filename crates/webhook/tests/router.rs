@@ -539,6 +539,47 @@ async fn repeated_pods_are_answered_from_the_cache_until_profiles_change() {
     );
 }
 
+/// In a storm of one pod the review reads only the cache key of a pod (the engine would
+/// not need the pod read): a new pod in the storm is then read by the engine from its text,
+/// with the answer the engine gives.
+#[tokio::test]
+async fn a_new_pod_in_a_storm_is_planned_as_the_engine_plans_it() {
+    let st = state(FailureMode::Allow);
+    let r = fixture();
+    assert!(!st.cache.likely_hit());
+    for _ in 0..24 {
+        let _ = review(st.clone(), &r).await;
+    }
+    assert!(
+        st.cache.likely_hit(),
+        "the storm is answered from the cache"
+    );
+    let other = with_annotation(fixture(), "sidecar-kit.io/mode", "native");
+    let resp = review(st.clone(), &other).await;
+    let opts = Options {
+        namespace: Some("shop".into()),
+        excluded_namespaces: excluded("sidecar-kit"),
+        ..Options::default()
+    };
+    let out = engine::inject(
+        &other["request"]["object"].to_string(),
+        &profiles(),
+        &mixed(),
+        &opts,
+    )
+    .unwrap();
+    let direct: Value =
+        serde_json::from_slice(&sidecar_kit_core::patch::to_json(&out.patch)).unwrap();
+    let wire: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(resp["patch"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(wire, direct);
+    assert_eq!(resp["auditAnnotations"]["injected"], "log-shipper=native");
+}
+
 #[test]
 fn event_counts_are_exposed_on_metrics() {
     struct Counting;

@@ -42,7 +42,7 @@ mod tests {
         let body = format!(
             r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{request}}}"#
         );
-        let req = super::super::parse::parse(body.as_bytes()).map_err(|e| e.0)?;
+        let req = super::super::parse::parse(body.as_bytes(), true).map_err(|e| e.0)?;
         match classify(&req) {
             Ok(Subject::Passed(reason)) => Ok(reason),
             Ok(Subject::PodCreate(object)) => Ok(format!("pod {object}")),

@@ -76,7 +76,10 @@ pub struct ReviewContext<'a> {
 
 /// Answers one AdmissionReview body.
 pub fn review<'a>(body: &'a [u8], ctx: &ReviewContext<'_>) -> Result<Reviewed<'a>, BadReview> {
-    let request = parse::parse(body)?;
+    // A Pod is read for the engine in the review's own pass, unless the cache has been
+    // answering most reviews lately (a storm of one pod): then only its key is read.
+    let read_pod = !ctx.cache.is_some_and(Cache::likely_hit);
+    let request = parse::parse(body, read_pod)?;
     let (decision, cached, panic) = match classify::classify(&request)? {
         Subject::Passed(reason) => (
             Arc::new(Decision::new(Result_::Passed, reason)),

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
-use sidecar_kit_core::pod::{ObjectRead, walk_object};
+use sidecar_kit_core::pod::{ObjectRead, walk_answer_inputs, walk_object};
 use sidecar_kit_core::walk::Walk;
 use std::borrow::Cow;
 
@@ -73,14 +73,15 @@ fn raw_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Erro
 }
 
 /// The review read in one pass (see [`Walk`]); `None` for anything the walk does not expect,
-/// which serde then reads, and words.
-fn walk_review(text: &str) -> Option<ReviewIn<'_>> {
+/// which serde then reads, and words. With `read_pod`, a Pod object is read for the engine
+/// too (see [`walk_object`]); else only what the cache key is made of.
+fn walk_review(text: &str, read_pod: bool) -> Option<ReviewIn<'_>> {
     let mut w = Walk::new(text);
     let (mut api_version, mut kind, mut request) = (None, None, None);
     let found = w.object(|w, key| match key {
         "apiVersion" => w.read_once(&mut api_version),
         "kind" => w.read_once(&mut kind),
-        "request" => w.once(&mut request, walk_request),
+        "request" => w.once(&mut request, |w| walk_request(w, read_pod)),
         _ => w.skip(),
     })?;
     if !found || !w.at_end() {
@@ -93,7 +94,7 @@ fn walk_review(text: &str) -> Option<ReviewIn<'_>> {
     })
 }
 
-fn walk_request<'a>(w: &mut Walk<'a>) -> Option<Option<Request<'a>>> {
+fn walk_request<'a>(w: &mut Walk<'a>, read_pod: bool) -> Option<Option<Request<'a>>> {
     let (mut uid, mut kind, mut resource, mut sub_resource) = (None, None, None, None);
     let (mut name, mut namespace, mut operation, mut dry_run, mut object) =
         (None, None, None, None, None);
@@ -108,7 +109,11 @@ fn walk_request<'a>(w: &mut Walk<'a>) -> Option<Option<Request<'a>>> {
         "dryRun" => w.read_once(&mut dry_run),
         "object" => w.once(&mut object, |w| {
             let start = w.here()?;
-            let read = walk_object(w)?;
+            let read = if read_pod {
+                walk_object(w)?
+            } else {
+                walk_answer_inputs(w)?.map(|inputs| ObjectRead { inputs, pod: None })
+            };
             Some(read.map(|r| (w.since(start), r)))
         }),
         _ => w.skip(),
@@ -143,11 +148,12 @@ impl Request<'_> {
     }
 }
 
-/// The request of an `admission.k8s.io/v1` AdmissionReview body, with a uid.
-pub(super) fn parse(body: &[u8]) -> Result<Request<'_>, BadReview> {
+/// The request of an `admission.k8s.io/v1` AdmissionReview body, with a uid; a Pod object
+/// read for the engine too where `read_pod` (see [`walk_review`]).
+pub(super) fn parse(body: &[u8], read_pod: bool) -> Result<Request<'_>, BadReview> {
     let text =
         std::str::from_utf8(body).map_err(|_| BadReview("request body is not UTF-8".into()))?;
-    let review: ReviewIn<'_> = match walk_review(text) {
+    let review: ReviewIn<'_> = match walk_review(text, read_pod) {
         Some(r) => r,
         None => serde_json::from_str(text)
             .map_err(|e| BadReview(format!("request body is not an AdmissionReview: {e}")))?,
@@ -203,9 +209,9 @@ mod tests {
             "null".into(),
         ];
         let mut pods = 0;
-        for text in &texts {
+        for (text, read_pod) in texts.iter().flat_map(|t| [(t, true), (t, false)]) {
             let serde: Result<ReviewIn<'_>, _> = serde_json::from_str(text);
-            match walk_review(text) {
+            match walk_review(text, read_pod) {
                 Some(mut walked) => {
                     // The walk also reads the cache key's inputs: those the object's own are;
                     // and a Pod's template: the one the engine reads from the object's text.
@@ -214,7 +220,9 @@ mod tests {
                         let own = r.object.and_then(sidecar_kit_core::pod::answer_inputs);
                         assert_eq!(read.as_ref().map(|r| &r.inputs), own.as_ref(), "{text}");
                         assert_eq!(read.is_some(), r.object.is_some(), "{text}");
-                        if let Some(pod) = read.and_then(|r| r.pod) {
+                        let pod = read.and_then(|r| r.pod);
+                        assert!(read_pod || pod.is_none(), "{text}");
+                        if let Some(pod) = pod {
                             let own = templates(r.object.unwrap()).unwrap();
                             assert_eq!(format!("{:?}", [pod]), format!("{own:?}"), "{text}");
                             pods += 1;
@@ -238,10 +246,14 @@ mod tests {
             pods, 2,
             "the fixture's Pod, pretty and compact, read in the review's pass"
         );
-        let walked = walk_review(&texts[4]).expect("escaped key");
+        let walked = walk_review(&texts[4], true).expect("escaped key");
         assert_eq!(walked.request.unwrap().uid, "esc\"aped");
         assert_eq!(
-            walk_review(&texts[0]).unwrap().request.unwrap().object,
+            walk_review(&texts[0], true)
+                .unwrap()
+                .request
+                .unwrap()
+                .object,
             serde_json::from_str::<ReviewIn<'_>>(&texts[0])
                 .unwrap()
                 .request
