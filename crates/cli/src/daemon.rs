@@ -17,6 +17,13 @@ pub enum LogFormat {
 /// first line. When the queue is full, a line waits for room: none is dropped.
 const LOG_QUEUE_LINES: usize = 16_384;
 
+/// What the background writer gathers of the lines queued at once before one write(2): under
+/// load, several lines per write instead of one each (the writer flushes whenever its queue
+/// is empty, so a line never waits for others). PIPE_BUF: a write of up to 4096 bytes to a
+/// pipe (a container runtime's log pipe) is never interleaved with another writer's, so
+/// whole lines stay whole.
+const LOG_WRITE_BYTES: usize = 4096;
+
 /// JSON (or text) lines on stderr through a background writer, so no request waits on a
 /// write(2); the guard flushes what is queued when the command returns.
 pub fn init_logs(
@@ -28,7 +35,10 @@ pub fn init_logs(
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(LOG_QUEUE_LINES)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            LOG_WRITE_BYTES,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
