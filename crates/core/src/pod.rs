@@ -496,22 +496,12 @@ impl<'a> PodDoc<'a> {
         let (mut kind, mut api, mut meta, mut spec) = (None, None, None, None);
         let mut inputs = AnswerInputs::default();
         let found = w.object(|w, key| match key {
-            "kind" => w.once(&mut kind, |w| {
-                let (v, text) = w.spanned(Walk::opt_str)?;
-                inputs.kind = v.is_some().then_some(text);
-                Some(v)
-            }),
+            "kind" => w.once(&mut kind, |w| with_text(w, Walk::opt_str, &mut inputs.kind)),
             "apiVersion" => w.once(&mut api, |w| {
-                let (v, text) = w.spanned(Walk::opt_str)?;
-                inputs.api_version = v.is_some().then_some(text);
-                Some(v)
+                with_text(w, Walk::opt_str, &mut inputs.api_version)
             }),
             "metadata" => w.once(&mut meta, |w| walk_meta(w, &mut inputs)),
-            "spec" => w.once(&mut spec, |w| {
-                let (v, text) = w.spanned(walk_spec)?;
-                inputs.spec = v.is_some().then_some(text);
-                Some(v)
-            }),
+            "spec" => w.once(&mut spec, |w| with_text(w, walk_spec, &mut inputs.spec)),
             _ => w.skip(),
         })?;
         if !found {
@@ -558,6 +548,18 @@ impl<'a> PodDoc<'a> {
     }
 }
 
+/// The value `read` reads where `w` is (`None` inside for null), and its text into `text`
+/// where it is not null: how the walk takes an [`AnswerInputs`] part.
+fn with_text<'a, T>(
+    w: &mut Walk<'a>,
+    read: impl FnOnce(&mut Walk<'a>) -> Option<Option<T>>,
+    text: &mut Option<&'a str>,
+) -> Option<Option<T>> {
+    let (v, t) = w.spanned(read)?;
+    *text = v.is_some().then_some(t);
+    Some(v)
+}
+
 /// An object read in the pass of a larger document (an AdmissionReview's): what an answer
 /// depends on and, where it is a Pod the one-pass walk reads, its template.
 #[derive(Debug)]
@@ -599,19 +601,13 @@ fn walk_meta<'a>(
             "name" => w.once(&mut name, Walk::opt_str),
             "generateName" => w.once(&mut generate, Walk::opt_str),
             "namespace" => w.once(&mut namespace, |w| {
-                let (v, text) = w.spanned(Walk::opt_str)?;
-                inputs.namespace = v.is_some().then_some(text);
-                Some(v)
+                with_text(w, Walk::opt_str, &mut inputs.namespace)
             }),
             "labels" => w.once(&mut labels, |w| {
-                let (v, text) = w.spanned(Walk::str_map)?;
-                inputs.labels = v.is_some().then_some(text);
-                Some(v)
+                with_text(w, Walk::str_map, &mut inputs.labels)
             }),
             "annotations" => w.once(&mut annotations, |w| {
-                let (v, text) = w.spanned(Walk::str_map)?;
-                inputs.annotations = v.is_some().then_some(text);
-                Some(v)
+                with_text(w, Walk::str_map, &mut inputs.annotations)
             }),
             _ => w.skip(),
         }

@@ -165,6 +165,11 @@ async fn injects_a_pod_create_and_agrees_with_the_engine() {
         "log-shipper=universal"
     );
     // The same object through the engine directly (what `sidecar-kit inject` runs).
+    assert_eq!(wire_patch(&resp), engine_patch(&r));
+}
+
+/// The patch the engine plans for a review's object, as `sidecar-kit inject` runs it.
+fn engine_patch(r: &Value) -> Value {
     let opts = Options {
         namespace: Some("shop".into()),
         excluded_namespaces: excluded("sidecar-kit"),
@@ -177,15 +182,17 @@ async fn injects_a_pod_create_and_agrees_with_the_engine() {
         &opts,
     )
     .unwrap();
-    let direct: Value =
-        serde_json::from_slice(&sidecar_kit_core::patch::to_json(&out.patch)).unwrap();
-    let wire: Value = serde_json::from_slice(
+    serde_json::from_slice(&sidecar_kit_core::patch::to_json(&out.patch)).unwrap()
+}
+
+/// The patch of an answer, decoded.
+fn wire_patch(resp: &Value) -> Value {
+    serde_json::from_slice(
         &base64::engine::general_purpose::STANDARD
             .decode(resp["patch"].as_str().unwrap())
             .unwrap(),
     )
-    .unwrap();
-    assert_eq!(wire, direct);
+    .unwrap()
 }
 
 #[tokio::test]
@@ -556,27 +563,7 @@ async fn a_new_pod_in_a_storm_is_planned_as_the_engine_plans_it() {
     );
     let other = with_annotation(fixture(), "sidecar-kit.io/mode", "native");
     let resp = review(st.clone(), &other).await;
-    let opts = Options {
-        namespace: Some("shop".into()),
-        excluded_namespaces: excluded("sidecar-kit"),
-        ..Options::default()
-    };
-    let out = engine::inject(
-        &other["request"]["object"].to_string(),
-        &profiles(),
-        &mixed(),
-        &opts,
-    )
-    .unwrap();
-    let direct: Value =
-        serde_json::from_slice(&sidecar_kit_core::patch::to_json(&out.patch)).unwrap();
-    let wire: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::STANDARD
-            .decode(resp["patch"].as_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(wire, direct);
+    assert_eq!(wire_patch(&resp), engine_patch(&other));
     assert_eq!(resp["auditAnnotations"]["injected"], "log-shipper=native");
 }
 
