@@ -483,6 +483,14 @@ struct PodDoc<'a> {
     inputs: AnswerInputs<'a>,
 }
 
+/// The texts of the metadata's parts that an answer depends on.
+#[derive(Default)]
+struct MetaTexts<'a> {
+    namespace: Option<&'a str>,
+    labels: Option<&'a str>,
+    annotations: Option<&'a str>,
+}
+
 impl<'a> PodDoc<'a> {
     fn walk(raw: &'a str) -> Option<PodDoc<'a>> {
         let mut w = Walk::new(raw);
@@ -494,21 +502,29 @@ impl<'a> PodDoc<'a> {
     fn walk_at(w: &mut Walk<'a>) -> Option<Option<PodDoc<'a>>> {
         // (null members count as absent, as `#[serde(default)]` options read them)
         let (mut kind, mut api, mut meta, mut spec) = (None, None, None, None);
-        let mut inputs = AnswerInputs::default();
+        let (mut kind_text, mut api_text, mut spec_text) = (None, None, None);
+        let mut meta_texts = MetaTexts::default();
         let found = w.object(|w, key| match key {
-            "kind" => w.once(&mut kind, |w| with_text(w, Walk::opt_str, &mut inputs.kind)),
-            "apiVersion" => w.once(&mut api, |w| {
-                with_text(w, Walk::opt_str, &mut inputs.api_version)
-            }),
-            "metadata" => w.once(&mut meta, |w| walk_meta(w, &mut inputs)),
-            "spec" => w.once(&mut spec, |w| with_text(w, walk_spec, &mut inputs.spec)),
+            "kind" => w.once(&mut kind, |w| with_text(w, Walk::opt_str, &mut kind_text)),
+            "apiVersion" => w.once(&mut api, |w| with_text(w, Walk::opt_str, &mut api_text)),
+            "metadata" => w.once(&mut meta, |w| walk_meta(w, &mut meta_texts)),
+            "spec" => w.once(&mut spec, |w| with_text(w, walk_spec, &mut spec_text)),
             _ => w.skip(),
         })?;
         if !found {
             return Some(None);
         }
         let metadata = meta.flatten();
-        inputs.metadata = metadata.is_some();
+        // (every part named, so that a part added to AnswerInputs is taken here too)
+        let inputs = AnswerInputs {
+            kind: kind_text,
+            api_version: api_text,
+            metadata: metadata.is_some(),
+            labels: meta_texts.labels,
+            annotations: meta_texts.annotations,
+            namespace: meta_texts.namespace,
+            spec: spec_text,
+        };
         Some(Some(PodDoc {
             kind: kind.flatten(),
             api_version: api.flatten(),
@@ -561,25 +577,45 @@ fn with_text<'a, T>(
 }
 
 /// An object read in the pass of a larger document (an AdmissionReview's): what an answer
-/// depends on and, where it is a Pod the one-pass walk reads, its template.
+/// depends on and, where the one-pass walk read it, the object for the engine.
 #[derive(Debug)]
 pub struct ObjectRead<'a> {
     pub inputs: AnswerInputs<'a>,
-    /// The Pod's template, as [`templates`] reads it from the object's text (`None` where the
-    /// object is no Pod, or the walk leaves it to the general path: the engine then reads
-    /// the text).
-    pub pod: Option<Template<'a>>,
+    /// The object as the engine's one-pass walk read it (`None` where the walk leaves it to
+    /// the general path: the engine then reads the text).
+    pub pod: Option<PodRead<'a>>,
 }
 
-/// The object where `w` is, read (`None` inside for null): a Pod by the engine's one-pass
-/// walk, anything else only for its [`AnswerInputs`]. `None` as [`walk_answer_inputs`] has it.
+/// An object read by the engine's one-pass walk, for [`crate::engine::inject_read`]: what
+/// [`templates`] reads of the same text, finished (checked, its Pod template built) by the
+/// engine.
+pub struct PodRead<'a>(PodDoc<'a>);
+
+impl<'a> PodRead<'a> {
+    /// Its template, as [`templates`] reads it of the object's text: the same template, or
+    /// the same error; `None` where the object is no Pod the one pass reads (the general
+    /// path reads it then).
+    pub fn template(self) -> Result<Option<Template<'a>>, ViewError> {
+        self.0.template("")
+    }
+}
+
+impl std::fmt::Debug for PodRead<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PodRead { .. }")
+    }
+}
+
+/// The object where `w` is, read (`None` inside for null): by the engine's one-pass walk
+/// where it reads it, else only for its [`AnswerInputs`]. `None` as [`walk_answer_inputs`]
+/// has it.
 pub fn walk_object<'a>(w: &mut Walk<'a>) -> Option<Option<ObjectRead<'a>>> {
     let mut probe = w.clone();
     if let Some(doc) = PodDoc::walk_at(&mut probe) {
         *w = probe;
         return Some(doc.map(|mut doc| ObjectRead {
             inputs: std::mem::take(&mut doc.inputs),
-            pod: doc.template("").ok().flatten(),
+            pod: Some(PodRead(doc)),
         }));
     }
     let inputs = walk_answer_inputs(w)?;
@@ -588,7 +624,7 @@ pub fn walk_object<'a>(w: &mut Walk<'a>) -> Option<Option<ObjectRead<'a>>> {
 
 fn walk_meta<'a>(
     w: &mut Walk<'a>,
-    inputs: &mut AnswerInputs<'a>,
+    texts: &mut MetaTexts<'a>,
 ) -> Option<Option<(MetaView<'a>, bool)>> {
     let (mut name, mut generate, mut namespace, mut labels, mut annotations) =
         (None, None, None, None, None);
@@ -601,13 +637,13 @@ fn walk_meta<'a>(
             "name" => w.once(&mut name, Walk::opt_str),
             "generateName" => w.once(&mut generate, Walk::opt_str),
             "namespace" => w.once(&mut namespace, |w| {
-                with_text(w, Walk::opt_str, &mut inputs.namespace)
+                with_text(w, Walk::opt_str, &mut texts.namespace)
             }),
             "labels" => w.once(&mut labels, |w| {
-                with_text(w, Walk::str_map, &mut inputs.labels)
+                with_text(w, Walk::str_map, &mut texts.labels)
             }),
             "annotations" => w.once(&mut annotations, |w| {
-                with_text(w, Walk::str_map, &mut inputs.annotations)
+                with_text(w, Walk::str_map, &mut texts.annotations)
             }),
             _ => w.skip(),
         }

@@ -15,6 +15,7 @@ use sidecar_kit_webhook::review::FailureMode;
 use sidecar_kit_webhook::{AppState, Config, webhook_router};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tower::ServiceExt;
 
 fn profiles() -> ProfileSet {
@@ -551,9 +552,32 @@ async fn repeated_pods_are_answered_from_the_cache_until_profiles_change() {
 /// with the answer the engine gives.
 #[tokio::test]
 async fn a_new_pod_in_a_storm_is_planned_as_the_engine_plans_it() {
-    let st = state(FailureMode::Allow);
+    // The engine's plans, counted by how the pod came: read in the review's pass, or as text.
+    static READ: AtomicUsize = AtomicUsize::new(0);
+    static TEXT: AtomicUsize = AtomicUsize::new(0);
+    let mut st = AppState::new(
+        profiles(),
+        Box::new(Arc::new(mixed())),
+        Options {
+            excluded_namespaces: excluded("sidecar-kit"),
+            ..Options::default()
+        },
+        FailureMode::Allow,
+    );
+    st.plan = |object, pod, profiles, facts, opts| {
+        let seen = if pod.is_some() { &READ } else { &TEXT };
+        seen.fetch_add(1, Ordering::SeqCst);
+        engine::inject_read(object, pod, profiles, facts, opts)
+    };
+    let st = Arc::new(st);
     let r = fixture();
     assert!(!st.cache.likely_hit());
+    let _ = review(st.clone(), &r).await;
+    assert_eq!(
+        (READ.load(Ordering::SeqCst), TEXT.load(Ordering::SeqCst)),
+        (1, 0),
+        "a first sighting is planned from the pod read in the review's pass"
+    );
     for _ in 0..24 {
         let _ = review(st.clone(), &r).await;
     }
@@ -563,6 +587,11 @@ async fn a_new_pod_in_a_storm_is_planned_as_the_engine_plans_it() {
     );
     let other = with_annotation(fixture(), "sidecar-kit.io/mode", "native");
     let resp = review(st.clone(), &other).await;
+    assert_eq!(
+        (READ.load(Ordering::SeqCst), TEXT.load(Ordering::SeqCst)),
+        (2, 1),
+        "the pod's second sighting planned from the pass, the new pod in the storm from its text"
+    );
     assert_eq!(wire_patch(&resp), engine_patch(&other));
     assert_eq!(resp["auditAnnotations"]["injected"], "log-shipper=native");
 }

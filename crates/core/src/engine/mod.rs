@@ -27,7 +27,7 @@ mod verify;
 mod wiring;
 
 use crate::facts::Facts;
-use crate::pod::{Template, ViewError, templates};
+use crate::pod::{PodRead, Template, ViewError, templates};
 use crate::profile::{Mode, ProfileSet};
 
 pub use drift::covers;
@@ -70,20 +70,22 @@ pub fn inject(
     Ok(plan_all(&templates(object)?, profiles, facts, opts))
 }
 
-/// [`inject`], for a caller that already read the object's template: a Pod the webhook read
-/// in the review's own pass ([`crate::pod::walk_object`]), so that the text is not read
-/// twice. `None` reads `object`.
+/// [`inject`], for a caller that already read the object: a Pod the webhook read in the
+/// review's own pass ([`crate::pod::walk_object`]), so that the text is not read twice. The
+/// same outcome as [`inject`] of the text, or the same error; `None` reads `object`.
 pub fn inject_read(
     object: &str,
-    read: Option<&Template<'_>>,
+    read: Option<PodRead<'_>>,
     profiles: &ProfileSet,
     facts: &dyn Facts,
     opts: &Options,
 ) -> Result<Outcome, ViewError> {
-    match read {
-        Some(t) => Ok(plan_all(std::slice::from_ref(t), profiles, facts, opts)),
-        None => inject(object, profiles, facts, opts),
+    if let Some(read) = read
+        && let Some(t) = read.template()?
+    {
+        return Ok(plan_all(std::slice::from_ref(&t), profiles, facts, opts));
     }
+    inject(object, profiles, facts, opts)
 }
 
 fn plan_all(

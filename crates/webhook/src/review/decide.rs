@@ -8,7 +8,7 @@ use crate::cache;
 use serde::Deserialize;
 use sidecar_kit_core::engine::{self, Options};
 use sidecar_kit_core::facts::Facts;
-use sidecar_kit_core::pod::{ObjectRead, Template};
+use sidecar_kit_core::pod::{ObjectRead, PodRead};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// that tests can put a failing one in its place).
 pub type Plan = fn(
     &str,
-    Option<&Template<'_>>,
+    Option<PodRead<'_>>,
     &sidecar_kit_core::profile::ProfileSet,
     &dyn Facts,
     &Options,
@@ -39,11 +39,12 @@ pub(super) struct Undecided {
 /// answered from it; a pod planned is kept from its second sighting on.
 pub(super) fn decide(
     object: &str,
-    read: Option<&ObjectRead<'_>>,
+    read: Option<ObjectRead<'_>>,
     namespace: &str,
     ctx: &ReviewContext<'_>,
 ) -> Result<Decided, Undecided> {
-    let inputs = read.map(|r| &r.inputs);
+    let (inputs, pod) = read.map(|r| (r.inputs, r.pod)).unzip();
+    let inputs = inputs.as_ref();
     let generations = (ctx.profiles.generation, ctx.facts.generation());
     let key = ctx
         .cache
@@ -57,8 +58,12 @@ pub(super) fn decide(
             cached: true,
         });
     }
-    let pod = read.and_then(|r| r.pod.as_ref());
-    let decision = Arc::new(Decision::planned(&plan(object, pod, namespace, ctx)?));
+    let decision = Arc::new(Decision::planned(&plan(
+        object,
+        pod.flatten(),
+        namespace,
+        ctx,
+    )?));
     if let (Some(k), Some(c)) = (key, ctx.cache)
         && c.admit(&k)
     {
@@ -74,7 +79,7 @@ pub(super) fn decide(
 /// The engine's plan for the pod; a panic is caught and reported.
 fn plan(
     object: &str,
-    pod: Option<&Template<'_>>,
+    pod: Option<PodRead<'_>>,
     namespace: &str,
     ctx: &ReviewContext<'_>,
 ) -> Result<engine::Outcome, Undecided> {

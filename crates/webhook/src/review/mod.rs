@@ -79,7 +79,8 @@ pub fn review<'a>(body: &'a [u8], ctx: &ReviewContext<'_>) -> Result<Reviewed<'a
     // A Pod is read for the engine in the review's own pass, unless the cache has been
     // answering most reviews lately (a storm of one pod): then only its key is read.
     let read_pod = !ctx.cache.is_some_and(Cache::likely_hit);
-    let request = parse::parse(body, read_pod)?;
+    let mut request = parse::parse(body, read_pod)?;
+    let read = request.read.take();
     let (decision, cached, panic) = match classify::classify(&request)? {
         Subject::Passed(reason) => (
             Arc::new(Decision::new(Result_::Passed, reason)),
@@ -87,7 +88,7 @@ pub fn review<'a>(body: &'a [u8], ctx: &ReviewContext<'_>) -> Result<Reviewed<'a
             None,
         ),
         Subject::PodCreate(object) => {
-            match decide::decide(object, request.read.as_ref(), request.namespace(), ctx) {
+            match decide::decide(object, read, request.namespace(), ctx) {
                 Ok(decided) => (decided.decision, decided.cached, None),
                 Err(undecided) => (
                     Arc::new(ctx.failure.answer(undecided.reason)),

@@ -109,7 +109,12 @@ fn walk_request<'a>(w: &mut Walk<'a>, read_pod: bool) -> Option<Option<Request<'
         "dryRun" => w.read_once(&mut dry_run),
         "object" => w.once(&mut object, |w| {
             let start = w.here()?;
-            let read = if read_pod {
+            // (a pod is read for the engine only where it may be planned: not once the
+            // request said it is no CREATE; the API server writes the operation first)
+            let create = operation
+                .as_ref()
+                .is_none_or(|o: &Option<Cow<'_, str>>| o.as_deref() == Some("CREATE"));
+            let read = if read_pod && create {
                 walk_object(w)?
             } else {
                 walk_answer_inputs(w)?.map(|inputs| ObjectRead { inputs, pod: None })
@@ -179,7 +184,46 @@ pub(super) fn parse(body: &[u8], read_pod: bool) -> Result<Request<'_>, BadRevie
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sidecar_kit_core::pod::templates;
+    use sidecar_kit_core::pod::{PodRead, templates};
+
+    /// What the walk read of a request's object beside its text (taken out of `r`): the
+    /// cache key's inputs, those of the object's own; a Pod read for the engine (only with
+    /// `read_pod`), the template or the error the engine reads from the object's text. 1
+    /// where it read a Pod.
+    fn check_read(r: &mut Request<'_>, text: &str, read_pod: bool) -> usize {
+        let read = r.read.take();
+        let own = r.object.and_then(sidecar_kit_core::pod::answer_inputs);
+        assert_eq!(read.as_ref().map(|r| &r.inputs), own.as_ref(), "{text}");
+        assert_eq!(read.is_some(), r.object.is_some(), "{text}");
+        let pod = read.and_then(|r| r.pod);
+        assert!(read_pod || pod.is_none(), "{text}");
+        // (anything but a Pod of the one pass the engine reads from the text)
+        let object = r.object.unwrap_or_default();
+        match pod.map(PodRead::template) {
+            Some(Ok(Some(t))) => {
+                let own = templates(object).unwrap();
+                assert_eq!(format!("{:?}", [t]), format!("{own:?}"), "{text}");
+                1
+            }
+            Some(Err(e)) => {
+                assert_eq!(Err(e), templates(object).map(|_| ()), "{text}");
+                1
+            }
+            _ => 0,
+        }
+    }
+
+    /// No pod is read for the engine in a request that is no CREATE.
+    #[test]
+    fn a_pod_is_read_for_the_engine_only_in_a_create() {
+        let update = r#"{"request":{"uid":"u","operation":"UPDATE","object":{"kind":"Pod","apiVersion":"v1","spec":{"containers":[{"name":"c"}]}}}}"#;
+        let create = update.replace("UPDATE", "CREATE");
+        let update = walk_review(update, true).and_then(|r| r.request?.read);
+        let update = update.unwrap();
+        assert!(update.pod.is_none() && update.inputs.spec.is_some());
+        let create = walk_review(&create, true).and_then(|r| r.request?.read);
+        assert!(create.unwrap().pod.is_some());
+    }
 
     /// The one-pass reading of reviews and serde's agree: the same request where both read
     /// one, and no walk where serde refuses the text (its error is then the answer).
@@ -205,6 +249,11 @@ mod tests {
             // (a Pod the engine's walk leaves to the general path; not a Pod)
             r#"{"request":{"uid":"u","object":{"kind":"Pod","apiVersion":"v1","metadata":{"name":5,"labels":{"a":"b"}},"spec":{"containers":[]}}}}"#.into(),
             r#"{"request":{"uid":"u","object":{"kind":"Deployment","apiVersion":"apps/v1","metadata":{"namespace":"n"},"spec":{"template":{"spec":{}}}}}}"#.into(),
+            // (Pods the engine's text reading leaves to its general path: the kind late or
+            // escaped; and one whose affinity is no node selector: the same error)
+            r#"{"request":{"uid":"u","object":{"metadata":{"generateName":"web-","labels":{"app":"web","logging":"shipped","team":"a-team-with-a-long-name","tier":"frontend-of-the-shop"}},"spec":{"containers":[{"name":"web","env":[{"name":"A"}]}]},"apiVersion":"v1","kind":"Pod"}}}"#.into(),
+            r#"{"request":{"uid":"u","object":{"k\u0069nd":"Pod","apiVersion":"v1","metadata":{"name":"p"},"spec":{"containers":[{"name":"c"}],"restartPolicy":"Never"}}}}"#.into(),
+            r#"{"request":{"uid":"u","object":{"kind":"Pod","apiVersion":"v1","spec":{"containers":[{"name":"c"}],"affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":5}]}}}}}}}"#.into(),
             r#"["admission.k8s.io/v1","AdmissionReview",null]"#.into(),
             "null".into(),
         ];
@@ -213,20 +262,8 @@ mod tests {
             let serde: Result<ReviewIn<'_>, _> = serde_json::from_str(text);
             match walk_review(text, read_pod) {
                 Some(mut walked) => {
-                    // The walk also reads the cache key's inputs: those the object's own are;
-                    // and a Pod's template: the one the engine reads from the object's text.
                     if let Some(r) = walked.request.as_mut() {
-                        let read = r.read.take();
-                        let own = r.object.and_then(sidecar_kit_core::pod::answer_inputs);
-                        assert_eq!(read.as_ref().map(|r| &r.inputs), own.as_ref(), "{text}");
-                        assert_eq!(read.is_some(), r.object.is_some(), "{text}");
-                        let pod = read.and_then(|r| r.pod);
-                        assert!(read_pod || pod.is_none(), "{text}");
-                        if let Some(pod) = pod {
-                            let own = templates(r.object.unwrap()).unwrap();
-                            assert_eq!(format!("{:?}", [pod]), format!("{own:?}"), "{text}");
-                            pods += 1;
-                        }
+                        pods += check_read(r, text, read_pod);
                     }
                     // (a request's fields compared as text: a Pod's template has no `==`)
                     assert_eq!(
@@ -243,8 +280,8 @@ mod tests {
             }
         }
         assert_eq!(
-            pods, 2,
-            "the fixture's Pod, pretty and compact, read in the review's pass"
+            pods, 5,
+            "the fixture's Pod, pretty and compact, and the three odd ones read in the review's pass"
         );
         let walked = walk_review(&texts[4], true).expect("escaped key");
         assert_eq!(walked.request.unwrap().uid, "esc\"aped");
