@@ -472,7 +472,6 @@ pub fn walk_answer_inputs<'a>(w: &mut Walk<'a>) -> Option<Option<AnswerInputs<'a
 }
 
 /// A Pod as [`Walk`] reads it.
-#[derive(Default)]
 struct PodDoc<'a> {
     kind: Option<Cow<'a, str>>,
     api_version: Option<Cow<'a, str>>,

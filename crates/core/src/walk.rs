@@ -91,19 +91,19 @@ impl<'a> Walk<'a> {
         self.array(|w| w.str().map(Cow::into_owned))
     }
 
-    /// An object of strings, or null, as serde reads an `Option<BTreeMap<String, String>>`
-    /// (a key given twice keeps its last value, as serde keeps it).
+    /// [`Walk::str_map`], owned.
     pub fn string_map(&mut self) -> Option<Option<BTreeMap<String, String>>> {
-        let mut map = BTreeMap::new();
-        let present = self.object(|w, key| {
-            let value = w.str()?.into_owned();
-            map.insert(key.to_owned(), value);
-            Some(())
-        })?;
-        Some(present.then_some(map))
+        let map = self.str_map()?;
+        Some(map.map(|m| {
+            m.into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        }))
     }
 
-    /// [`Walk::string_map`], its text borrowed where it has no escapes.
+    /// An object of strings, or null, as serde reads an `Option<BTreeMap<String, String>>`
+    /// (a key given twice keeps its last value, as serde keeps it), its text borrowed where it
+    /// has no escapes.
     pub fn str_map(&mut self) -> Option<Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>> {
         let mut map = BTreeMap::new();
         let present = self.members(|w, key| {
