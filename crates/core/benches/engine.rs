@@ -12,7 +12,7 @@
 // The allocator of the shipped binary (crates/cli/src/main.rs), so that the figures are
 // those of the webhook and the CLI.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sidecar_kit_alloc::Allocator = sidecar_kit_alloc::Allocator;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
