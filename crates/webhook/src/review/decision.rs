@@ -2,7 +2,6 @@
 //! say about it, held once. A decision planned for a pod is shared (behind an `Arc`) by the
 //! cache and every repeat of that pod it answers.
 
-use base64::Engine as _;
 use sidecar_kit_core::engine::{self, SkipCode, TemplateOutcome, TemplateResult};
 use sidecar_kit_core::patch;
 use sidecar_kit_core::profile::Mode;
@@ -82,9 +81,7 @@ impl Decision {
             None => Decision::new(Result_::Passed, "no pod spec: allowed unchanged".into()),
         };
         if !outcome.patch.is_empty() {
-            decision.patch = Some(
-                base64::engine::general_purpose::STANDARD.encode(patch::to_json(&outcome.patch)),
-            );
+            decision.patch = Some(super::base64::encode(&patch::to_json(&outcome.patch)));
         }
         decision
     }

@@ -6,6 +6,7 @@
 //! repeated pods, else by planning), let the [`failure`] mode answer what could not be
 //! decided, and [`render`] the response from the decision.
 
+mod base64;
 mod classify;
 mod decide;
 mod decision;
