@@ -79,8 +79,8 @@ fn walk_review(text: &str, read_pod: bool) -> Option<ReviewIn<'_>> {
     let mut w = Walk::new(text);
     let (mut api_version, mut kind, mut request) = (None, None, None);
     let found = w.object(|w, key| match key {
-        "apiVersion" => w.read_once(&mut api_version),
-        "kind" => w.read_once(&mut kind),
+        "apiVersion" => w.once(&mut api_version, Walk::opt_str),
+        "kind" => w.once(&mut kind, Walk::opt_str),
         "request" => w.once(&mut request, |w| walk_request(w, read_pod)),
         _ => w.skip(),
     })?;
@@ -99,14 +99,25 @@ fn walk_request<'a>(w: &mut Walk<'a>, read_pod: bool) -> Option<Option<Request<'
     let (mut name, mut namespace, mut operation, mut dry_run, mut object) =
         (None, None, None, None, None);
     let present = w.object(|w, key| match key {
-        "uid" => w.read_once(&mut uid),
-        "kind" => w.read_once(&mut kind),
-        "resource" => w.read_once(&mut resource),
-        "subResource" => w.read_once(&mut sub_resource),
-        "name" => w.read_once(&mut name),
-        "namespace" => w.read_once(&mut namespace),
-        "operation" => w.read_once(&mut operation),
-        "dryRun" => w.read_once(&mut dry_run),
+        "uid" => w.once(&mut uid, Walk::str),
+        "kind" => w.once(&mut kind, |w| {
+            let (group, kind) = walk_group_and(w, "kind")?;
+            Some(GroupVersionKind { group, kind })
+        }),
+        "resource" => w.once(&mut resource, |w| {
+            let (group, resource) = walk_group_and(w, "resource")?;
+            Some(GroupVersionResource { group, resource })
+        }),
+        "subResource" => w.once(&mut sub_resource, Walk::opt_str),
+        "name" => w.once(&mut name, Walk::opt_str),
+        "namespace" => w.once(&mut namespace, Walk::opt_str),
+        "operation" => w.once(&mut operation, Walk::opt_str),
+        "dryRun" => w.once(&mut dry_run, |w| match w.text()? {
+            None => Some(None),
+            Some("true") => Some(Some(true)),
+            Some("false") => Some(Some(false)),
+            Some(_) => None,
+        }),
         "object" => w.once(&mut object, |w| {
             let start = w.here()?;
             // (a pod is read for the engine only where it may be planned: not once the
@@ -139,6 +150,19 @@ fn walk_request<'a>(w: &mut Walk<'a>, read_pod: bool) -> Option<Option<Request<'
         object,
         read,
     }))
+}
+
+/// The group and one more field (`kind` of a GroupVersionKind, `resource` of a
+/// GroupVersionResource) as serde reads them into those structs: other fields stepped over,
+/// each field at most once, a missing one empty; `None` (serde's error) for null.
+fn walk_group_and<'a>(w: &mut Walk<'a>, name: &str) -> Option<(Cow<'a, str>, Cow<'a, str>)> {
+    let (mut group, mut other) = (None, None);
+    let present = w.object(|w, key| match key {
+        "group" => w.once(&mut group, Walk::str),
+        k if k == name => w.once(&mut other, Walk::str),
+        _ => w.skip(),
+    })?;
+    present.then(|| (group.unwrap_or_default(), other.unwrap_or_default()))
 }
 
 impl Request<'_> {
@@ -244,6 +268,17 @@ mod tests {
             r#"{"request":{"object":{}}}"#.into(),
             r#"{"request":{"uid":null}}"#.into(),
             r#"{"request":{"uid":"u","dryRun":"yes"}}"#.into(),
+            r#"{"request":{"uid":"u","dryRun":null,"name":null,"operation":null,"namespace":null}}"#.into(),
+            r#"{"request":{"uid":"u","dryRun":false,"name":"p","operation":"DELETE"}}"#.into(),
+            r#"{"request":{"uid":"u","dryRun":trueish}}"#.into(),
+            r#"{"apiVersion":null,"kind":5,"request":{"uid":"u"}}"#.into(),
+            r#"{"apiVersion":"admission.k8s.io/v1","apiVersion":"v1","request":{"uid":"u"}}"#.into(),
+            r#"{"request":{"uid":"u","kind":null}}"#.into(),
+            r#"{"request":{"uid":"u","kind":{"group":"apps","group":"x","kind":"Pod"}}}"#.into(),
+            r#"{"request":{"uid":"u","kind":{"kind":"P\u006fd","extra":[1,{"b":null}]},"resource":{}}}"#.into(),
+            r#"{"request":{"uid":"u","resource":{"group":null,"resource":"pods"}}}"#.into(),
+            r#"{"request":{"uid":"u","resource":{"resource":"pods","version":"v1","group":""},"subResource":"status"}}"#.into(),
+            r#"{"request":{"uid":"u","resource":"pods"}}"#.into(),
             r#"{"request":{"uid":"u"}} trailing"#.into(),
             r#"{"request":{"uid":"u","object":{"a":}}}"#.into(),
             // (a Pod the engine's walk leaves to the general path; not a Pod)
