@@ -82,26 +82,31 @@ fn count(metrics: &metrics::Metrics, r: &Reviewed<'_>, seconds: f64) {
 }
 
 /// The review's log line (target `review`): debug when nothing was done, error when the
-/// failure mode answered, info otherwise.
+/// failure mode answered, info otherwise. (Texts are given as `&str`, which the JSON line
+/// writes as it writes a `Display`, without the formatting machinery.)
 fn log(r: &Reviewed<'_>, micros: u64) {
+    let (uid, namespace, name, reason) = (&*r.uid, &*r.namespace, &*r.name, &*r.reason);
     match r.result {
         Result_::Passed | Result_::Unchanged => {
-            tracing::debug!(target: "review", uid = %r.uid, namespace = %r.namespace, operation = %r.operation, result = r.result.as_str(), reason = %r.reason, "review")
+            tracing::debug!(target: "review", uid, namespace, operation = &*r.operation, result = r.result.as_str(), reason, "review")
         }
         Result_::ErrorAllowed | Result_::ErrorDenied => {
-            tracing::error!(target: "review", uid = %r.uid, namespace = %r.namespace, name = %r.name, dry_run = r.dry_run, result = r.result.as_str(), reason = %r.reason, "review failed")
+            tracing::error!(target: "review", uid, namespace, name, dry_run = r.dry_run, result = r.result.as_str(), reason, "review failed")
         }
         _ => {
-            let injections = r
-                .injections
-                .iter()
-                .map(|(p, m)| format!("{p}={m}"))
-                .collect::<Vec<_>>()
-                .join(",");
+            let mut injections = String::new();
+            for (p, m) in &r.injections {
+                if !injections.is_empty() {
+                    injections.push(',');
+                }
+                injections.push_str(p);
+                injections.push('=');
+                injections.push_str(m.as_str());
+            }
             tracing::info!(
                 target: "review",
-                uid = %r.uid, namespace = %r.namespace, name = %r.name, dry_run = r.dry_run, result = r.result.as_str(),
-                injections = %injections, skip = r.skip.map(|s| s.as_str()).unwrap_or(""), reason = %r.reason,
+                uid, namespace, name, dry_run = r.dry_run, result = r.result.as_str(),
+                injections = injections.as_str(), skip = r.skip.map(|s| s.as_str()).unwrap_or(""), reason,
                 warnings = r.warnings.len(), micros, "review"
             )
         }

@@ -65,7 +65,7 @@ pub(super) fn decide(
         Decision::new(
             requested,
             ModeReason::Requested,
-            format!("{requested} requested by {source}"),
+            crate::text::cat!(requested.as_str(), " requested by ", source),
         )
     };
     let d = limits::api_server(d, g.kept, notes);
