@@ -205,11 +205,11 @@ fn start(args: &Args, bare: bool) -> Result<Server> {
     cmd.args(&args.server_args);
     let mut child = cmd.spawn().context("starting the server")?;
     let stderr = child.stderr.take().context("server stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
+    let mut reader = BufReader::new(stderr);
     // What the server said before it stopped, for the error (a bad --kubeconfig, say).
     let mut said: Vec<String> = Vec::new();
     let addr = loop {
-        let Some(Ok(line)) = lines.next() else {
+        let Some(line) = next_line(&mut reader) else {
             bail!(
                 "the server ({}) exited before listening; it said:\n{}",
                 args.server.display(),
@@ -222,8 +222,7 @@ fn start(args: &Args, bare: bool) -> Result<Server> {
             break v["address"].as_str().context("address")?.parse()?;
         }
     };
-    // Keep draining the logs so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    drain(reader);
     let ca = std::fs::read_to_string(dir.join("tls/ca.crt"))?;
     Ok(Server {
         child,
@@ -231,6 +230,25 @@ fn start(args: &Args, bare: bool) -> Result<Server> {
         ca,
         dir,
     })
+}
+
+/// The next line a server wrote (until it is listening), without its newline.
+fn next_line(reader: &mut impl BufRead) -> Option<String> {
+    let mut line = String::new();
+    match reader.read_line(&mut line) {
+        Ok(n) if n > 0 => Some(line.trim_end_matches('\n').to_string()),
+        _ => None,
+    }
+}
+
+/// Keeps draining a server's log pipe, so that it never blocks on a full pipe: as a
+/// container runtime reads a log pipe, in large reads, without splitting lines (a string and
+/// a UTF-8 check per line cost this process CPU the server then lacks on a small machine).
+fn drain(reader: BufReader<impl std::io::Read + Send + 'static>) {
+    std::thread::spawn(move || {
+        let mut reader = reader;
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
 }
 
 /// The Go toolchain: `--go`, else `go` on PATH, else the newest of Debian's
@@ -311,16 +329,16 @@ fn start_go(args: &Args) -> Result<Option<Server>> {
         .spawn()
         .context("starting the Go peer")?;
     let stderr = child.stderr.take().context("Go peer stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
+    let mut reader = BufReader::new(stderr);
     let addr = loop {
-        let Some(Ok(line)) = lines.next() else {
+        let Some(line) = next_line(&mut reader) else {
             bail!("the Go peer exited before listening")
         };
         if let Some(a) = line.strip_prefix("listening ") {
             break a.trim().parse()?;
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    drain(reader);
     let ca = std::fs::read_to_string(dir.join("tls/ca.crt"))?;
     Ok(Some(Server {
         child,
