@@ -56,7 +56,7 @@ pub fn bare_router() -> Router {
     async fn bare(body: Body) -> Response {
         let bytes = match read_body(body).await {
             Read::Whole(b) => b,
-            Read::TooLarge(rest) => return too_large(rest),
+            Read::TooLarge(rest) => return too_large(rest).await,
             Read::Failed(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
         };
         match serde_json::from_slice::<Review<'_>>(&bytes) {
@@ -97,7 +97,7 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
         Read::Whole(b) => b,
         Read::TooLarge(rest) => {
             observe::rejected(&state, &Rejected::TooLarge);
-            return too_large(rest);
+            return too_large(rest).await;
         }
         Read::Failed(e) => {
             observe::rejected(&state, &Rejected::Unreadable(&e));
@@ -179,25 +179,28 @@ async fn read_body(mut body: Body) -> Read {
 const DRAIN_BYTES: usize = 8 * BODY_LIMIT;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// 413, and the rest of the request read and dropped in the background (up to
-/// [`DRAIN_BYTES`] and [`DRAIN_TIME`]). A request stream dropped unread is reset: with
-/// HTTP/2 clients (curl, the API server) then see a failed request, not the 413; read to
-/// its end, the stream closes cleanly and the answer stands, as with HTTP/1.1. A client
-/// that sends more than the bound is reset after the answer (RST_STREAM NO_ERROR).
-fn too_large(rest: Body) -> Response {
-    tokio::spawn(async move {
-        let mut rest = rest;
-        let mut read = 0usize;
-        let drain = async {
-            while let Some(Ok(frame)) = rest.frame().await {
-                read += frame.data_ref().map_or(0, Bytes::len);
-                if read > DRAIN_BYTES {
-                    break;
-                }
+/// 413 for a body over the limit, once the rest of the request has been read and dropped
+/// (up to [`DRAIN_BYTES`] and [`DRAIN_TIME`]), so the answer comes after the request as
+/// clients expect it:
+/// - dropped unread, an HTTP/2 request stream is reset (CANCEL) before the answer, and the
+///   client sees a failed request instead of the 413; an HTTP/1.1 connection is closed under
+///   a client still sending, whose kernel may then lose the 413 to a TCP reset;
+/// - answered first and read on after, a client that stops sending on an error answer
+///   (curl does) ends its HTTP/2 stream short of its content-length, and the stream is reset
+///   (PROTOCOL_ERROR) under the answer.
+///
+/// A client that sends more than the bound gets the 413 with its stream reset after it.
+async fn too_large(mut rest: Body) -> Response {
+    let mut read = 0usize;
+    let drain = async {
+        while let Some(Ok(frame)) = rest.frame().await {
+            read += frame.data_ref().map_or(0, Bytes::len);
+            if read > DRAIN_BYTES {
+                break;
             }
-        };
-        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
-    });
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
     text(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("request body over the {BODY_LIMIT}-byte limit\n"),

@@ -416,7 +416,8 @@ async fn post_body(
 }
 
 /// A body over the 6 MiB limit gets 413 with its reason on HTTP/2 as on HTTP/1.1: the rest
-/// of the request is read after the answer, so the stream is not reset under the client.
+/// of the request is read before the answer, so the stream is not reset under the client
+/// (not when the rest is dropped unread, nor when curl stops sending on an early answer).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_the_limit_is_413_on_h1_and_h2() {
     let dir = TempDir::new("toolarge");
