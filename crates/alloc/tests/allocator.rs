@@ -9,13 +9,15 @@ use std::alloc::{GlobalAlloc, Layout};
 #[global_allocator]
 static GLOBAL: Allocator = Allocator;
 
+/// Every size to 512 and some large ones, with every alignment to 64 and a page's: sizes
+/// below their alignment included (a `Layout` may have one; a block that small comes from
+/// an 8-byte class).
 fn layouts() -> impl Iterator<Item = Layout> {
     let sizes = (1..=512).chain([1000, 4096, 10_000, 65_536, 300_000, 5 << 20]);
     sizes.flat_map(|size| {
         [1, 2, 4, 8, 16, 32, 64, 4096]
             .into_iter()
             .filter_map(move |align| Layout::from_size_align(size, align).ok())
-            .map(|l| l.pad_to_align())
     })
 }
 
@@ -23,14 +25,20 @@ fn layouts() -> impl Iterator<Item = Layout> {
 fn every_block_is_aligned_sized_and_writable() {
     let a = Allocator;
     for layout in layouts() {
+        // Many blocks alive at once: a class's blocks sit at every offset its size allows.
+        let live = if layout.size() <= 4096 { 64 } else { 2 };
         // SAFETY: non-zero sizes; each block is written within its size, then freed once.
         unsafe {
-            let p = a.alloc(layout);
-            assert!(!p.is_null(), "{layout:?}");
-            assert_eq!(p as usize % layout.align(), 0, "{layout:?}");
-            assert!(usable_size(p) >= layout.size(), "{layout:?}");
-            p.write_bytes(0xA5, layout.size());
-            a.dealloc(p, layout);
+            let blocks: Vec<*mut u8> = (0..live).map(|_| a.alloc(layout)).collect();
+            for &p in &blocks {
+                assert!(!p.is_null(), "{layout:?}");
+                assert_eq!(p as usize % layout.align(), 0, "{layout:?}");
+                assert!(usable_size(p) >= layout.size(), "{layout:?}");
+                p.write_bytes(0xA5, layout.size());
+            }
+            for p in blocks {
+                a.dealloc(p, layout);
+            }
         }
     }
 }
@@ -57,10 +65,17 @@ fn zeroed_blocks_are_zero_even_where_a_freed_block_was() {
 fn realloc_keeps_the_contents_and_the_alignment() {
     let a = Allocator;
     for layout in layouts().filter(|l| l.size() <= 10_000) {
-        for new_size in [layout.size() / 2, layout.size() * 3, 70_000] {
-            let new_size = new_size
-                .max(layout.align())
-                .next_multiple_of(layout.align());
+        // (shrinking to a few bytes too: below the alignment, a plain block would be 8-byte
+        // aligned only)
+        for new_size in [
+            1,
+            5,
+            8,
+            15,
+            layout.size() / 2 + 1,
+            layout.size() * 3,
+            70_000,
+        ] {
             // SAFETY: the block is filled, resized within Layout's limits, read within the
             // smaller of both sizes, and freed with its new layout.
             unsafe {
