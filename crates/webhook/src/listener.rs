@@ -138,9 +138,12 @@ async fn close_when_draining(
 /// Bounds the time to read and answer one request, so slow clients cannot hold a worker.
 async fn request_deadline(
     State(limit): State<Duration>,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    // (for the handlers that must answer before it: see `mutate::too_large`)
+    req.extensions_mut()
+        .insert(crate::mutate::Deadline(tokio::time::Instant::now() + limit));
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => text(

@@ -53,10 +53,10 @@ pub fn bare_router() -> Router {
         #[serde(borrow)]
         request: Uid<'a>,
     }
-    async fn bare(body: Body) -> Response {
+    async fn bare(deadline: Option<axum::Extension<Deadline>>, body: Body) -> Response {
         let bytes = match read_body(body).await {
             Read::Whole(b) => b,
-            Read::TooLarge(rest) => return too_large(rest).await,
+            Read::TooLarge(rest) => return too_large(rest, deadline.map(|d| d.0)).await,
             Read::Failed(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
         };
         match serde_json::from_slice::<Review<'_>>(&bytes) {
@@ -90,14 +90,18 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
+async fn mutate(
+    State(state): State<Arc<AppState>>,
+    deadline: Option<axum::Extension<Deadline>>,
+    body: Body,
+) -> Response {
     let start = Instant::now();
     let _guard = InFlight::start(&state.in_flight);
     let bytes = match read_body(body).await {
         Read::Whole(b) => b,
         Read::TooLarge(rest) => {
             observe::rejected(&state, &Rejected::TooLarge);
-            return too_large(rest).await;
+            return too_large(rest, deadline.map(|d| d.0)).await;
         }
         Read::Failed(e) => {
             observe::rejected(&state, &Rejected::Unreadable(&e));
@@ -175,32 +179,50 @@ async fn read_body(mut body: Body) -> Read {
     }
 }
 
-/// How much of an over-the-limit body is read and dropped after the 413, and for how long.
+/// How much of an over-the-limit body is read and dropped before the 413, and for how long.
 const DRAIN_BYTES: usize = 8 * BODY_LIMIT;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// 413 for a body over the limit, once the rest of the request has been read and dropped
-/// (up to [`DRAIN_BYTES`] and [`DRAIN_TIME`]), so the answer comes after the request as
-/// clients expect it:
-/// - dropped unread, an HTTP/2 request stream is reset (CANCEL) before the answer, and the
-///   client sees a failed request instead of the 413; an HTTP/1.1 connection is closed under
-///   a client still sending, whose kernel may then lose the 413 to a TCP reset;
+/// When the request's time is up (set by the listener's request deadline).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline(pub tokio::time::Instant);
+
+/// How long before the request's deadline a 413 goes out, whatever is left to read.
+const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// 413 for a body over the limit, once the rest of the request has been read and dropped,
+/// so that the answer comes after the request, as clients expect it:
 /// - answered first and read on after, a client that stops sending on an error answer
-///   (curl does) ends its HTTP/2 stream short of its content-length, and the stream is reset
-///   (PROTOCOL_ERROR) under the answer.
+///   (curl does) ends its HTTP/2 stream short of its content-length, and the server's h2
+///   resets the stream (PROTOCOL_ERROR) under the answer;
+/// - answered with the rest unread, curl saw its HTTP/2 stream reset and no answer, and an
+///   HTTP/1.1 connection is closed under a client still sending, whose kernel may then lose
+///   the answer to a TCP reset.
 ///
-/// A client that sends more than the bound gets the 413 with its stream reset after it.
-async fn too_large(mut rest: Body) -> Response {
-    let mut read = 0usize;
-    let drain = async {
-        while let Some(Ok(frame)) = rest.frame().await {
-            read += frame.data_ref().map_or(0, Bytes::len);
-            if read > DRAIN_BYTES {
-                break;
+/// The reading is bounded: at most [`DRAIN_BYTES`] (a declared length over it is not read
+/// at all), for at most [`DRAIN_TIME`], and the answer goes out [`ANSWER_MARGIN`] before
+/// the request's deadline (a 413 with the rest unread, not a 408).
+async fn too_large(mut rest: Body, deadline: Option<Deadline>) -> Response {
+    let mut until = tokio::time::Instant::now() + DRAIN_TIME;
+    if let Some(Deadline(d)) = deadline {
+        until = until.min(d.checked_sub(ANSWER_MARGIN).unwrap_or(d));
+    }
+    // (what is left of a declared length)
+    let declared_over = http_body::Body::size_hint(&rest)
+        .exact()
+        .is_some_and(|left| left > DRAIN_BYTES as u64);
+    if !declared_over {
+        let mut read = 0usize;
+        let drain = async {
+            while let Some(Ok(frame)) = rest.frame().await {
+                read += frame.data_ref().map_or(0, Bytes::len);
+                if read > DRAIN_BYTES {
+                    break;
+                }
             }
-        }
-    };
-    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+        };
+        let _ = tokio::time::timeout_at(until, drain).await;
+    }
     text(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("request body over the {BODY_LIMIT}-byte limit\n"),

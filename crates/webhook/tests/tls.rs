@@ -506,3 +506,76 @@ fn curl_gets_413(addr: std::net::SocketAddr, dir: &Path, ca_pem: &str) {
         );
     }
 }
+
+/// A request body that sends `chunks` MiB, declares more, and then stalls without ending.
+struct Stalling {
+    chunks: usize,
+}
+
+impl http_body::Body for Stalling {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.chunks == 0 {
+            return std::task::Poll::Pending; // (never woken: the client stalls)
+        }
+        self.chunks -= 1;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(vec![
+            b' ';
+            1 << 20
+        ])))))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(32 << 20)
+    }
+}
+
+/// A client that sends more than the limit and then stalls gets the 413 before the request
+/// deadline, on HTTP/2 and HTTP/1.1: the rest of the body is read only while there is time,
+/// not until the deadline answers 408.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_over_the_limit_gets_413_before_the_deadline() {
+    let dir = TempDir::new("stalled");
+    let issued = certs::issue(&names(), 30).unwrap();
+    write(&dir.0.join("tls.crt"), &issued.cert_pem);
+    write(&dir.0.join("tls.key"), &issued.key_pem);
+    let timeout = Duration::from_secs(2);
+    let (bound, stop, task) = start_with(&dir.0, None, timeout).await;
+    for (h2, alpn) in [(true, &b"h2"[..]), (false, b"http/1.1")] {
+        let tls = connector(&issued.ca_pem, None, alpn);
+        let tcp = TcpStream::connect(bound.webhook).await.unwrap();
+        let stream = tls
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let req = hyper::Request::post("/mutate")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Stalling { chunks: 7 })
+            .unwrap();
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let sent = Instant::now();
+        let resp = if h2 {
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            send.send_request(req).await
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            send.send_request(req).await
+        };
+        let resp = resp.unwrap_or_else(|e| panic!("h2 {h2}: {e}"));
+        assert_eq!(resp.status(), 413, "h2 {h2}");
+        assert!(sent.elapsed() < timeout, "h2 {h2}: {:?}", sent.elapsed());
+    }
+    let _ = stop.send(());
+    let _ = task.await;
+}
