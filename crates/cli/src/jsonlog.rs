@@ -13,7 +13,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The event format of `--log-format json`.
-pub struct JsonLines<T = SystemTime> {
+pub struct JsonLines<T = Utc> {
     timer: T,
     /// For events inside a span.
     spanned: Format<Json, T>,

@@ -205,7 +205,7 @@ fn start(args: &Args, bare: bool) -> Result<Server> {
     cmd.args(&args.server_args);
     let mut child = cmd.spawn().context("starting the server")?;
     let stderr = child.stderr.take().context("server stderr")?;
-    let mut reader = BufReader::new(stderr);
+    let mut reader = BufReader::with_capacity(DRAIN_READ_BYTES, stderr);
     // What the server said before it stopped, for the error (a bad --kubeconfig, say).
     let mut said: Vec<String> = Vec::new();
     let addr = loop {
@@ -232,11 +232,14 @@ fn start(args: &Args, bare: bool) -> Result<Server> {
     })
 }
 
+/// The size of the reads that drain a server's log pipe.
+const DRAIN_READ_BYTES: usize = 64 * 1024;
+
 /// The next line a server wrote (until it is listening), without its newline.
 fn next_line(reader: &mut impl BufRead) -> Option<String> {
     let mut line = String::new();
     match reader.read_line(&mut line) {
-        Ok(n) if n > 0 => Some(line.trim_end_matches('\n').to_string()),
+        Ok(n) if n > 0 => Some(line.trim_end_matches(['\n', '\r']).to_string()),
         _ => None,
     }
 }
@@ -329,7 +332,7 @@ fn start_go(args: &Args) -> Result<Option<Server>> {
         .spawn()
         .context("starting the Go peer")?;
     let stderr = child.stderr.take().context("Go peer stderr")?;
-    let mut reader = BufReader::new(stderr);
+    let mut reader = BufReader::with_capacity(DRAIN_READ_BYTES, stderr);
     let addr = loop {
         let Some(line) = next_line(&mut reader) else {
             bail!("the Go peer exited before listening")
