@@ -138,13 +138,14 @@ async fn close_when_draining(
 /// Bounds the time to read and answer one request, so slow clients cannot hold a worker.
 async fn request_deadline(
     State(limit): State<Duration>,
-    mut req: axum::extract::Request,
+    req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    // (for the handlers that must answer before it: see `mutate::too_large`)
-    req.extensions_mut()
-        .insert(crate::mutate::Deadline(tokio::time::Instant::now() + limit));
-    match tokio::time::timeout(limit, next.run(req)).await {
+    // (the deadline in a task-local, for the answers that must go out before it: see
+    // `mutate::too_large`; no per-request allocation, unlike the request's extensions)
+    let deadline = tokio::time::Instant::now() + limit;
+    let run = crate::mutate::DEADLINE.scope(deadline, next.run(req));
+    match tokio::time::timeout_at(deadline, run).await {
         Ok(r) => r,
         Err(_) => text(
             StatusCode::REQUEST_TIMEOUT,

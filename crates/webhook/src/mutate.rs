@@ -53,10 +53,10 @@ pub fn bare_router() -> Router {
         #[serde(borrow)]
         request: Uid<'a>,
     }
-    async fn bare(deadline: Option<axum::Extension<Deadline>>, body: Body) -> Response {
+    async fn bare(body: Body) -> Response {
         let bytes = match read_body(body).await {
             Read::Whole(b) => b,
-            Read::TooLarge(rest) => return too_large(rest, deadline.map(|d| d.0)).await,
+            Read::TooLarge(rest) => return too_large(rest).await,
             Read::Failed(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
         };
         match serde_json::from_slice::<Review<'_>>(&bytes) {
@@ -90,18 +90,14 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn mutate(
-    State(state): State<Arc<AppState>>,
-    deadline: Option<axum::Extension<Deadline>>,
-    body: Body,
-) -> Response {
+async fn mutate(State(state): State<Arc<AppState>>, body: Body) -> Response {
     let start = Instant::now();
     let _guard = InFlight::start(&state.in_flight);
     let bytes = match read_body(body).await {
         Read::Whole(b) => b,
         Read::TooLarge(rest) => {
             observe::rejected(&state, &Rejected::TooLarge);
-            return too_large(rest, deadline.map(|d| d.0)).await;
+            return too_large(rest).await;
         }
         Read::Failed(e) => {
             observe::rejected(&state, &Rejected::Unreadable(&e));
@@ -183,9 +179,11 @@ async fn read_body(mut body: Body) -> Read {
 const DRAIN_BYTES: usize = 8 * BODY_LIMIT;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// When the request's time is up (set by the listener's request deadline).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Deadline(pub tokio::time::Instant);
+tokio::task_local! {
+    /// When the request's time is up: set by the listener's request deadline around each
+    /// request's task.
+    pub(crate) static DEADLINE: tokio::time::Instant;
+}
 
 /// How long before the request's deadline a 413 goes out, whatever is left to read.
 const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
@@ -202,9 +200,9 @@ const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(250)
 /// The reading is bounded: at most [`DRAIN_BYTES`] (a declared length over it is not read
 /// at all), for at most [`DRAIN_TIME`], and the answer goes out [`ANSWER_MARGIN`] before
 /// the request's deadline (a 413 with the rest unread, not a 408).
-async fn too_large(mut rest: Body, deadline: Option<Deadline>) -> Response {
+async fn too_large(mut rest: Body) -> Response {
     let mut until = tokio::time::Instant::now() + DRAIN_TIME;
-    if let Some(Deadline(d)) = deadline {
+    if let Ok(d) = DEADLINE.try_with(|d| *d) {
         until = until.min(d.checked_sub(ANSWER_MARGIN).unwrap_or(d));
     }
     // (what is left of a declared length)
