@@ -62,8 +62,7 @@ fn rfc3339_micros(t: std::time::SystemTime, buf: &mut [u8; 27]) -> Option<&str> 
         (u64::from(since.subsec_micros()), 6, b'Z'),
     ];
     let mut at = 0;
-    for (n, width, then) in fields {
-        let mut n = n;
+    for (mut n, width, then) in fields {
         for i in (at..at + width).rev() {
             buf[i] = b'0' + (n % 10) as u8;
             n /= 10;

@@ -24,6 +24,11 @@ fn pair(n: u64) -> u64 {
     u64::from(PAIRS[(n & 0xfff) as usize])
 }
 
+/// The four letters of the low 24 bits of `n`.
+fn four(n: u64) -> [u8; 4] {
+    (((pair(n >> 12) << 16) | pair(n)) as u32).to_be_bytes()
+}
+
 /// `input` in base64 with padding.
 pub(crate) fn encode(input: &[u8]) -> String {
     let mut out = vec![0u8; input.len().div_ceil(3) * 4];
@@ -42,12 +47,12 @@ pub(crate) fn encode(input: &[u8]) -> String {
     let mut dsts = out_rest.chunks_exact_mut(4);
     for (src, dst) in groups.by_ref().zip(dsts.by_ref()) {
         let n = (u64::from(src[0]) << 16) | (u64::from(src[1]) << 8) | u64::from(src[2]);
-        dst.copy_from_slice(&(((pair(n >> 12) << 16) | pair(n)) as u32).to_be_bytes());
+        dst.copy_from_slice(&four(n));
     }
     if let Some(dst) = dsts.next() {
         let rest = groups.remainder();
         let n = (u64::from(rest[0]) << 16) | (rest.get(1).map_or(0, |&b| u64::from(b)) << 8);
-        let letters = (((pair(n >> 12) << 16) | pair(n)) as u32).to_be_bytes();
+        let letters = four(n);
         let kept = rest.len() + 1;
         dst[..kept].copy_from_slice(&letters[..kept]);
         dst[kept..].fill(b'=');
