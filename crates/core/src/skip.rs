@@ -97,6 +97,7 @@ fn key(b: &[u8], i: usize) -> Option<usize> {
 
 /// The end of a string without escapes, from its opening quote (just after its closing
 /// quote); `None` where an escape or a raw control character comes first, or no quote ends it.
+#[inline]
 pub(crate) fn plain_string(b: &[u8], i: usize) -> Option<usize> {
     let from = i + 1;
     let at = from + to_special(b.get(from..)?)?;
@@ -128,6 +129,7 @@ fn string(b: &[u8], mut i: usize) -> Option<usize> {
 
 /// How far into `b` the first quote, backslash or control character is, eight bytes at a
 /// time.
+#[inline]
 fn to_special(b: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
