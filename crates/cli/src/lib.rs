@@ -12,6 +12,7 @@ mod inject;
 mod jsonlog;
 mod label_nodes;
 mod lint;
+mod logwriter;
 mod output;
 mod profiles;
 pub mod program;
