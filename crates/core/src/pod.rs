@@ -174,10 +174,40 @@ pub struct EnvName<'a> {
     pub name: Cow<'a, str>,
 }
 
+/// A container's `resources` as the reading checks them: `requests`, where present, is an
+/// object. Its quantities are read from the container's text where they are needed (the
+/// effective requests of `explain`), so none is kept here.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ResourcesView {
     #[serde(default)]
-    pub requests: Option<BTreeMap<String, Value>>,
+    pub requests: Option<AnyObject>,
+}
+
+/// A JSON object of any members, none kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnyObject;
+
+impl<'de> Deserialize<'de> for AnyObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<AnyObject, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = AnyObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<AnyObject, A::Error> {
+                while m
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(AnyObject)
+            }
+        }
+        d.deserialize_map(Members)
+    }
 }
 
 /// The container fields the engine reads.
@@ -696,16 +726,8 @@ fn walk_resources(w: &mut Walk<'_>) -> Option<Option<ResourcesView>> {
     let mut requests = None;
     let present = w.object(|w, key| match key {
         "requests" => w.once(&mut requests, |w| {
-            let mut map = BTreeMap::new();
-            let present = w.object(|w, key| {
-                let quantity = match w.peek()? {
-                    b'"' => Value::String(w.str()?.into_owned()),
-                    _ => w.read()?,
-                };
-                map.insert(key.to_owned(), quantity);
-                Some(())
-            })?;
-            Some(present.then_some(map))
+            let present = w.object(|w, _| w.skip())?;
+            Some(present.then_some(AnyObject))
         }),
         _ => w.skip(),
     })?;
