@@ -29,8 +29,19 @@ fn four(n: u64) -> [u8; 4] {
     (((pair(n >> 12) << 16) | pair(n)) as u32).to_be_bytes()
 }
 
+/// Base64 text, as [`encode`] writes it: only letters of the alphabet and `=`, so JSON
+/// writes it between quotes as it is (no byte of it needs an escape).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base64(String);
+
+impl Base64 {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// `input` in base64 with padding.
-pub(crate) fn encode(input: &[u8]) -> String {
+pub(crate) fn encode(input: &[u8]) -> Base64 {
     let mut out = vec![0u8; input.len().div_ceil(3) * 4];
     // Six bytes make eight letters.
     let whole = input.len() / 6;
@@ -58,17 +69,25 @@ pub(crate) fn encode(input: &[u8]) -> String {
         dst[kept..].fill(b'=');
     }
     // Only letters of the alphabet and `=` were written: the check cannot fail.
-    String::from_utf8(out).unwrap_or_default()
+    Base64(String::from_utf8(out).unwrap_or_default())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::encode;
     use base64::Engine as _;
     use proptest::prelude::*;
 
     fn reference(input: &[u8]) -> String {
         base64::engine::general_purpose::STANDARD.encode(input)
+    }
+
+    fn encode(input: &[u8]) -> String {
+        let text = super::encode(input);
+        assert!(
+            sidecar_kit_core::text::needs_no_escape(text.as_str()),
+            "base64 needs no JSON escape"
+        );
+        text.0
     }
 
     #[test]

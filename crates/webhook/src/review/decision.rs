@@ -45,7 +45,7 @@ pub struct Decision {
     pub reason: String,
     pub skip: Option<SkipCode>,
     /// Base64 of the JSON Patch, as the admission API documents.
-    pub patch: Option<String>,
+    pub patch: Option<super::base64::Base64>,
     /// The response's warnings.
     pub warnings: Vec<String>,
     /// The response's audit annotations.
@@ -136,7 +136,7 @@ impl Decision {
 
     /// Bytes the cache charges for keeping this decision.
     pub(super) fn size(&self) -> usize {
-        self.patch.as_ref().map_or(0, String::len)
+        self.patch.as_ref().map_or(0, |p| p.as_str().len())
             + self.reason.len()
             + self.warnings.iter().map(String::len).sum::<usize>()
             + 256
