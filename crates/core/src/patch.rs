@@ -67,6 +67,15 @@ impl Item {
         }
     }
 
+    /// The length of the item's JSON text, where it is written already.
+    fn text_len(&self) -> Option<usize> {
+        match self {
+            Item::Built(_) => None,
+            Item::Prepared(p) => Some(p.text.get().len()),
+            Item::Written(w) => Some(w.text.len()),
+        }
+    }
+
     /// Appends the item's JSON text.
     fn write_to(&self, out: &mut Vec<u8>) {
         match self {
@@ -176,7 +185,23 @@ impl PatchOp {
 /// (the text `serde_json::to_vec` writes of the ops; prepared and written items go in as
 /// they are).
 pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 * ops.len() + 2);
+    // (sized for the whole text where the values' texts are known, which they are but for
+    // values built for this patch: those are guessed small)
+    let size = |i: &Item| i.text_len().unwrap_or(64) + 1;
+    let len = ops
+        .iter()
+        .map(|op| match op {
+            PatchOp::Remove { path } => 32 + path.len(),
+            PatchOp::Add { path, value } | PatchOp::Replace { path, value } => {
+                48 + path.len()
+                    + match value {
+                        Json::One(item) => size(item),
+                        Json::List(items) => 2 + items.iter().map(size).sum::<usize>(),
+                    }
+            }
+        })
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(len + 2);
     out.push(b'[');
     for (i, op) in ops.iter().enumerate() {
         if i > 0 {

@@ -46,12 +46,7 @@ impl Key {
 /// caching).
 pub fn key(object: &str, request_namespace: &str, generations: (u64, u64)) -> Option<Key> {
     let inputs = sidecar_kit_core::pod::answer_inputs(object)?;
-    Some(key_of(
-        &inputs,
-        request_namespace,
-        generations,
-        object.len(),
-    ))
+    Some(key_of(&inputs, request_namespace, generations))
 }
 
 /// [`key`], from the object's inputs where the review's reader took them already.
@@ -62,7 +57,7 @@ pub fn key_with(
     generations: (u64, u64),
 ) -> Option<Key> {
     match inputs {
-        Some(i) => Some(key_of(i, request_namespace, generations, object.len())),
+        Some(i) => Some(key_of(i, request_namespace, generations)),
         None => key(object, request_namespace, generations),
     }
 }
@@ -71,28 +66,31 @@ fn key_of(
     inputs: &AnswerInputs<'_>,
     request_namespace: &str,
     generations: (u64, u64),
-    object_len: usize,
 ) -> Key {
-    let mut k = Vec::with_capacity(object_len / 2 + 64);
+    let parts = [
+        Some(request_namespace),
+        inputs.kind,
+        inputs.api_version,
+        inputs.metadata.then_some(""),
+        inputs.labels,
+        inputs.annotations,
+        inputs.namespace,
+        inputs.spec,
+    ];
+    // (sized exactly: a length before each part)
+    let len = 16 + parts.iter().map(|p| 8 + p.map_or(0, str::len)).sum::<usize>();
+    let mut k = Vec::with_capacity(len);
     k.extend_from_slice(&generations.0.to_le_bytes());
     k.extend_from_slice(&generations.1.to_le_bytes());
-    let mut part = |p: Option<&str>| {
+    for p in parts {
         match p {
             Some(s) => {
                 k.extend_from_slice(&(s.len() as u64 + 1).to_le_bytes());
                 k.extend_from_slice(s.as_bytes());
             }
             None => k.extend_from_slice(&0u64.to_le_bytes()),
-        };
-    };
-    part(Some(request_namespace));
-    part(inputs.kind);
-    part(inputs.api_version);
-    part(inputs.metadata.then_some(""));
-    part(inputs.labels);
-    part(inputs.annotations);
-    part(inputs.namespace);
-    part(inputs.spec);
+        }
+    }
     Key::new(k)
 }
 
@@ -323,7 +321,7 @@ mod tests {
             namespace: m.and_then(|m| m.namespace).map(RawValue::get),
             spec: h.spec.map(RawValue::get),
         };
-        Some(key_of(&inputs, ns, g, object.len()))
+        Some(key_of(&inputs, ns, g))
     }
 
     #[test]

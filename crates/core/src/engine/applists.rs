@@ -144,7 +144,7 @@ impl ListEdit {
 /// sidecar-kit's), then what this plan adds to that container.
 pub(super) fn edits(t: &Template<'_>, prev: &Added, adds: &Additions) -> Vec<ListEdit> {
     let sp = &t.spec_pointer;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(2 * t.spec.containers.len());
     // What this plan adds, by app container (one pass, not one per container).
     let mut planned: [Vec<Vec<&AppAdd>>; 2] = Default::default();
     for (li, list) in AppList::ALL.into_iter().enumerate() {
@@ -162,24 +162,23 @@ pub(super) fn edits(t: &Template<'_>, prev: &Added, adds: &Additions) -> Vec<Lis
         }
         for (li, list) in AppList::ALL.into_iter().enumerate() {
             // Keep what is not ours, append what this plan adds to this container.
-            let mut target: Vec<Slot> = list
-                .keys(&c.view)
-                .enumerate()
-                .filter(|(_, k)| !list.is_ours(prev, name, k))
-                .map(|(i, _)| Slot::Keep(i))
-                .collect();
-            let base_len = target.len();
+            let len = list.keys(&c.view).count();
+            let adding = &planned[li][ci];
+            let mut target: Vec<Slot> = Vec::with_capacity(len + adding.len());
             target.extend(
-                planned[li][ci]
-                    .iter()
-                    .map(|a| Slot::Insert(a.value.clone())),
+                list.keys(&c.view)
+                    .enumerate()
+                    .filter(|(_, k)| !list.is_ours(prev, name, k))
+                    .map(|(i, _)| Slot::Keep(i)),
             );
+            let base_len = target.len();
+            target.extend(adding.iter().map(|a| Slot::Insert(a.value.clone())));
             let field = list.field();
             out.push(ListEdit {
                 pointer: cat!(sp, "/containers/", ci, "/", field),
                 key: cat!("containers/", name, "/", field),
                 present: list.present(&c.view),
-                len: list.keys(&c.view).count(),
+                len,
                 base_len,
                 target,
             });

@@ -23,7 +23,8 @@ pub(super) fn ops(
     status: Option<&Status>,
 ) -> Vec<PatchOp> {
     let sp = &t.spec_pointer;
-    let mut ops = Vec::new();
+    // (room for an edit of each list and a few more: the usual patch never grows it)
+    let mut ops = Vec::with_capacity(target.app_lists.len() + 8);
     // 1. Inside app containers.
     for e in target.app_lists {
         let keep_empty = e.was_empty(prev);
@@ -193,20 +194,22 @@ fn annotation_ops(
             }
         }
         None => {
-            // The annotations object, written here (the keys are sidecar-kit's, in order).
-            let mut map = String::from("{");
-            for (k, v) in set {
-                if let Some(v) = v {
-                    if map.len() > 1 {
-                        map.push(',');
-                    }
-                    map.push_str(&json_string(k));
-                    map.push(':');
-                    map.push_str(&v.literal());
-                }
-            }
-            if map.len() == 1 {
+            // The annotations object, written here (the keys are sidecar-kit's, in order),
+            // into a string of its final size.
+            let members: Vec<(String, String)> = set
+                .iter()
+                .filter_map(|(k, v)| Some((json_string(k), v.as_ref()?.literal())))
+                .collect();
+            if members.is_empty() {
                 return;
+            }
+            let len = members.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>();
+            let mut map = String::with_capacity(len + 1);
+            for (i, (k, v)) in members.iter().enumerate() {
+                map.push(if i == 0 { '{' } else { ',' });
+                map.push_str(k);
+                map.push(':');
+                map.push_str(v);
             }
             map.push('}');
             if t.meta_present {

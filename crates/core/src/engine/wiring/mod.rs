@@ -51,6 +51,22 @@ pub(super) struct Additions {
     pub default_container: Option<String>,
 }
 
+impl Additions {
+    /// Empty, with room for what the chosen profiles add to `apps` app containers (no list
+    /// grows while they are wired).
+    fn sized(chosen: &[Chosen], apps: usize) -> Additions {
+        let sum = |n: fn(&Profile) -> usize| chosen.iter().map(|c| n(&c.profile)).sum::<usize>();
+        Additions {
+            init_blocks: Vec::with_capacity(chosen.len()),
+            containers: Vec::with_capacity(sum(|p| p.spec.containers.len())),
+            volumes: Vec::with_capacity(sum(|p| p.spec.volumes.len()) + 1),
+            app_mounts: Vec::with_capacity(apps * sum(|p| p.spec.app_volume_mounts.len())),
+            app_env: Vec::with_capacity(apps * sum(|p| p.spec.app_env.len())),
+            ..Additions::default()
+        }
+    }
+}
+
 /// What the chosen profiles add to the pod, and the record of each injection.
 pub(super) fn build(
     t: &Template<'_>,
@@ -58,12 +74,14 @@ pub(super) fn build(
     prev: &Added,
     notes: &mut Notes,
 ) -> Result<(Additions, Vec<Injection>), Skip> {
+    let apps = apps::app_containers(t, prev);
+    let adds = Additions::sized(&chosen, apps.len());
     let mut w = Wiring {
         t,
         prev,
-        apps: apps::app_containers(t, prev),
+        apps,
         restart_policy: t.spec.restart_policy.as_deref().unwrap_or("Always"),
-        adds: Additions::default(),
+        adds,
         records: Vec::with_capacity(chosen.len()),
         shim: None,
         wrapped_apps: false,
@@ -133,6 +151,8 @@ impl Wiring<'_, '_, '_> {
             added: Added {
                 init_containers: Vec::with_capacity(inits + 1),
                 volumes: Vec::with_capacity(p.spec.volumes.len() + 1),
+                app_mounts: Vec::with_capacity(self.apps.len() * p.spec.app_volume_mounts.len()),
+                app_env: Vec::with_capacity(self.apps.len() * p.spec.app_env.len()),
                 ..Added::default()
             },
         };
