@@ -215,7 +215,7 @@ pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
         out.extend_from_slice(b"{\"op\":\"");
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b"\",\"path\":");
-        let _ = serde_json::to_writer(&mut out, path);
+        crate::text::push_json_string(&mut out, path);
         if let Some(value) = value {
             out.extend_from_slice(b",\"value\":");
             match value {

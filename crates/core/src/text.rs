@@ -11,6 +11,20 @@ pub fn needs_no_escape(s: &str) -> bool {
     })
 }
 
+/// `s` as a JSON string literal, appended to `out`: as it is between quotes where it needs
+/// no escape (the usual case: pointers, names), else as serde_json escapes it.
+pub fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    if needs_no_escape(s) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // (writing a str into memory cannot fail)
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
 /// A piece of a [`cat!`]: its length in bytes, and how it is written.
 pub(crate) trait Piece {
     fn size(&self) -> usize;
@@ -123,6 +137,9 @@ mod tests {
                 written[1..written.len() - 1] == *s,
                 "{s:?}"
             );
+            let mut pushed = b"x".to_vec();
+            super::push_json_string(&mut pushed, s);
+            assert_eq!(pushed, format!("x{written}").into_bytes(), "{s:?}");
         }
     }
 }

@@ -147,8 +147,12 @@ impl Want<'_> {
 }
 
 fn json_string(s: &str) -> String {
-    // (a str always serialises)
-    serde_json::to_string(s).unwrap_or_default()
+    if crate::text::needs_no_escape(s) {
+        cat!("\"", s, "\"")
+    } else {
+        // (a str always serialises)
+        serde_json::to_string(s).unwrap_or_default()
+    }
 }
 
 /// Sets or removes sidecar-kit's annotations. Where removing them leaves none, the map goes
