@@ -12,6 +12,16 @@ pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-co
 pub const NODE_LABEL: &str = "sidecar-kit.io/native-sidecars";
 pub const NODE_REASON_ANNOTATION: &str = "sidecar-kit.io/native-sidecars-reason";
 
+/// `"name":` after `{` (the first member, `first`) or `,`, as one piece of text.
+macro_rules! key {
+    ($w:expr, $name:literal, first) => {
+        $w.raw(concat!("{\\\"", $name, "\\\":"))
+    };
+    ($w:expr, $name:literal) => {
+        $w.raw(concat!(",\\\"", $name, "\\\":"))
+    };
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub v: u32,
@@ -165,15 +175,15 @@ impl Status {
         w.raw(&self.v.to_string());
         w.raw(",\\\"injections\\\":");
         w.list(&self.injections, |w, inj| {
-            w.key("profile", true);
+            key!(w, "profile", first);
             w.str(&inj.profile)?;
-            w.key("hash", false);
+            key!(w, "hash");
             w.str(&inj.hash)?;
-            w.key("mode", false);
+            key!(w, "mode");
             w.str(inj.mode.as_str())?;
-            w.key("reason", false);
+            key!(w, "reason");
             w.str(&inj.reason)?;
-            w.key("added", false);
+            key!(w, "added");
             inj.added.write(w)?;
             w.raw("}");
             Some(())
@@ -212,18 +222,12 @@ impl Literal {
         self.0.push_str(s);
     }
 
-    /// `"name":` after `{` (the first member) or `,`.
-    fn key(&mut self, name: &str, first: bool) {
-        self.raw(if first { "{\\\"" } else { ",\\\"" });
-        self.raw(name);
-        self.raw("\\\":");
-    }
-
     /// A string that needs no escape; `None` for one that does.
     fn str(&mut self, s: &str) -> Option<()> {
         if !crate::text::needs_no_escape(s) {
             return None;
         }
+        self.0.reserve(s.len() + 4);
         self.raw("\\\"");
         self.raw(s);
         self.raw("\\\"");
@@ -249,9 +253,9 @@ impl Literal {
 
     fn items(&mut self, list: &[AppItem]) -> Option<()> {
         self.list(list, |w, item| {
-            w.key("container", true);
+            key!(w, "container", first);
             w.str(&item.container)?;
-            w.key("name", false);
+            key!(w, "name");
             w.str(&item.name)?;
             w.raw("}");
             Some(())
@@ -266,30 +270,30 @@ impl Literal {
 impl Added {
     /// As serde writes it (the same fields, order and skips as the derive).
     fn write(&self, w: &mut Literal) -> Option<()> {
-        w.key("initContainers", true);
+        key!(w, "initContainers", first);
         w.strs(&self.init_containers)?;
-        w.key("containers", false);
+        key!(w, "containers");
         w.strs(&self.containers)?;
-        w.key("volumes", false);
+        key!(w, "volumes");
         w.strs(&self.volumes)?;
-        w.key("appMounts", false);
+        key!(w, "appMounts");
         w.items(&self.app_mounts)?;
-        w.key("appEnv", false);
+        key!(w, "appEnv");
         w.items(&self.app_env)?;
         if !self.app_commands.is_empty() {
-            w.key("appCommands", false);
+            key!(w, "appCommands");
             w.strs(&self.app_commands)?;
         }
-        w.key("affinity", false);
+        key!(w, "affinity");
         w.bool(self.affinity);
         if let Some(a) = &self.affinity_created {
-            w.key("affinityCreated", false);
+            key!(w, "affinityCreated");
             w.str(a)?;
         }
-        w.key("defaultContainer", false);
+        key!(w, "defaultContainer");
         w.bool(self.default_container);
         if !self.was_empty.is_empty() {
-            w.key("wasEmpty", false);
+            key!(w, "wasEmpty");
             w.strs(&self.was_empty)?;
         }
         w.raw("}");

@@ -207,7 +207,10 @@ fn annotation_ops(
             if members.is_empty() {
                 return;
             }
-            let len = members.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>();
+            let len = members
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 2)
+                .sum::<usize>();
             let mut map = String::with_capacity(len + 1);
             for (i, (k, v)) in members.iter().enumerate() {
                 map.push(if i == 0 { '{' } else { ',' });
