@@ -2,6 +2,7 @@
 //! sidecar-kit did not inject, and a volume for every mount of what is added.
 
 use super::Additions;
+use crate::engine::json::field;
 use crate::engine::outcome::{Skip, SkipCode};
 use crate::pod::Template;
 use crate::profile::INSTALL_CONTAINER;
@@ -83,13 +84,12 @@ fn mounts(base_volumes: &[&str], adds: &Additions) -> Result<(), Skip> {
         .flat_map(|(_, b)| b.iter())
         .chain(adds.containers.iter());
     for (name, v) in added_values {
-        for m in v
-            .get("volumeMounts")
+        for m in field(v, "volumeMounts")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
         {
-            let vol = m.get("name").and_then(Value::as_str).unwrap_or("");
+            let vol = field(m, "name").and_then(Value::as_str).unwrap_or("");
             if !all_volumes.contains(&vol) {
                 return Err(Skip::new(
                     SkipCode::MissingVolume,
@@ -101,7 +101,7 @@ fn mounts(base_volumes: &[&str], adds: &Additions) -> Result<(), Skip> {
         }
     }
     for m in &adds.app_mounts {
-        let vol = m.value.get("name").and_then(Value::as_str).unwrap_or("");
+        let vol = field(&m.value, "name").and_then(Value::as_str).unwrap_or("");
         if !all_volumes.contains(&vol) {
             return Err(Skip::new(
                 SkipCode::MissingVolume,
