@@ -62,11 +62,7 @@ pub fn key_with(
     }
 }
 
-fn key_of(
-    inputs: &AnswerInputs<'_>,
-    request_namespace: &str,
-    generations: (u64, u64),
-) -> Key {
+fn key_of(inputs: &AnswerInputs<'_>, request_namespace: &str, generations: (u64, u64)) -> Key {
     let parts = [
         Some(request_namespace),
         inputs.kind,
@@ -78,7 +74,11 @@ fn key_of(
         inputs.spec,
     ];
     // (sized exactly: a length before each part)
-    let len = 16 + parts.iter().map(|p| 8 + p.map_or(0, str::len)).sum::<usize>();
+    let len = 16
+        + parts
+            .iter()
+            .map(|p| 8 + p.map_or(0, str::len))
+            .sum::<usize>();
     let mut k = Vec::with_capacity(len);
     k.extend_from_slice(&generations.0.to_le_bytes());
     k.extend_from_slice(&generations.1.to_le_bytes());

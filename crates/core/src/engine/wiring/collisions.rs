@@ -101,7 +101,9 @@ fn mounts(base_volumes: &[&str], adds: &Additions) -> Result<(), Skip> {
         }
     }
     for m in &adds.app_mounts {
-        let vol = field(&m.value, "name").and_then(Value::as_str).unwrap_or("");
+        let vol = field(&m.value, "name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if !all_volumes.contains(&vol) {
             return Err(Skip::new(
                 SkipCode::MissingVolume,
