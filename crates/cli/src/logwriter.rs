@@ -4,18 +4,24 @@
 //! the threads that log never wake it: only the first line after a quiet spell does. An
 //! idle writer sleeps until a line comes.
 //!
-//! What it keeps of a queue of lines: no line is dropped (a full buffer makes the logging
-//! thread wait for room), each thread's lines keep their order, and every write(2) is
-//! whole lines of at most `PIPE_BUF` bytes, so another writer of the same pipe (a panic
-//! message) never lands inside a line.
+//! What it keeps of a queue of lines: the buffer drops no line (a full buffer makes the
+//! logging thread wait for room), each thread's lines keep their order, and each write is
+//! whole events of at most `PIPE_BUF` bytes, so another writer of the same pipe (a panic
+//! message) never lands inside one. An event longer than that goes alone, and may take
+//! more than one write(2). A write that fails loses its batch: there is nowhere left to
+//! report it (a full non-blocking stderr is waited for, not a failure).
+//!
+//! The flush at exit is bounded (1 s) once the logging threads have stopped; a thread that
+//! waits for room while stderr is stalled waits until it takes lines again.
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tracing_subscriber::fmt::MakeWriter;
 
-/// How long the writer lets lines gather after the first of a batch before it writes them.
-/// A line reaches stderr at most this late (plus the write).
+/// How long the writer lets lines gather before it takes them. A line reaches stderr
+/// within this and the writes queued before it (under load: the batch being written, then
+/// this, then its own).
 pub const GATHER: Duration = Duration::from_millis(2);
 
 /// The most one write(2) takes: PIPE_BUF, so that a write to a pipe (a container runtime's
@@ -167,10 +173,27 @@ fn write_lines<W: Write>(sink: &mut W, mut bytes: &[u8]) -> std::io::Result<()> 
                     .map_or(bytes.len(), |nl| nl + 1),
             },
         };
-        sink.write_all(&bytes[..end])?;
+        write_waiting(sink, &bytes[..end])?;
         bytes = &bytes[end..];
     }
     sink.flush()
+}
+
+/// `write_all`, waiting where the sink is full and non-blocking (a stderr inherited in
+/// non-blocking mode) instead of failing.
+fn write_waiting<W: Write>(sink: &mut W, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match sink.write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Flush {
@@ -230,11 +253,14 @@ mod tests {
 
     use super::*;
 
-    /// A sink recording every write, which can be held shut.
+    /// A sink recording every write, which can be held shut, and made to fail or to say
+    /// it would block for its next writes.
     #[derive(Clone, Default)]
     struct Sink {
         writes: Arc<Mutex<Vec<Vec<u8>>>>,
         gate: Arc<(Mutex<bool>, Condvar)>,
+        /// (writes to fail, writes to answer WouldBlock)
+        trouble: Arc<Mutex<(usize, usize)>>,
     }
 
     impl Sink {
@@ -256,6 +282,15 @@ mod tests {
             let mut s = shut.lock().unwrap();
             while *s {
                 s = cv.wait(s).unwrap();
+            }
+            let mut trouble = self.trouble.lock().unwrap();
+            if trouble.0 > 0 {
+                trouble.0 -= 1;
+                return Err(std::io::Error::other("the sink fails"));
+            }
+            if trouble.1 > 0 {
+                trouble.1 -= 1;
+                return Err(std::io::ErrorKind::WouldBlock.into());
             }
             self.writes.lock().unwrap().push(buf.to_vec());
             Ok(buf.len())
@@ -310,7 +345,8 @@ mod tests {
         let sink = Sink::default();
         let (w, flush) = spawn(sink.clone(), 1 << 20).unwrap();
         sink.shut();
-        // (the first line is taken at once and waits in the shut sink; the rest gather)
+        // (the first line is taken after the writer's gathering and waits in the shut
+        // sink; the rest gather behind it)
         log(&w, "first\n");
         for i in 0..500 {
             log(&w, &format!("line {i} {}\n", "y".repeat(i % 97)));
@@ -378,8 +414,7 @@ mod tests {
         log(&w, "held\n");
         drop(flush);
         assert_eq!(sink.text(), "held\n", "written before the flush returns");
-        // After the flush a line is written straight to stderr, not held for ever.
-        log(&w, "late line of a test, on stderr\n");
+        drop(w);
 
         let stuck = Sink::default();
         stuck.shut();
@@ -393,5 +428,49 @@ mod tests {
             "the flush waits its second, then gives up: {took:?}"
         );
         stuck.open();
+    }
+
+    #[test]
+    fn lines_that_trickle_in_are_gathered_into_few_writes() {
+        let sink = Sink::default();
+        let (w, flush) = spawn(sink.clone(), 1 << 20).unwrap();
+        // A line every 100 µs for 20 ms: a writer that took each line as it came would
+        // write about 200 times; one that gathers for 2 ms, about 10.
+        let start = Instant::now();
+        for i in 0..200u32 {
+            let due = start + Duration::from_micros(100) * i;
+            while Instant::now() < due {
+                std::hint::spin_loop();
+            }
+            log(&w, &format!("{{\"i\":{i}}}\n"));
+        }
+        let took = start.elapsed();
+        drop(flush);
+        assert_eq!(sink.text().lines().count(), 200);
+        let writes = sink.writes.lock().unwrap().len();
+        assert!(writes < 50, "{writes} writes for 200 lines over {took:?}");
+    }
+
+    #[test]
+    fn a_failed_write_loses_its_batch_only_and_a_full_sink_is_waited_for() {
+        let sink = Sink::default();
+        let (w, flush) = spawn(sink.clone(), 1 << 16).unwrap();
+        *sink.trouble.lock().unwrap() = (1, 0);
+        log(&w, "lost with the failed write\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.trouble.lock().unwrap().0 > 0 {
+            assert!(Instant::now() < deadline, "the writer never wrote");
+            std::thread::yield_now();
+        }
+        *sink.trouble.lock().unwrap() = (0, 3);
+        log(&w, "after a failure\n");
+        log(&w, "and a full sink\n");
+        drop(flush);
+        assert_eq!(sink.text(), "after a failure\nand a full sink\n");
+        assert_eq!(
+            sink.trouble.lock().unwrap().1,
+            0,
+            "WouldBlock was answered thrice"
+        );
     }
 }

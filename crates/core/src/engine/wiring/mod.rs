@@ -52,8 +52,8 @@ pub(super) struct Additions {
 }
 
 impl Additions {
-    /// Empty, with room for what the chosen profiles add to `apps` app containers (no list
-    /// grows while they are wired).
+    /// Empty, with room for what the chosen profiles add to `apps` app containers (Job-safe
+    /// wrapping adds a mount to each app beyond it).
     fn sized(chosen: &[Chosen], apps: usize) -> Additions {
         let sum = |n: fn(&Profile) -> usize| chosen.iter().map(|c| n(&c.profile)).sum::<usize>();
         Additions {
