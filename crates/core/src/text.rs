@@ -104,6 +104,16 @@ macro_rules! cat {
 }
 pub(crate) use cat;
 
+/// [`push_json_string`], as a string of its own.
+pub fn json_string(s: &str) -> String {
+    if needs_no_escape(s) {
+        cat!("\"", s, "\"")
+    } else {
+        // (a str always serialises)
+        serde_json::to_string(s).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -140,6 +150,7 @@ mod tests {
             let mut pushed = b"x".to_vec();
             super::push_json_string(&mut pushed, s);
             assert_eq!(pushed, format!("x{written}").into_bytes(), "{s:?}");
+            assert_eq!(super::json_string(s), written, "{s:?}");
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::patch::{Item, PatchOp, Slot, edit_list};
 use crate::pod::{Template, escape_pointer};
 use crate::status::listed;
 use crate::status::{Added, DEFAULT_CONTAINER_ANNOTATION, STATUS_ANNOTATION, Status};
-use crate::text::cat;
+use crate::text::{cat, json_string};
 use serde_json::{Value, json};
 use std::borrow::Cow;
 
@@ -143,15 +143,6 @@ impl Want<'_> {
             Want::Status(s) => s.to_json_literal(),
             Want::Text(t) => json_string(t),
         }
-    }
-}
-
-fn json_string(s: &str) -> String {
-    if crate::text::needs_no_escape(s) {
-        cat!("\"", s, "\"")
-    } else {
-        // (a str always serialises)
-        serde_json::to_string(s).unwrap_or_default()
     }
 }
 
