@@ -87,6 +87,12 @@ impl Shared {
             return;
         }
         st.buf.extend_from_slice(line);
+        self.wake_writer(st);
+    }
+
+    /// Wakes the writer where it sleeps for want of lines; `st` is the state just changed
+    /// (a line added, the stop asked), released before the wake.
+    fn wake_writer(&self, mut st: MutexGuard<'_, State>) {
         let wake = std::mem::take(&mut st.writer_idle);
         drop(st);
         if wake {
@@ -200,11 +206,7 @@ impl Drop for Flush {
     fn drop(&mut self) {
         let mut st = self.shared.lock();
         st.stopping = true;
-        let wake = std::mem::take(&mut st.writer_idle);
-        drop(st);
-        if wake {
-            self.shared.lines.notify_one();
-        }
+        self.shared.wake_writer(st);
         let deadline = Instant::now() + FLUSH_WAIT;
         let mut st = self.shared.lock();
         while !st.done {
