@@ -1,8 +1,9 @@
 //! The patch's base64 (RFC 4648, the standard alphabet with padding), as an AdmissionReview's
 //! `patch` carries it: twelve bits at a time from a table of letter pairs, eight letters
-//! per six bytes, into a buffer of the final size. A planned review encodes 2–3 KB; the
-//! general-purpose engine of the `base64` crate took 7 instructions a byte for it, this
-//! takes about 2 (BENCHMARKS.md). The tests hold it to that crate's output.
+//! per six bytes, into a buffer of the final size. A planned review encodes about 2 KB:
+//! the general-purpose engine of the `base64` crate took 17.3k instructions for it, this
+//! 13.7k, its loop about 5 a byte (BENCHMARKS.md, sixth and seventh rounds). The tests hold
+//! it to that crate's output.
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -29,13 +30,14 @@ fn four(n: u64) -> [u8; 4] {
     (((pair(n >> 12) << 16) | pair(n)) as u32).to_be_bytes()
 }
 
-/// Base64 text, as [`encode`] writes it: only letters of the alphabet and `=`, so JSON
-/// writes it between quotes as it is (no byte of it needs an escape).
+/// Base64 text, as [`encode`] writes it: only letters of the alphabet and `=` (ASCII, so
+/// UTF-8 without a check), which JSON writes between quotes as they are (no byte of it
+/// needs an escape).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Base64(String);
+pub struct Base64(Vec<u8>);
 
 impl Base64 {
-    pub fn as_str(&self) -> &str {
+    pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 }
@@ -68,8 +70,7 @@ pub(crate) fn encode(input: &[u8]) -> Base64 {
         dst[..kept].copy_from_slice(&letters[..kept]);
         dst[kept..].fill(b'=');
     }
-    // Only letters of the alphabet and `=` were written: the check cannot fail.
-    Base64(String::from_utf8(out).unwrap_or_default())
+    Base64(out)
 }
 
 #[cfg(test)]
@@ -82,12 +83,12 @@ mod tests {
     }
 
     fn encode(input: &[u8]) -> String {
-        let text = super::encode(input);
+        let text = String::from_utf8(super::encode(input).0).expect("ASCII");
         assert!(
-            sidecar_kit_core::text::needs_no_escape(text.as_str()),
+            sidecar_kit_core::text::needs_no_escape(&text),
             "base64 needs no JSON escape"
         );
-        text.0
+        text
     }
 
     #[test]

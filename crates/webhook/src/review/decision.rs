@@ -136,7 +136,7 @@ impl Decision {
 
     /// Bytes the cache charges for keeping this decision.
     pub(super) fn size(&self) -> usize {
-        self.patch.as_ref().map_or(0, |p| p.as_str().len())
+        self.patch.as_ref().map_or(0, |p| p.as_bytes().len())
             + self.reason.len()
             + self.warnings.iter().map(String::len).sum::<usize>()
             + 256

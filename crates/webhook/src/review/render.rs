@@ -1,7 +1,6 @@
 //! The AdmissionReview response: rendered from a decision and the uid of the request it
 //! answers.
 
-use super::base64::Base64;
 use super::decision::Decision;
 use super::parse::BadReview;
 use serde::Serialize;
@@ -56,16 +55,18 @@ pub(super) fn render(uid: &str, decision: &Decision) -> Result<Vec<u8>, BadRevie
     };
     let mut out = Vec::with_capacity(HEAD.len() + uid.len() + 2 + tail.len());
     out.extend_from_slice(HEAD);
-    serde_json::to_writer(&mut out, uid).map_err(|e| BadReview(e.to_string()))?;
+    sidecar_kit_core::text::push_json_string(&mut out, uid);
     out.extend_from_slice(tail);
     Ok(out)
 }
 
-fn tail_out(decision: &Decision) -> TailOut<'_> {
+/// The tail's fields, with `patch` as the patch's text (`None`: the patch, if any, is
+/// written by the caller, and the patch type with it).
+fn tail_out<'a>(decision: &'a Decision, patch: Option<&'a str>) -> TailOut<'a> {
     TailOut {
         allowed: decision.denial.is_none(),
-        patch_type: decision.patch.as_ref().map(|_| "JSONPatch"),
-        patch: decision.patch.as_ref().map(Base64::as_str),
+        patch_type: patch.map(|_| "JSONPatch"),
+        patch,
         status: decision.denial.as_deref().map(|message| StatusOut {
             code: 500,
             reason: "InternalError",
@@ -81,24 +82,21 @@ fn tail_out(decision: &Decision) -> TailOut<'_> {
 /// that serde would look up byte by byte in its escape table) is written as it is; serde
 /// writes the rest.
 fn tail(decision: &Decision) -> Result<Vec<u8>, BadReview> {
-    let Some(patch) = decision.patch.as_ref().map(Base64::as_str) else {
-        let mut t =
-            serde_json::to_vec(&tail_out(decision)).map_err(|e| BadReview(e.to_string()))?;
+    let rest =
+        serde_json::to_vec(&tail_out(decision, None)).map_err(|e| BadReview(e.to_string()))?;
+    let Some(patch) = &decision.patch else {
+        let mut t = rest;
         // `{"allowed":...}` always has a field: its `{` becomes the comma after the uid.
         t[0] = b',';
         t.push(b'}');
         return Ok(t);
     };
-    let mut rest = tail_out(decision);
-    rest.patch_type = None;
-    rest.patch = None;
-    let rest = serde_json::to_vec(&rest).map_err(|e| BadReview(e.to_string()))?;
     // `{"allowed":true` + what follows the patch (`,"status":...` or nothing) + `}`.
     let (allowed, after) = match rest.iter().position(|&b| b == b',') {
         Some(i) => (&rest[1..i], &rest[i..rest.len() - 1]),
         None => (&rest[1..rest.len() - 1], &[][..]),
     };
-    let mut t = Vec::with_capacity(rest.len() + patch.len() + 40);
+    let mut t = Vec::with_capacity(rest.len() + patch.as_bytes().len() + 40);
     t.push(b',');
     t.extend_from_slice(allowed);
     t.extend_from_slice(br#","patchType":"JSONPatch","patch":""#);
@@ -135,7 +133,13 @@ mod tests {
             kind: "AdmissionReview",
             response: ResponseOut {
                 uid,
-                rest: tail_out(decision),
+                rest: tail_out(
+                    decision,
+                    decision
+                        .patch
+                        .as_ref()
+                        .map(|p| std::str::from_utf8(p.as_bytes()).unwrap()),
+                ),
             },
         })
         .unwrap()
