@@ -99,8 +99,7 @@ fn key(b: &[u8], i: usize) -> Option<usize> {
 /// quote); `None` where an escape or a raw control character comes first, or no quote ends it.
 #[inline]
 pub(crate) fn plain_string(b: &[u8], i: usize) -> Option<usize> {
-    let from = i + 1;
-    let at = from + to_special(b.get(from..)?)?;
+    let at = to_special(b, i + 1)?;
     (b[at] == b'"').then_some(at + 1)
 }
 
@@ -108,7 +107,7 @@ pub(crate) fn plain_string(b: &[u8], i: usize) -> Option<usize> {
 fn string(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
-        i += to_special(b.get(i..)?)?;
+        i = to_special(b, i)?;
         match b[i] {
             b'"' => return Some(i + 1),
             b'\\' => match *b.get(i + 1)? {
@@ -127,15 +126,13 @@ fn string(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-/// How far into `b` the first quote, backslash or control character is, eight bytes at a
-/// time.
+/// Where the first quote, backslash or control character at or after `i` is, eight bytes
+/// at a time; `None` where there is none.
 #[inline]
-fn to_special(b: &[u8]) -> Option<usize> {
+fn to_special(b: &[u8], mut i: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = b.chunks_exact(8);
-    let mut at = 0;
-    for chunk in chunks.by_ref() {
+    while let Some(chunk) = b.get(i..i + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let v = u64::from_le_bytes(word);
@@ -148,15 +145,14 @@ fn to_special(b: &[u8]) -> Option<usize> {
             | (v.wrapping_sub(ONES * 0x20) & !v))
             & HIGH;
         if flagged != 0 {
-            return Some(at + (flagged.trailing_zeros() / 8) as usize);
+            return Some(i + (flagged.trailing_zeros() / 8) as usize);
         }
-        at += 8;
+        i += 8;
     }
-    chunks
-        .remainder()
+    b.get(i..)?
         .iter()
         .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .map(|n| at + n)
+        .map(|n| i + n)
 }
 
 fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {

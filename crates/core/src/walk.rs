@@ -59,6 +59,7 @@ impl<'a> Walk<'a> {
     }
 
     /// The string here: its text where it has no escapes, else as serde reads it.
+    #[inline(always)]
     pub fn str(&mut self) -> Option<Cow<'a, str>> {
         if self.peek()? != b'"' {
             return None;
@@ -69,8 +70,15 @@ impl<'a> Walk<'a> {
                 self.pos = end;
                 Some(Cow::Borrowed(text))
             }
-            None => self.read(),
+            None => self.escaped_str(),
         }
+    }
+
+    /// A string with escapes (or no string), read by serde: out of the plain path's way.
+    #[cold]
+    #[inline(never)]
+    fn escaped_str(&mut self) -> Option<Cow<'a, str>> {
+        self.read()
     }
 
     /// A string or null (`None` inside), as serde reads an `Option<String>`.
