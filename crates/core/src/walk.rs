@@ -201,10 +201,11 @@ impl<'a> Walk<'a> {
             return self.read::<()>().map(|()| None);
         }
         self.eat(b'[')?;
-        let mut out = Vec::new();
         if self.eat(b']').is_some() {
-            return Some(Some(out));
+            return Some(Some(Vec::new()));
         }
+        // (room for the few items a pod's lists usually hold: one allocation, no growth)
+        let mut out = Vec::with_capacity(4);
         loop {
             out.push(item(self)?);
             match self.peek()? {

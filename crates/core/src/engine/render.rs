@@ -63,7 +63,7 @@ pub(super) fn ops(
     // 3. Affinity, replaced as one small object so that unknown fields in it survive.
     affinity(&mut ops, t, target.affinity);
     // 4. Annotations.
-    let mut set: Vec<(&str, Option<Want<'_>>)> = Vec::new();
+    let mut set: Vec<(&str, Option<Want<'_>>)> = Vec::with_capacity(2);
     set.push((STATUS_ANNOTATION, status.map(Want::Status)));
     if prev.default_container || target.default_container.is_some() {
         set.push((
