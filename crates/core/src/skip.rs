@@ -34,7 +34,7 @@ pub(crate) fn value(b: &[u8], mut i: usize) -> Option<usize> {
                     continue;
                 }
             }
-            b'"' => i = string(b, i)?,
+            b'"' => i = any_string(b, i)?,
             b't' => i = delimited(b, literal(b, i, b"true")?)?,
             b'f' => i = delimited(b, literal(b, i, b"false")?)?,
             b'n' => i = delimited(b, literal(b, i, b"null")?)?,
@@ -91,8 +91,20 @@ fn key(b: &[u8], i: usize) -> Option<usize> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
-    let i = ws(b, string(b, i)?);
+    let i = ws(b, any_string(b, i)?);
     (b.get(i) == Some(&b':')).then_some(i + 1)
+}
+
+/// A string, from its opening quote: escapes as JSON has them, no raw control characters.
+/// The scan to the first special character is here; what follows a backslash, in
+/// [`string_rest`].
+#[inline(always)]
+fn any_string(b: &[u8], i: usize) -> Option<usize> {
+    let at = to_special(b, i + 1)?;
+    if b[at] == b'"' {
+        return Some(at + 1);
+    }
+    string_rest(b, at)
 }
 
 /// The end of a string without escapes, from its opening quote (just after its closing
@@ -103,12 +115,11 @@ pub(crate) fn plain_string(b: &[u8], i: usize) -> Option<usize> {
     (b[at] == b'"').then_some(at + 1)
 }
 
-/// A string, from its opening quote: escapes as JSON has them, no raw control characters.
-fn string(b: &[u8], mut i: usize) -> Option<usize> {
-    i += 1;
+/// The rest of a string from its first quote, backslash or control character at `i`:
+/// escapes as JSON has them, no raw control characters.
+fn string_rest(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        i = to_special(b, i)?;
-        match b[i] {
+        match *b.get(i)? {
             b'"' => return Some(i + 1),
             b'\\' => match *b.get(i + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
@@ -123,6 +134,7 @@ fn string(b: &[u8], mut i: usize) -> Option<usize> {
             },
             _ => return None,
         }
+        i = to_special(b, i)?;
     }
 }
 
