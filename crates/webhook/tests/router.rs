@@ -462,6 +462,16 @@ async fn bad_bodies_are_call_failures() {
     let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![
         (b"{\"kind\":".to_vec(), StatusCode::BAD_REQUEST, "not an AdmissionReview"),
         (b"\xff\xfe".to_vec(), StatusCode::BAD_REQUEST, "not UTF-8"),
+        // (past the first 64 bytes: the check's wide steps, not its byte-wise tail)
+        (
+            [
+                &br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"a"#[..],
+                b"\xe2\x82\"}}",
+            ]
+            .concat(),
+            StatusCode::BAD_REQUEST,
+            "not UTF-8",
+        ),
         (serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", "request": {"uid": "x"}})).unwrap(), StatusCode::BAD_REQUEST, "admissionReviewVersions"),
         (serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"})).unwrap(), StatusCode::BAD_REQUEST, "no request"),
         (serde_json::to_vec(&json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "", "operation": "CREATE"}})).unwrap(), StatusCode::BAD_REQUEST, "no uid"),
@@ -489,7 +499,7 @@ async fn bad_bodies_are_call_failures() {
     let text = st.metrics.encode();
     assert!(
         text.contains(
-            "sidecar_kit_admission_reviews_total{result=\"bad-request\",mode=\"none\"} 6"
+            "sidecar_kit_admission_reviews_total{result=\"bad-request\",mode=\"none\"} 7"
         ),
         "{text}"
     );

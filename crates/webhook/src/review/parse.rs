@@ -180,8 +180,8 @@ impl Request<'_> {
 /// The request of an `admission.k8s.io/v1` AdmissionReview body, with a uid; a Pod object
 /// read for the engine too where `read_pod` (see [`walk_review`]).
 pub(super) fn parse(body: &[u8], read_pod: bool) -> Result<Request<'_>, BadReview> {
-    let text =
-        std::str::from_utf8(body).map_err(|_| BadReview("request body is not UTF-8".into()))?;
+    let text = simdutf8::basic::from_utf8(body)
+        .map_err(|_| BadReview("request body is not UTF-8".into()))?;
     let review: ReviewIn<'_> = match walk_review(text, read_pod) {
         Some(r) => r,
         None => serde_json::from_str(text)
