@@ -139,9 +139,39 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     fn key(&mut self, field: &Field) {
-        self.line.push(',');
-        json_str(self.line, field.name());
-        self.line.push(':');
+        let name = field.name();
+        if sidecar_kit_core::text::needs_no_escape(name) {
+            // (a field's name is an identifier: written in one piece)
+            self.line.reserve(name.len() + 4);
+            self.line.push_str(",\"");
+            self.line.push_str(name);
+            self.line.push_str("\":");
+        } else {
+            self.line.push(',');
+            json_str(self.line, name);
+            self.line.push(':');
+        }
+    }
+
+    /// An integer's digits, as serde writes them.
+    fn digits(&mut self, negative: bool, mut n: u64) {
+        let mut buf = [0u8; 21];
+        let mut at = buf.len();
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if negative {
+            at -= 1;
+            buf[at] = b'-';
+        }
+        // (ASCII digits)
+        self.line
+            .push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
     }
 }
 
@@ -153,12 +183,12 @@ impl Visit for Fields<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        let _ = write!(self.line, "{value}");
+        self.digits(false, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        let _ = write!(self.line, "{value}");
+        self.digits(value < 0, value.unsigned_abs());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {

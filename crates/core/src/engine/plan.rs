@@ -15,7 +15,7 @@ use crate::facts::{Availability, Facts, Scheduling};
 use crate::patch::PatchOp;
 use crate::pod::Template;
 use crate::profile::{Mode, Profile, ProfileSet, first_conflict};
-use crate::status::{Added, Injection, MODE_ANNOTATION, STATUS_ANNOTATION, Status};
+use crate::status::{Added, Injection, STATUS_ANNOTATION, Status};
 use crate::version::api_server_keeps_field;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -217,21 +217,17 @@ impl Context<'_, '_, '_> {
         selected
             .iter()
             .map(|p| {
-                let (requested, by, source) = match (self.opts.mode_override, annotation_mode) {
-                    (Some(m), _) => (m, ModeSource::Flag, "--mode".to_string()),
-                    (None, Some(m)) => (
-                        m,
-                        ModeSource::Annotation,
-                        format!("annotation {MODE_ANNOTATION}"),
-                    ),
-                    (None, None) => (
-                        p.spec.mode,
-                        ModeSource::Profile,
-                        format!("profile {} spec.mode", p.name),
-                    ),
+                let (requested, by) = match (self.opts.mode_override, annotation_mode) {
+                    (Some(m), _) => (m, ModeSource::Flag),
+                    (None, Some(m)) => (m, ModeSource::Annotation),
+                    (None, None) => (p.spec.mode, ModeSource::Profile),
                 };
                 let fallback = p.spec.fallback.mode();
-                let decision = mode::decide(requested, &source, fallback, &ground, &mut self.notes);
+                let source = mode::Source {
+                    by,
+                    profile: &p.name,
+                };
+                let decision = mode::decide(requested, source, fallback, &ground, &mut self.notes);
                 if self.opts.explain {
                     self.notes.decisions.push(ModeDecision {
                         profile: p.name.clone(),

@@ -101,18 +101,22 @@ impl Decision {
                     .iter()
                     .map(|i| (i.profile.clone(), i.mode))
                     .collect();
-                d.reason = status
-                    .injections
-                    .iter()
-                    .map(|i| format!("{}: {}", i.profile, i.reason))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let summary = status
-                    .injections
-                    .iter()
-                    .map(|i| format!("{}={}", i.profile, i.mode))
-                    .collect::<Vec<_>>()
-                    .join(",");
+                // "profile: reason; ..." and "profile=mode,...", each joined in one string
+                // (no format machinery: a review writes them every time)
+                let (mut reason, mut summary) = (String::new(), String::new());
+                for (n, i) in status.injections.iter().enumerate() {
+                    if n > 0 {
+                        reason.push_str("; ");
+                        summary.push(',');
+                    }
+                    for piece in [&*i.profile, ": ", &i.reason] {
+                        reason.push_str(piece);
+                    }
+                    for piece in [&*i.profile, "=", i.mode.as_str()] {
+                        summary.push_str(piece);
+                    }
+                }
+                d.reason = reason;
                 d.audit.insert("injected", summary);
             }
             TemplateResult::Removed { .. } => {
@@ -156,4 +160,45 @@ pub(super) fn warning(s: &str) -> String {
         end -= 1;
     }
     format!("{}...", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sidecar_kit_core::engine::{self, Options};
+    use sidecar_kit_core::facts::StaticFacts;
+    use sidecar_kit_core::profile::{Mode, Profile, ProfileSet};
+
+    fn profile(name: &str, priority: i32) -> Profile {
+        let doc = json!({
+            "apiVersion": "sidecar-kit.io/v1alpha1", "kind": "SidecarProfile",
+            "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "priority": priority,
+                     "containers": [{"name": name, "image": "registry.example.com/x:1"}]}
+        });
+        Profile::from_value(&doc, "test").expect("valid profile")
+    }
+
+    #[test]
+    fn every_injection_is_in_the_reason_and_the_audit_summary() {
+        let set =
+            ProfileSet::new(vec![profile("a", 200), profile("b", 100)], None).expect("valid set");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "w"}]}});
+        let opts = Options {
+            mode_override: Some(Mode::Native),
+            ..Options::default()
+        };
+        let out =
+            engine::inject(&pod.to_string(), &set, &StaticFacts::none(), &opts).expect("a pod");
+        let d = Decision::planned(&out);
+        assert_eq!(d.result, Result_::Injected);
+        assert_eq!(
+            d.reason,
+            "a: native requested by --mode; b: native requested by --mode"
+        );
+        assert_eq!(d.audit["injected"], "a=native,b=native");
+    }
 }

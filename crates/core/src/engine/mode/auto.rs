@@ -8,6 +8,7 @@ use crate::engine::notes::Notes;
 use crate::engine::outcome::ModeReason;
 use crate::facts::{Availability, CandidateSummary};
 use crate::profile::Mode;
+use crate::text::cat;
 
 pub(super) fn decide(fallback: Mode, g: &Ground<'_>, notes: &mut Notes) -> Decision {
     if g.kept.is_no() {
@@ -64,7 +65,7 @@ fn by_candidates(
         Decision::new(
             Mode::Native,
             ModeReason::AutoAllCandidatesCapable,
-            format!("auto: all {total} candidate nodes are capable: native"),
+            cat!("auto: all ", total, " candidate nodes are capable: native"),
         )
     } else if c.capable == 0 {
         Decision::new(
@@ -103,7 +104,7 @@ fn lease_gate(mode: Mode, code: ModeReason, why: String, lease: Option<bool>) ->
             ),
         )
     } else {
-        Decision::new(mode, code, format!("{why}: fallback {mode}"))
+        Decision::new(mode, code, cat!(why, ": fallback ", mode.as_str()))
     }
 }
 

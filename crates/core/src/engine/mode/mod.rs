@@ -7,7 +7,7 @@ mod auto;
 mod limits;
 
 use super::notes::Notes;
-use super::outcome::{ModeAdjustment, ModeReason, Skip, SkipCode};
+use super::outcome::{ModeAdjustment, ModeReason, ModeSource, Skip, SkipCode};
 use crate::facts::{Availability, Facts, Scheduling};
 use crate::pod::Template;
 use crate::profile::Mode;
@@ -47,11 +47,19 @@ pub(super) struct Ground<'g> {
     pub windows: bool,
 }
 
+/// Where the requested mode comes from, named in the reason where it is requested.
+#[derive(Clone, Copy)]
+pub(super) struct Source<'p> {
+    pub by: ModeSource,
+    /// The profile's name (of its `spec.mode`).
+    pub profile: &'p str,
+}
+
 /// Decides the mode of one profile for one template: `requested` (by `source`), with the
 /// profile's `fallback` for `auto`.
 pub(super) fn decide(
     requested: Mode,
-    source: &str,
+    source: Source<'_>,
     fallback: Mode,
     g: &Ground<'_>,
     notes: &mut Notes,
@@ -62,11 +70,21 @@ pub(super) fn decide(
         if requested == Mode::Native && g.facts.availability() == Availability::Known {
             limits::native_on_incapable(&g.facts.candidates(g.sched), notes);
         }
-        Decision::new(
-            requested,
-            ModeReason::Requested,
-            crate::text::cat!(requested.as_str(), " requested by ", source),
-        )
+        let reason = match source.by {
+            ModeSource::Flag => crate::text::cat!(requested.as_str(), " requested by --mode"),
+            ModeSource::Annotation => crate::text::cat!(
+                requested.as_str(),
+                " requested by annotation ",
+                MODE_ANNOTATION
+            ),
+            ModeSource::Profile => crate::text::cat!(
+                requested.as_str(),
+                " requested by profile ",
+                source.profile,
+                " spec.mode"
+            ),
+        };
+        Decision::new(requested, ModeReason::Requested, reason)
     };
     let d = limits::api_server(d, g.kept, notes);
     let d = limits::windows(d, g.windows, notes);
@@ -118,4 +136,50 @@ pub(super) fn grounds(kept: &FieldKept, facts: &dyn Facts, sched: &Scheduling) -
             }
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::StaticFacts;
+
+    #[test]
+    fn a_requested_mode_names_where_it_was_asked_for() {
+        let kept = FieldKept::Yes("kept".into());
+        let facts = StaticFacts::none();
+        let sched = Scheduling::default();
+        let g = Ground {
+            kept: &kept,
+            facts: &facts,
+            sched: &sched,
+            windows: false,
+        };
+        let table = [
+            (ModeSource::Flag, "native requested by --mode"),
+            (
+                ModeSource::Annotation,
+                "native requested by annotation sidecar-kit.io/mode",
+            ),
+            (
+                ModeSource::Profile,
+                "native requested by profile log-shipper spec.mode",
+            ),
+        ];
+        for (by, reason) in table {
+            let source = Source {
+                by,
+                profile: "log-shipper",
+            };
+            let d = decide(
+                Mode::Native,
+                source,
+                Mode::Legacy,
+                &g,
+                &mut Notes::default(),
+            );
+            assert_eq!(d.mode, Mode::Native);
+            assert_eq!(d.code, ModeReason::Requested);
+            assert_eq!(d.reason, reason, "{by:?}");
+        }
+    }
 }
