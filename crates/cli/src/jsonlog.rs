@@ -314,6 +314,9 @@ mod tests {
         tracing::warn!(
             quoted = "a \"b\" \\ c\n\r\t\u{8}\u{c}\u{1}\u{1f} caf\u{e9} \u{1f600}",
             n = -3i64,
+            least = i64::MIN,
+            most = u64::MAX,
+            zero = 0u64,
             "odd \"text\""
         );
         tracing::error!(display = %Odd, debug = ?Odd, list = ?vec!["a", "b"], "{} formatted {:?}", 5, "x");
