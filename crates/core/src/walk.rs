@@ -162,13 +162,22 @@ impl<'a> Walk<'a> {
         &mut self,
         mut member: impl FnMut(&mut Self, &str) -> Option<()>,
     ) -> Option<bool> {
-        self.members(|w, key| member(w, &key))
+        // (one loop for every reader: the closures differ, the walk's code is shared)
+        self.members_dyn(&mut |w, key| member(w, &key))
     }
 
     /// [`Walk::object`], each key handed over as it was read.
     pub fn members(
         &mut self,
         mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Option<()>,
+    ) -> Option<bool> {
+        self.members_dyn(&mut member)
+    }
+
+    #[inline(never)]
+    fn members_dyn(
+        &mut self,
+        member: &mut dyn FnMut(&mut Self, Cow<'a, str>) -> Option<()>,
     ) -> Option<bool> {
         if self.peek()? == b'n' {
             return self.read::<()>().map(|()| false);
