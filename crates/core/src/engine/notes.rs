@@ -13,6 +13,8 @@ pub(super) struct Notes {
 }
 
 impl Notes {
+    // (cold: a warning is the unusual path; its text's formatting moves out of the way)
+    #[cold]
     pub fn warn(&mut self, warning: impl Into<String>) {
         self.warnings.push(warning.into());
     }

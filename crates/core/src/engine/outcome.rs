@@ -74,6 +74,7 @@ pub struct Skip {
 }
 
 impl Skip {
+    #[cold]
     pub(super) fn new(code: SkipCode, message: String) -> Skip {
         Skip { code, message }
     }
