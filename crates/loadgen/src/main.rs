@@ -1,6 +1,7 @@
 //! Load generator for `sidecar-kit serve`.
 //!
-//! Starts the server binary twice (the real stack, and the same stack answering a bare
+//! Starts the server binary (the real stack; with `cached`, the real stack again under a
+//! storm of one pod, which its answer cache serves; and the same stack answering a bare
 //! `allowed` as the ceiling) and the Go peer of `go-peer/` (built with `go build`, skipped
 //! with one line where Go is missing), and for each runs, over HTTPS keep-alive with
 //! HTTP/1.1 and HTTP/2:
@@ -18,6 +19,8 @@
 //! ```text
 //! cargo build --release -p sidecar-kit -p sidecar-kit-loadgen
 //! target/release/sidecar-kit-loadgen --server target/release/sidecar-kit
+//! # the whole comparison in one run: planned, cache on, ceiling, Go
+//! target/release/sidecar-kit-loadgen --stacks inject,cached,ceiling,go --distinct-pods 5000
 //! ```
 
 use anyhow::{Context, Result, bail};
@@ -72,9 +75,11 @@ struct Args {
     /// Offered rate of the open loop, reviews per second.
     #[arg(long, default_value_t = 2000.0)]
     rate: f64,
-    /// Runs: which stacks to measure: `inject` (sidecar-kit), `ceiling` (the same stack
-    /// answering a bare `allowed`), `go` (the Go peer in crates/loadgen/go-peer, built with
-    /// `go build`; skipped with one line where Go is not installed).
+    /// Runs: which stacks to measure: `inject` (sidecar-kit, over the --distinct-pods pods),
+    /// `cached` (sidecar-kit under a storm of one pod: its answer cache serves every review
+    /// after the first), `ceiling` (the same stack answering a bare `allowed`), `go` (the Go
+    /// peer in crates/loadgen/go-peer, built with `go build`; skipped with one line where Go
+    /// is not installed).
     #[arg(long, value_delimiter = ',', default_value = "inject,ceiling,go")]
     stacks: Vec<String>,
     /// Protocols to measure each stack over.
@@ -704,7 +709,11 @@ fn main() -> Result<()> {
             })
             .collect(),
     );
-    let body = Bodies {
+    let storm = Bodies {
+        all: Arc::new(vec![bodies[0].clone()]),
+        next: Arc::new(AtomicU64::new(0)),
+    };
+    let pods = Bodies {
         all: bodies,
         next: Arc::new(AtomicU64::new(0)),
     };
@@ -731,14 +740,15 @@ fn main() -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for stack in &args.stacks {
-        let server = match stack.as_str() {
-            "inject" => start(&args, false)?,
-            "ceiling" => start(&args, true)?,
+        let (server, body) = match stack.as_str() {
+            "inject" => (start(&args, false)?, &pods),
+            "cached" => (start(&args, false)?, &storm),
+            "ceiling" => (start(&args, true)?, &pods),
             "go" => match start_go(&args)? {
-                Some(s) => s,
+                Some(s) => (s, &pods),
                 None => continue,
             },
-            other => bail!("--stacks: unknown stack {other:?}; use inject, ceiling, go"),
+            other => bail!("--stacks: unknown stack {other:?}; use inject, cached, ceiling, go"),
         };
         for h2 in protocols.iter().copied() {
             // (open loop, beside the huge stream)
@@ -759,9 +769,9 @@ fn main() -> Result<()> {
                         ))
                     });
                     let r = if open {
-                        open_loop(&args, &server, h2, &body).await
+                        open_loop(&args, &server, h2, body).await
                     } else {
-                        closed_loop(&args, &server, h2, &body).await
+                        closed_loop(&args, &server, h2, body).await
                     };
                     stop.store(true, Ordering::Relaxed);
                     let huge_result = match stream {
@@ -825,19 +835,20 @@ fn main() -> Result<()> {
                 100.0 * a / b
             );
         }
-        if let (Some(a), Some(g)) = (by("inject", proto), by("go", proto)) {
-            let tail = |stack: &str, key: &str| closed(stack, proto, key).unwrap_or(f64::NAN);
-            println!(
-                "{proto}: injection against the Go peer: {:.2}x the reviews/s ({a:.0} vs {g:.0}), p99 {:.2}x, p99.9 {:.2}x of Go's",
-                a / g,
-                tail("inject", "p99ms") / tail("go", "p99ms"),
-                tail("inject", "p999ms") / tail("go", "p999ms"),
-            );
+        for (stack, what) in [("inject", "injection"), ("cached", "cached injection")] {
+            if let (Some(a), Some(g)) = (by(stack, proto), by("go", proto)) {
+                let tail = |stack: &str, key: &str| closed(stack, proto, key).unwrap_or(f64::NAN);
+                println!(
+                    "{proto}: {what} against the Go peer: {:.2}x the reviews/s ({a:.0} vs {g:.0}), p99 {:.2}x, p99.9 {:.2}x of Go's",
+                    a / g,
+                    tail(stack, "p99ms") / tail("go", "p99ms"),
+                    tail(stack, "p999ms") / tail("go", "p999ms"),
+                );
+            }
         }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     }
-    let _ = Path::new(".");
     Ok(())
 }
