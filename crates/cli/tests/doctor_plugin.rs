@@ -16,8 +16,18 @@ fn kubectl() -> Option<PathBuf> {
     })
 }
 
-fn plugin_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sk-kubectl-plugin-{}", std::process::id()));
+/// Removes a test's plugin folder when the test ends, passed or failed.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A folder of the test's own (`test` names it) holding the plugin's executables.
+fn plugin_dir(test: &str) -> (PathBuf, Cleanup) {
+    let dir = std::env::temp_dir().join(format!("sk-kubectl-plugin-{}-{test}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (name, exe) in [
         ("kubectl-sidecar", env!("CARGO_BIN_EXE_kubectl-sidecar")),
@@ -30,7 +40,7 @@ fn plugin_dir() -> PathBuf {
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(exe, &link).unwrap();
     }
-    dir
+    (dir.clone(), Cleanup(dir))
 }
 
 fn run(kubectl: &Path, plugins: &Path, args: &[&str], kubeconfig_env: Option<&Path>) -> Output {
@@ -75,7 +85,7 @@ async fn kubectl_sidecar_doctor_cluster() {
     fake.state()
         .seed_nodes((1..=3).map(|i| NodeSeed::new(format!("node-{i}"), "v1.32.3")))
         .unwrap();
-    let plugins = plugin_dir();
+    let (plugins, _cleanup) = plugin_dir("doctor");
     let kc = fake.write_kubeconfig(&plugins).unwrap();
 
     let (k, p, kc2) = (kubectl.clone(), plugins.clone(), kc.clone());
@@ -164,7 +174,7 @@ fn kubectl_sidecar_help_and_completion() {
         eprintln!("kubectl not found on PATH: skipping the kubectl plugin help test");
         return;
     };
-    let plugins = plugin_dir();
+    let (plugins, _cleanup) = plugin_dir("help");
     let out = run(
         &kubectl,
         &plugins,
