@@ -154,24 +154,8 @@ impl Fields<'_> {
     }
 
     /// An integer's digits, as serde writes them.
-    fn digits(&mut self, negative: bool, mut n: u64) {
-        let mut buf = [0u8; 21];
-        let mut at = buf.len();
-        loop {
-            at -= 1;
-            buf[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        if negative {
-            at -= 1;
-            buf[at] = b'-';
-        }
-        // (ASCII digits)
-        self.line
-            .push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+    fn digits(&mut self, negative: bool, n: u64) {
+        sidecar_kit_core::text::push_decimal(self.line, negative, n);
     }
 }
 

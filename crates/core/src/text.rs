@@ -78,20 +78,28 @@ impl Piece for usize {
         digits
     }
     fn push_to(&self, out: &mut String) {
-        let mut buf = [0u8; 20];
-        let mut at = buf.len();
-        let mut n = *self;
-        loop {
-            at -= 1;
-            buf[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        // (ASCII digits)
-        out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
+        push_decimal(out, false, *self as u64);
     }
+}
+
+/// Writes `n` in decimal, after a `-` where `negative`, as serde_json writes an integer.
+pub fn push_decimal(out: &mut String, negative: bool, mut n: u64) {
+    let mut buf = [0u8; 21];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    // (ASCII digits)
+    out.push_str(std::str::from_utf8(&buf[at..]).unwrap_or_default());
 }
 
 /// The pieces (strings, numbers) joined into one `String`, allocated once.
@@ -126,6 +134,31 @@ mod tests {
         }
         let key = std::borrow::Cow::Borrowed("a~1b");
         assert_eq!(cat!("/x/", key), "/x/a~1b");
+    }
+
+    #[test]
+    fn decimals_as_serde_writes_integers() {
+        for n in [
+            0i64,
+            1,
+            -1,
+            9,
+            10,
+            -10,
+            99,
+            100,
+            4_096,
+            -65_536,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut out = String::from("x");
+            super::push_decimal(&mut out, n < 0, n.unsigned_abs());
+            assert_eq!(out, format!("x{}", serde_json::to_string(&n).unwrap()));
+        }
+        let mut out = String::new();
+        super::push_decimal(&mut out, false, u64::MAX);
+        assert_eq!(out, serde_json::to_string(&u64::MAX).unwrap());
     }
 
     #[test]
