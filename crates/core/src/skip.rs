@@ -247,6 +247,10 @@ mod tests {
             ("\"0123456789abcdef\\\"0123456789\\u00e9\" ", Some(36)),
             ("\"0123456789abcdef0123456789\u{1f}\"", None),
             ("\"\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\"", Some(12)),
+            // (cut off after a backslash, inside an escape; an escape at a chunk's last byte)
+            ("\"abcdefgh\\", None),
+            ("\"\\u00e", None),
+            ("\"0123456\\n0\"", Some(12)),
         ] {
             assert_eq!(value(text.as_bytes(), 0), end, "{text}");
             assert_eq!(serde_end(text), end, "serde agrees: {text}");

@@ -82,8 +82,10 @@ impl Piece for usize {
     }
 }
 
-/// Writes `n` in decimal, after a `-` where `negative`, as serde_json writes an integer.
+/// Writes `n` in decimal, after a `-` where `negative`, as serde_json writes an integer
+/// (`negative` only with `n` above 0: serde writes no `-0`).
 pub fn push_decimal(out: &mut String, negative: bool, mut n: u64) {
+    debug_assert!(!negative || n != 0, "no integer is -0");
     let mut buf = [0u8; 21];
     let mut at = buf.len();
     loop {

@@ -462,11 +462,30 @@ async fn bad_bodies_are_call_failures() {
     let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![
         (b"{\"kind\":".to_vec(), StatusCode::BAD_REQUEST, "not an AdmissionReview"),
         (b"\xff\xfe".to_vec(), StatusCode::BAD_REQUEST, "not UTF-8"),
-        // (past the first 64 bytes: the check's wide steps, not its byte-wise tail)
+        // (the check takes 64-byte blocks, and what is left over padded to one: a broken
+        // sequence in the part left over, one that starts in a block's last byte and breaks
+        // in the part left over, and one inside a whole second block)
         (
             [
                 &br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"a"#[..],
                 b"\xe2\x82\"}}",
+            ]
+            .concat(),
+            StatusCode::BAD_REQUEST,
+            "not UTF-8",
+        ),
+        (
+            [&br#"{"request":{"uid":""#[..], &[b'a'; 44], b"\xe2\x82\"}}"].concat(),
+            StatusCode::BAD_REQUEST,
+            "not UTF-8",
+        ),
+        (
+            [
+                &br#"{"request":{"uid":""#[..],
+                &[b'a'; 80],
+                b"\xe2\x82\",\"x\":\"",
+                &[b'b'; 60],
+                b"\"}}",
             ]
             .concat(),
             StatusCode::BAD_REQUEST,
@@ -499,7 +518,7 @@ async fn bad_bodies_are_call_failures() {
     let text = st.metrics.encode();
     assert!(
         text.contains(
-            "sidecar_kit_admission_reviews_total{result=\"bad-request\",mode=\"none\"} 7"
+            "sidecar_kit_admission_reviews_total{result=\"bad-request\",mode=\"none\"} 9"
         ),
         "{text}"
     );

@@ -1,6 +1,7 @@
 //! The patch's base64 (RFC 4648, the standard alphabet with padding), as an AdmissionReview's
 //! `patch` carries it. A planned review encodes about 2 KB: by `base64-simd`, with the
-//! SSSE3 or AVX2 code the CPU has (detected once), about 2.7k instructions for 2,000 bytes,
+//! SSSE3 or AVX2 (x86-64) or NEON (aarch64) code the CPU has (detected once), about 2.7k
+//! instructions for 2,000 bytes on x86-64,
 //! where the crate's own twelve-bit table took 9.8k and the `base64` crate's general engine
 //! 17.3k (BENCHMARKS.md, sixth to eighth rounds). The tests hold it to the `base64` crate's
 //! output.
