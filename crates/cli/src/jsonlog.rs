@@ -152,11 +152,6 @@ impl Fields<'_> {
             self.line.push(':');
         }
     }
-
-    /// An integer's digits, as serde writes them.
-    fn digits(&mut self, negative: bool, n: u64) {
-        sidecar_kit_core::text::push_decimal(self.line, negative, n);
-    }
 }
 
 impl Visit for Fields<'_> {
@@ -167,12 +162,12 @@ impl Visit for Fields<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        self.digits(false, value);
+        sidecar_kit_core::text::push_decimal(self.line, false, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.key(field);
-        self.digits(value < 0, value.unsigned_abs());
+        sidecar_kit_core::text::push_decimal(self.line, value < 0, value.unsigned_abs());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {

@@ -837,7 +837,7 @@ fn main() -> Result<()> {
         }
         for (stack, what) in [("inject", "injection"), ("cached", "cached injection")] {
             if let (Some(a), Some(g)) = (by(stack, proto), by("go", proto)) {
-                let tail = |stack: &str, key: &str| closed(stack, proto, key).unwrap_or(f64::NAN);
+                let tail = |s: &str, key: &str| closed(s, proto, key).unwrap_or(f64::NAN);
                 println!(
                     "{proto}: {what} against the Go peer: {:.2}x the reviews/s ({a:.0} vs {g:.0}), p99 {:.2}x, p99.9 {:.2}x of Go's",
                     a / g,
